@@ -1,0 +1,35 @@
+import { randomFillSync } from 'node:crypto';
+import { chacha20 } from '@noble/ciphers/chacha.js';
+
+/** A source of randomness: fills `buf` and returns it. Injectable so tests are deterministic. */
+export type Rng = (buf: Uint8Array) => Uint8Array;
+
+/** The operating system CSPRNG. */
+export const systemRng: Rng = (buf) => randomFillSync(buf);
+
+export function randomBytes(n: number, rng: Rng = systemRng): Uint8Array {
+  return rng(new Uint8Array(n));
+}
+
+/** A uniformly random unsigned 32-bit integer. */
+export function randomU32(rng: Rng = systemRng): number {
+  const b = rng(new Uint8Array(4));
+  return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+}
+
+/**
+ * A deterministic RNG for tests and benchmarks: the ChaCha20 keystream of a seed.
+ * Never use it for real keys.
+ */
+export function deterministicRng(seed: number | Uint8Array): Rng {
+  const key = new Uint8Array(32);
+  if (typeof seed === 'number') new DataView(key.buffer).setUint32(0, seed >>> 0, true);
+  else key.set(seed.subarray(0, 32));
+  let counter = 0;
+  return (buf) => {
+    const nonce = new Uint8Array(12);
+    new DataView(nonce.buffer).setUint32(4, counter++, true);
+    buf.set(chacha20(key, nonce, new Uint8Array(buf.length)));
+    return buf;
+  };
+}
