@@ -1,0 +1,178 @@
+/**
+ * The daemon: one WireGuard interface. Wires the sans-I/O Device to a TUN device, a UDP bind
+ * and the UAPI socket, as wireguard-go does for `wireguard-go IFNAME`.
+ *
+ * Data path (all on the event loop, no thread-pool job per packet):
+ *   TUN batch  -> Device.sendPacket()      -> UdpBind.send() ... UdpBind.flush() (sendmmsg)
+ *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
+ *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
+ */
+import { join } from 'node:path';
+import { Device } from './device.js';
+import { UdpBind } from './udp.js';
+import { Tun } from '../tun/tun.js';
+import { serveUapi, type UapiServer } from './uapi-server.js';
+import { formatGet } from './uapi.js';
+import type { DeviceChange, Endpoint, Logger } from './types.js';
+
+export const DEFAULT_RUN_DIR = '/var/run/wireguard';
+export const DEFAULT_MTU = 1420;
+
+/** UAPI errno values (positive, as wireguard-go writes them on the wire). */
+const EADDRINUSE = 98;
+const EIO = 5;
+
+/** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
+const MAX_TICK_MS = 250;
+
+export interface DaemonOptions {
+  ifname: string;
+  /** Create the TUN here, then move it into /proc/PID/ns/net (renamed to ifname). */
+  netnsPid?: number;
+  runDir?: string;
+  mtu?: number;
+  logger: Logger;
+}
+
+/** Linux interface names: 1..15 bytes, no '/', no white space, not '.' or '..'. */
+export function validateIfname(name: string): string | null {
+  if (!name) return 'interface name is empty';
+  if (Buffer.byteLength(name) > 15) return `interface name '${name}' is longer than 15 bytes`;
+  if (name === '.' || name === '..' || /[/\s:]/.test(name) || /[\x00-\x1f\x7f]/.test(name)) {
+    return `interface name '${name}' is not valid`;
+  }
+  return null;
+}
+
+export class Daemon {
+  readonly ifname: string;
+  readonly socketPath: string;
+  private readonly logger: Logger;
+  private readonly tun: Tun;
+  private readonly device: Device;
+  private udp: UdpBind | null = null;
+  private listenPort = 0;
+  private fwmark = 0;
+  private uapi: UapiServer | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly closeWaiters: Array<(reason: string) => void> = [];
+
+  private constructor(opts: DaemonOptions, tun: Tun) {
+    this.ifname = opts.ifname;
+    this.logger = opts.logger;
+    this.socketPath = join(opts.runDir ?? DEFAULT_RUN_DIR, `${opts.ifname}.sock`);
+    this.tun = tun;
+    this.device = new Device({
+      logger: opts.logger,
+      sinks: {
+        sendDatagram: (data, to) => this.sendDatagram(data, to),
+        writePacket: (packet) => {
+          this.tun.write(packet);
+        },
+      },
+    });
+  }
+
+  /** Create the TUN device and the UAPI socket. Throws with a one-line message on failure, leaving nothing behind. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const bad = validateIfname(opts.ifname);
+    if (bad) throw new Error(bad);
+    const tun = Tun.create(opts.ifname, { mtu: opts.mtu ?? DEFAULT_MTU, ...(opts.netnsPid !== undefined ? { netnsPid: opts.netnsPid } : {}) });
+    const d = new Daemon(opts, tun);
+    try {
+      d.uapi = await serveUapi(
+        d.socketPath,
+        {
+          get: () => formatGet({ ...d.device.status(), listenPort: d.listenPort, fwmark: d.fwmark }),
+          set: (change) => d.applyChange(change),
+        },
+        opts.logger,
+      );
+    } catch (e) {
+      tun.close();
+      throw e;
+    }
+    tun.onRemoved((reason) => d.close(`interface ${d.ifname} removed: ${reason}`));
+    tun.start(
+      (pkt) => d.device.sendPacket(pkt),
+      () => d.flush(),
+    );
+    d.scheduleTick(0);
+    opts.logger.verbose(`Device started (UAPI at ${d.socketPath})`);
+    return d;
+  }
+
+  /** Resolves with the reason when the daemon has shut down. */
+  closedPromise(): Promise<string> {
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  /** Apply a validated UAPI set transaction: the port first (it can fail), then the rest at once. */
+  private applyChange(change: DeviceChange): number {
+    if (this.closed) return EIO;
+    const wantsPort = change.listenPort !== undefined && (change.listenPort !== this.listenPort || !this.udp);
+    const needsBind = !this.udp && (wantsPort || (change.privateKey != null && change.privateKey.some((b) => b !== 0)));
+    if (wantsPort || needsBind) {
+      const port = change.listenPort ?? this.listenPort;
+      let bind: UdpBind;
+      try {
+        bind = UdpBind.open(port, { fwmark: change.fwmark ?? this.fwmark });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        this.logger.error(`UDP bind to port ${port} failed: ${(e as Error).message}`);
+        return code === 'EADDRINUSE' ? EADDRINUSE : EIO;
+      }
+      this.udp?.close();
+      this.udp = bind;
+      this.listenPort = bind.port;
+      bind.start(
+        (data, from) => this.device.receiveDatagram(data, from),
+        () => this.flush(),
+      );
+      this.logger.verbose(`UDP bind has been updated (port ${bind.port})`);
+    }
+    if (change.fwmark !== undefined && change.fwmark !== this.fwmark) {
+      this.fwmark = change.fwmark;
+      this.udp?.setFwmark(change.fwmark);
+    }
+    this.device.apply(change);
+    this.flush();
+    this.scheduleTick(0);
+    return 0;
+  }
+
+  private sendDatagram(data: Uint8Array, to: Endpoint): void {
+    this.udp?.send(data, to);
+  }
+
+  private flush(): void {
+    this.udp?.flush();
+  }
+
+  private scheduleTick(ms: number): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const next = this.device.tick();
+      this.flush();
+      this.scheduleTick(Math.max(1, Math.min(next, MAX_TICK_MS)));
+    }, ms);
+  }
+
+  /** Shut down: remove the socket, close the UDP port and the TUN, zero the keys. Idempotent. */
+  close(reason = 'shutting down'): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.logger.verbose(`Device closing: ${reason}`);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.uapi?.close();
+    this.udp?.close();
+    this.udp = null;
+    this.tun.close();
+    this.device.close();
+    for (const w of this.closeWaiters.splice(0)) w(reason);
+  }
+}
