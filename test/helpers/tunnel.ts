@@ -1,0 +1,142 @@
+/**
+ * Two WireGuard daemons as in wireguard-go's tests/netns.sh: both started in ns0 (their UDP
+ * sockets on loopback there), their TUN devices moved into ns1 and ns2. Either side may be
+ * bin/wireguard-ts or /usr/bin/wireguard-go.
+ */
+import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Namespaces, WG_TS, nsRun, run, uniqueTag, waitFor } from './netns.js';
+
+export type Impl = 'ts' | 'go';
+
+export interface Side {
+  impl: Impl;
+  ifname: string;
+  ns: string;
+  port: number;
+  privFile: string;
+  pub: string;
+  v4: string;
+  v6: string;
+}
+
+export interface PairOptions {
+  a?: Impl;
+  b?: Impl;
+  /** Outer transport family: endpoints on 127.0.0.1 or [::1]. */
+  outer?: 4 | 6;
+  /** Give side a an endpoint for b (b always has one for a). */
+  aKnowsB?: boolean;
+  psk?: boolean;
+}
+
+export class Pair {
+  readonly nss: Namespaces;
+  readonly tmp: string;
+  ns0 = '';
+  a!: Side;
+  b!: Side;
+  pskFile: string | null = null;
+
+  constructor() {
+    this.nss = new Namespaces(uniqueTag());
+    this.tmp = mkdtempSync(join(tmpdir(), 'wgts-pair-'));
+  }
+
+  program(impl: Impl): string {
+    return impl === 'ts' ? WG_TS : '/usr/bin/wireguard-go';
+  }
+
+  async keypair(name: string): Promise<{ privFile: string; pub: string }> {
+    const priv = (await run('wg', ['genkey'])).stdout.trim();
+    const privFile = join(this.tmp, name);
+    writeFileSync(privFile, priv + '\n', { mode: 0o600 });
+    const pub = (await run('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
+    return { privFile, pub };
+  }
+
+  /** Start a daemon for IFNAME in ns0 and move its TUN into `ns`. */
+  async startDaemon(impl: Impl, ifname: string, ns: string): Promise<void> {
+    await nsRun(this.ns0, this.program(impl), [ifname], { env: { ...process.env, LOG_LEVEL: 'error' } });
+    await waitFor(`${ifname} to exist`, async () => {
+      try {
+        await run('ip', ['-n', this.ns0, 'link', 'show', ifname]);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await run('ip', ['-n', this.ns0, 'link', 'set', ifname, 'netns', ns]);
+  }
+
+  async setup(opts: PairOptions = {}): Promise<this> {
+    const t = this.nss.tag;
+    this.ns0 = await this.nss.add('0');
+    const ns1 = await this.nss.add('1');
+    const ns2 = await this.nss.add('2');
+    const ka = await this.keypair('a.key');
+    const kb = await this.keypair('b.key');
+    this.a = { impl: opts.a ?? 'ts', ifname: `wa${t}`, ns: ns1, port: 10000 + (process.pid % 20000), ...ka, v4: '192.168.241.1', v6: 'fd00:241::1' };
+    this.b = { impl: opts.b ?? 'ts', ifname: `wb${t}`, ns: ns2, port: 30000 + (process.pid % 20000), ...kb, v4: '192.168.241.2', v6: 'fd00:241::2' };
+    if (opts.psk) {
+      this.pskFile = join(this.tmp, 'psk');
+      writeFileSync(this.pskFile, (await run('wg', ['genpsk'])).stdout, { mode: 0o600 });
+    }
+    await this.startDaemon(this.a.impl, this.a.ifname, this.a.ns);
+    await this.startDaemon(this.b.impl, this.b.ifname, this.b.ns);
+    const host = opts.outer === 6 ? '[::1]' : '127.0.0.1';
+    for (const [me, peer, withEndpoint] of [
+      [this.a, this.b, opts.aKnowsB ?? true],
+      [this.b, this.a, true],
+    ] as const) {
+      const args = ['set', me.ifname, 'private-key', me.privFile, 'listen-port', String(me.port), 'peer', peer.pub, 'allowed-ips', `${peer.v4}/32,${peer.v6}/128`];
+      if (withEndpoint) args.push('endpoint', `${host}:${peer.port}`);
+      if (this.pskFile) args.push('preshared-key', this.pskFile);
+      await nsRun(this.ns0, 'wg', args);
+      await run('ip', ['-n', me.ns, 'addr', 'add', `${me.v4}/24`, 'dev', me.ifname]);
+      await run('ip', ['-n', me.ns, 'addr', 'add', `${me.v6}/64`, 'dev', me.ifname, 'nodad']);
+      await run('ip', ['-n', me.ns, 'link', 'set', me.ifname, 'up']);
+    }
+    return this;
+  }
+
+  /** `wg ARGS` run in ns0 (where the UAPI sockets' daemons live). */
+  wg(...args: string[]) {
+    return nsRun(this.ns0, 'wg', args, { env: { ...process.env, WG_HIDE_KEYS: 'never' } });
+  }
+
+  async ping(from: Side, to: string, extra: string[] = []): Promise<boolean> {
+    try {
+      await nsRun(from.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', ...extra, to], { timeout: 15_000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    await this.nss.cleanup();
+    for (const s of [this.a, this.b]) {
+      if (s && existsSync(`/var/run/wireguard/${s.ifname}.sock`)) rmSync(`/var/run/wireguard/${s.ifname}.sock`, { force: true });
+    }
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** Run iperf3 from `client` to `server` for a short time; returns Mbit/s received. */
+export async function iperf(pair: Pair, client: Side, server: Side, opts: { udp?: boolean; seconds?: number; v6?: boolean } = {}): Promise<number> {
+  const addr = opts.v6 ? server.v6 : server.v4;
+  const srv = run('ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '-B', addr], { timeout: 60_000 }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 400));
+  const args = ['-J', '-t', String(opts.seconds ?? 2), '-c', addr];
+  if (opts.udp) args.push('-u', '-b', '200M', '-l', '1200');
+  const { stdout } = await nsRun(client.ns, 'iperf3', args, { timeout: 60_000 });
+  await srv;
+  const j = JSON.parse(stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number; lost_percent: number } } };
+  if (opts.udp) {
+    const s = j.end.sum!;
+    return (s.bits_per_second * (1 - s.lost_percent / 100)) / 1e6;
+  }
+  return j.end.sum_received!.bits_per_second / 1e6;
+}
