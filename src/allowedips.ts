@@ -170,7 +170,7 @@ export function parseCidr(s: string): Cidr {
   let prefix = max;
   if (slash >= 0) {
     const p = s.slice(slash + 1);
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(p)) {
       throw new Error(`invalid CIDR ${echo(s)}: prefix length must be a decimal number 0-${max}`);
     }
     prefix = Number(p);
