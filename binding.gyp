@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "wgts",
+      "sources": ["csrc/wgts.c", "csrc/tun.c", "csrc/udp.c", "csrc/poll.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
+      "cflags!": ["-fno-exceptions"],
+      "conditions": [
+        ["OS!='linux'", {"type": "none"}]
+      ]
+    },
+    {
+      "target_name": "wgts_crypto",
+      "sources": ["csrc/aead.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
+      "conditions": [
+        ["OS!='linux'", {"type": "none"}]
+      ]
+    }
+  ]
+}

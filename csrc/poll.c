@@ -1,0 +1,234 @@
+/*
+ * Event-loop readers: a uv_poll_t per fd on Node's own loop (napi_get_uv_event_loop). Each
+ * wake-up reads one capped batch without blocking (read() until EAGAIN for TUN, recvmmsg for
+ * UDP) and hands it to JavaScript with ONE call: cb(count, errno). The packets are in the
+ * caller's Uint8Array, described by its Int32Array; both are kept alive by references.
+ * uv_poll is level-triggered, so whatever a capped batch leaves behind wakes us up again on
+ * the next loop iteration, after the other handles had their turn.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+enum { MODE_TUN = 0, MODE_UDP = 1 };
+
+struct poller {
+  uv_poll_t handle; /* first member: a handle pointer is a poller pointer */
+  napi_env env;
+  napi_ref cb_ref, buf_ref, meta_ref;
+  napi_async_context actx;
+  uint8_t *buf;
+  size_t buflen;
+  int32_t *meta;
+  size_t maxpkts;
+  int fd, mode;
+  int stopped;
+};
+
+/* What JavaScript holds (an External): the poller until it is stopped. */
+struct box {
+  struct poller *p;
+};
+
+static void on_closed(uv_handle_t *h) { free(h); }
+static void env_cleanup(void *arg);
+
+static void release_refs(struct poller *p) {
+  napi_delete_reference(p->env, p->cb_ref);
+  napi_delete_reference(p->env, p->buf_ref);
+  napi_delete_reference(p->env, p->meta_ref);
+  napi_async_destroy(p->env, p->actx);
+}
+
+/* Stops polling; the memory goes when libuv has closed the handle. Never closes the fd. */
+static void poller_stop(struct poller *p, int from_env) {
+  if (p->stopped) return;
+  p->stopped = 1;
+  uv_poll_stop(&p->handle);
+  if (!from_env) {
+    napi_remove_env_cleanup_hook(p->env, env_cleanup, p);
+    release_refs(p);
+  }
+  uv_close((uv_handle_t *)&p->handle, on_closed);
+}
+
+static void env_cleanup(void *arg) { poller_stop(arg, 1); }
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct poller *p = (struct poller *)h;
+  (void)events;
+  if (p->stopped) return;
+  int err = 0, count = 0;
+  if (status < 0) {
+    /* libuv stops the watcher on POLLERR and reports UV_EBADF; TUN says so on device removal. */
+    err = -status;
+    uv_poll_stop(&p->handle);
+  } else if (p->mode == MODE_TUN) {
+    count = wgts_tun_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+  } else {
+    count = wgts_udp_recv_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+  }
+  if (count == 0 && err == 0) return;
+  if (err != 0 && p->mode == MODE_TUN) uv_poll_stop(&p->handle); /* fatal for a TUN fd */
+
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[2], result;
+  if (napi_get_reference_value(env, p->cb_ref, &cb) == napi_ok && cb != NULL &&
+      napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, count, &argv[0]) == napi_ok &&
+      napi_create_int32(env, err, &argv[1]) == napi_ok) {
+    napi_status st = napi_make_callback(env, p->actx, recv, cb, 2, argv, &result);
+    bool pending = false;
+    if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void box_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  /* A poller that is still running keeps its own references; only the box goes. */
+  free(data);
+}
+
+/* pollStart(fd, mode, buf, meta, maxPerWake, cb) -> External handle. */
+static napi_value poll_start(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  int32_t fd, mode, maxper;
+  uint8_t *buf;
+  size_t buflen, metalen;
+  int32_t *meta;
+  napi_valuetype t;
+  if (wgts_get_args(env, info, 6, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0 ||
+      wgts_get_i32(env, argv[1], &mode) < 0 || wgts_get_bytes(env, argv[2], &buf, &buflen) < 0 ||
+      wgts_get_i32array(env, argv[3], &meta, &metalen) < 0 ||
+      wgts_get_i32(env, argv[4], &maxper) < 0)
+    return NULL;
+  if (napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function)
+    return wgts_throw_type(env, "wgts: callback must be a function");
+  if (fd < 0 || (mode != MODE_TUN && mode != MODE_UDP) || maxper <= 0)
+    return wgts_throw_type(env, "wgts: bad pollStart arguments");
+  size_t stride = mode == MODE_TUN ? TUN_META_STRIDE : UDP_META_STRIDE;
+  size_t maxpkts = metalen / stride;
+  if ((size_t)maxper < maxpkts) maxpkts = (size_t)maxper;
+  size_t minbuf = mode == MODE_TUN ? TUN_MAX_PACKET : UDP_SLOT;
+  if (maxpkts == 0 || buflen < minbuf || buflen > 0x7fffffff)
+    return wgts_throw_type(env, "wgts: pollStart buffers too small");
+
+  uv_loop_t *loop = NULL;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  struct poller *p = calloc(1, sizeof *p);
+  struct box *b = calloc(1, sizeof *b);
+  if (!p || !b) {
+    free(p);
+    free(b);
+    return wgts_throw_errno(env, "pollStart", ENOMEM);
+  }
+  p->env = env;
+  p->buf = buf;
+  p->buflen = buflen;
+  p->meta = meta;
+  p->maxpkts = maxpkts;
+  p->fd = fd;
+  p->mode = mode;
+  napi_value resname, ext;
+  int r = uv_poll_init(loop, &p->handle, fd);
+  if (r < 0) {
+    free(p);
+    free(b);
+    return wgts_throw_errno(env, "uv_poll_init", -r);
+  }
+  /* From here on the handle is registered with the loop: it must be closed, never freed. */
+  if (napi_create_string_utf8(env, mode == MODE_TUN ? "wgts.tun" : "wgts.udp", NAPI_AUTO_LENGTH,
+                              &resname) != napi_ok ||
+      napi_async_init(env, NULL, resname, &p->actx) != napi_ok) {
+    wgts_throw_last(env, "napi_async_init");
+    free(b);
+    p->stopped = 1;
+    uv_close((uv_handle_t *)&p->handle, on_closed);
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[5], 1, &p->cb_ref) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &p->buf_ref) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &p->meta_ref) != napi_ok ||
+      napi_add_env_cleanup_hook(env, env_cleanup, p) != napi_ok) {
+    wgts_throw_last(env, "pollStart references");
+    free(b);
+    release_refs(p); /* deleting a NULL reference only reports an error */
+    p->stopped = 1;
+    uv_close((uv_handle_t *)&p->handle, on_closed);
+    return NULL;
+  }
+  r = uv_poll_start(&p->handle, UV_READABLE, on_poll);
+  if (r < 0) {
+    poller_stop(p, 0);
+    free(b);
+    return wgts_throw_errno(env, "uv_poll_start", -r);
+  }
+  b->p = p;
+  if (napi_create_external(env, b, box_finalize, NULL, &ext) != napi_ok) {
+    poller_stop(p, 0);
+    free(b);
+    wgts_throw_last(env, "napi_create_external");
+    return NULL;
+  }
+  return ext;
+}
+
+static struct box *get_box(napi_env env, napi_value v) {
+  napi_valuetype t;
+  void *data = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    wgts_throw_type(env, "wgts: expected a poll handle");
+    return NULL;
+  }
+  return data;
+}
+
+/* pollStop(handle): idempotent. The fd stays open (the caller closes it afterwards). */
+static napi_value poll_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (wgts_get_args(env, info, 1, argv) < 0) return NULL;
+  struct box *b = get_box(env, argv[0]);
+  if (!b) return NULL;
+  if (b->p) {
+    poller_stop(b->p, 0);
+    b->p = NULL;
+  }
+  return NULL;
+}
+
+/* pollRef(handle, keepLoopAlive). */
+static napi_value poll_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  bool on;
+  if (wgts_get_args(env, info, 2, argv) < 0) return NULL;
+  struct box *b = get_box(env, argv[0]);
+  if (!b) return NULL;
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok)
+    return wgts_throw_type(env, "wgts: expected a boolean");
+  if (b->p) {
+    if (on)
+      uv_ref((uv_handle_t *)&b->p->handle);
+    else
+      uv_unref((uv_handle_t *)&b->p->handle);
+  }
+  return NULL;
+}
+
+napi_status wgts_init_poll(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

@@ -1,0 +1,128 @@
+/**
+ * Loader for the N-API addon (csrc/, built by node-gyp into build/Release/wgts.node) and its
+ * typed interface. Works from the sources (tun/native.ts under vitest) and from the compiled
+ * output (dist/tun/native.js): the package root is found by walking up to package.json.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handle of a running uv_poll_t reader. */
+export interface PollHandle {
+  readonly __wgtsPoll: unique symbol;
+}
+
+/** Poll modes of `pollStart`. */
+export const POLL_TUN = 0;
+export const POLL_UDP = 1;
+
+/** Int32 units per TUN packet descriptor: [offset, length]. */
+export const TUN_META_STRIDE = 2;
+/** Largest packet a TUN read takes (also the slot size needed per read). */
+export const TUN_MAX_PACKET = 65535;
+
+/** Int32 units per UDP message descriptor, and the fields in it (see csrc/common.h). */
+export const UDP_META_STRIDE = 16;
+export const UDP_M_OFF = 0;
+export const UDP_M_LEN = 1;
+export const UDP_M_FAMILY = 2;
+export const UDP_M_PORT = 3;
+export const UDP_M_IFINDEX = 4;
+/** 0: no local address; 1: local address present; 2 (set by send): the kernel rejected it. */
+export const UDP_M_HASLOCAL = 5;
+/** Int32 index of the peer address (16 bytes) and of the local address (16 bytes). */
+export const UDP_M_ADDR = 6;
+export const UDP_M_LOCAL = 10;
+/** Byte offset of the 16-byte peer address inside a descriptor. */
+export const UDP_M_ADDR_BYTE = 24;
+/** Byte offset of the 16-byte local address inside a descriptor. */
+export const UDP_M_LOCAL_BYTE = 40;
+export const UDP_M_STATUS = 14;
+/** Receive slot size: any UDP datagram fits. */
+export const UDP_SLOT = 65536;
+
+export interface WgtsAddon {
+  /** Opens /dev/net/tun as `name` (IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL), non-blocking, CLOEXEC. */
+  tunOpen(name: string): [fd: number, name: string];
+  /** SIOCSIFMTU in the current network namespace. */
+  tunSetMtu(name: string, mtu: number): void;
+  /** TUNGETIFF: the device's current name, or -errno (-EBADFD once the device is gone). */
+  tunProbe(fd: number): string | number;
+  /** write(2): bytes written or -errno. */
+  fdWrite(fd: number, data: Uint8Array): number;
+  /** close(2): 0 or -errno. */
+  fdClose(fd: number): number;
+  /** Binds IPv4 and IPv6 (V6ONLY) sockets on one port: [fd4, fd6, port]; -1 for a missing family. */
+  udpOpen(port: number, fwmark: number): [fd4: number, fd6: number, port: number];
+  sockSetMark(fd: number, mark: number): void;
+  /** sendmmsg per run of one family; statuses in meta; returns how many were sent. */
+  udpSendBatch(fd4: number, fd6: number, data: Uint8Array, meta: Int32Array, count: number): number;
+  /** Starts a level-triggered uv_poll_t reader; cb(count, errno) once per batch. */
+  pollStart(
+    fd: number,
+    mode: number,
+    buf: Uint8Array,
+    meta: Int32Array,
+    maxPerWake: number,
+    cb: (count: number, errno: number) => void,
+  ): PollHandle;
+  pollStop(handle: PollHandle): void;
+  pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('wgts: cannot find the package root (binding.gyp) above ' + dir);
+    dir = up;
+  }
+}
+
+let cached: WgtsAddon | undefined;
+
+/** The addon, loaded on first use. Throws a clear Error when it was not built. */
+export function native(): WgtsAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const path = join(root, 'build', 'Release', 'wgts.node');
+  if (!existsSync(path)) {
+    throw new Error(`wgts: native addon missing at ${path}; build it with "npx node-gyp rebuild" (npm ci does)`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as WgtsAddon;
+  return cached;
+}
+
+/** errno values used by the wrappers (Linux). */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  ENXIO: 6,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  EMSGSIZE: 90,
+  EAFNOSUPPORT: 97,
+  EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
+  ENETDOWN: 100,
+  ENETUNREACH: 101,
+  ENOBUFS: 105,
+  EHOSTUNREACH: 113,
+  EBADFD: 77,
+} as const;
+
+/** "EBADFD" for 77 etc.; the number as text when unknown. */
+export function errnoName(errno: number): string {
+  const n = Math.abs(errno);
+  for (const [k, v] of Object.entries(Errno)) if (v === n) return k;
+  return `errno ${n}`;
+}
