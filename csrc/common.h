@@ -57,6 +57,7 @@ napi_value wgts_i32(napi_env env, int32_t v);
 napi_status wgts_init_tun(napi_env env, napi_value exports);
 napi_status wgts_init_udp(napi_env env, napi_value exports);
 napi_status wgts_init_poll(napi_env env, napi_value exports);
+napi_status wgts_init_netns(napi_env env, napi_value exports);
 
 /* Poll reader used by poll.c: fills the batch, returns the count; *err gets a fatal errno or 0. */
 int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,

@@ -24,6 +24,7 @@ import {
   UDP_SLOT,
   type PollHandle,
 } from '../tun/native.js';
+import { inNetns } from '../tun/netns.js';
 
 /** Datagrams per recvmmsg / sendmmsg (and per event-loop wake-up). */
 export const UDP_BATCH = 64;
@@ -38,6 +39,8 @@ const KEY_LAST = UDP_M_LOCAL + 3; // family, port, ifindex, hasLocal, address, l
 export interface UdpBindOptions {
   /** SO_MARK on both sockets (0 = none). */
   fwmark?: number;
+  /** Create the sockets in the network namespace of this process (they stay there). */
+  netnsPid?: number;
 }
 
 export interface UdpStats {
@@ -110,7 +113,7 @@ export class UdpBind {
     checkMark(mark);
     let r: [number, number, number];
     try {
-      r = native().udpOpen(port, mark);
+      r = opts.netnsPid !== undefined ? inNetns(opts.netnsPid, () => native().udpOpen(port, mark)) : native().udpOpen(port, mark);
     } catch (e) {
       const err = e as Error & { code?: unknown };
       const code = typeof err.code === 'string' ? err.code : 'EUNKNOWN';

@@ -69,6 +69,10 @@ export interface WgtsAddon {
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
+  /** setns(2) of the calling thread into /proc/PID/ns/net; returns the previous namespace's fd. */
+  netnsEnter(pid: number): number;
+  /** setns(2) back to a namespace saved by netnsEnter; closes the fd. */
+  netnsRestore(fd: number): void;
 }
 
 function packageRoot(): string {
