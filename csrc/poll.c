@@ -1,7 +1,8 @@
 /*
  * Event-loop readers: a uv_poll_t per fd on Node's own loop (napi_get_uv_event_loop). Each
  * wake-up reads one capped batch without blocking (read() until EAGAIN for TUN, recvmmsg for
- * UDP) and hands it to JavaScript with ONE call: cb(count, errno). The packets are in the
+ * UDP) and hands it to JavaScript with ONE call: cb(count, errno, fromPoll), where fromPoll
+ * says that errno is libuv's report of POLLERR (UV_EBADF) rather than a read error. The packets are in the
  * caller's Uint8Array, described by its Int32Array; both are kept alive by references.
  * uv_poll is level-triggered, so whatever a capped batch leaves behind wakes us up again on
  * the next loop iteration, after the other handles had their turn.
@@ -61,8 +62,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   struct poller *p = (struct poller *)h;
   (void)events;
   if (p->stopped) return;
-  int err = 0, count = 0;
+  int err = 0, count = 0, from_poll = 0;
   if (status < 0) {
+    from_poll = 1;
     /* libuv stops the watcher on POLLERR and reports UV_EBADF; TUN says so on device removal. */
     err = -status;
     uv_poll_stop(&p->handle);
@@ -77,11 +79,12 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_env env = p->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, recv, argv[2], result;
+  napi_value cb, recv, argv[3], result;
   if (napi_get_reference_value(env, p->cb_ref, &cb) == napi_ok && cb != NULL &&
       napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, count, &argv[0]) == napi_ok &&
-      napi_create_int32(env, err, &argv[1]) == napi_ok) {
-    napi_status st = napi_make_callback(env, p->actx, recv, cb, 2, argv, &result);
+      napi_create_int32(env, err, &argv[1]) == napi_ok &&
+      napi_get_boolean(env, from_poll, &argv[2]) == napi_ok) {
+    napi_status st = napi_make_callback(env, p->actx, recv, cb, 3, argv, &result);
     bool pending = false;
     if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value exc;

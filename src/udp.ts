@@ -162,7 +162,7 @@ export class UdpBind {
     this.#onError = cb;
   }
 
-  #onBatch = (count: number, errno: number): void => {
+  #onBatch = (count: number, errno: number, fromPoll: boolean): void => {
     const buf = this.#rbuf!;
     const meta = this.#rmeta!;
     const onDatagram = this.#onDatagram;
@@ -178,7 +178,7 @@ export class UdpBind {
     this.stats.rxDatagrams += i;
     if (i > 0 && this.#onBatchEnd) this.#onBatchEnd();
     if (errno !== 0) {
-      const err = new Error(`UDP receive: ${errnoName(errno)}`) as UdpBindError;
+      const err = new Error(fromPoll ? 'UDP socket: POLLERR (no longer read)' : `UDP receive: ${errnoName(errno)}`) as UdpBindError;
       err.code = errnoName(errno);
       if (this.#onError) this.#onError(err);
     }

@@ -58,14 +58,17 @@ export interface WgtsAddon {
   sockSetMark(fd: number, mark: number): void;
   /** sendmmsg per run of one family; statuses in meta; returns how many were sent. */
   udpSendBatch(fd4: number, fd6: number, data: Uint8Array, meta: Int32Array, count: number): number;
-  /** Starts a level-triggered uv_poll_t reader; cb(count, errno) once per batch. */
+  /**
+   * Starts a level-triggered uv_poll_t reader; cb(count, errno, fromPoll) once per batch.
+   * fromPoll: errno is libuv's report of POLLERR on the fd (the watcher is stopped then).
+   */
   pollStart(
     fd: number,
     mode: number,
     buf: Uint8Array,
     meta: Int32Array,
     maxPerWake: number,
-    cb: (count: number, errno: number) => void,
+    cb: (count: number, errno: number, fromPoll: boolean) => void,
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;

@@ -125,7 +125,7 @@ export class Tun {
     this.#poll = null;
   }
 
-  #onBatch = (count: number, errno: number): void => {
+  #onBatch = (count: number, errno: number, fromPoll: boolean): void => {
     const buf = this.#buf;
     const meta = this.#meta;
     const onPacket = this.#onPacket;
@@ -144,7 +144,7 @@ export class Tun {
       // (read: EBADFD; poll: POLLERR, reported by libuv as EBADF).
       if (this.#poll) native().pollStop(this.#poll);
       this.#poll = null;
-      this.#check(`read failed: ${errnoName(errno)}`);
+      this.#check(fromPoll ? 'POLLERR on the fd' : `read failed: ${errnoName(errno)}`);
     }
   };
 
