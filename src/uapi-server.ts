@@ -1,7 +1,8 @@
 /**
  * The UAPI UNIX socket server (/var/run/wireguard/IFNAME.sock), as wireguard-go's ipc package:
  * the directory is created 0755, a stale socket is replaced, a live one is left alone, the
- * socket is created with umask 077 and then set to 0600, and close() removes it.
+ * socket is created with umask 077 (under a temporary name), set to 0600 and renamed into
+ * place, and close() removes it (only if it is still ours).
  *
  * Per connection, requests are handled in order:
  *   "get=1\n\n"                     -> handler.get() text, then "errno=0\n\n"
@@ -10,7 +11,7 @@
  * transaction is read completely before anything is validated or applied. Errnos are written
  * negated, as wireguard-go does (see uapi.ts). Requests of all connections are serialized.
  */
-import { lstatSync, mkdirSync, chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { silentLogger, type DeviceChange, type Logger } from './types.js';
@@ -321,23 +322,53 @@ export async function serveUapi(
     sock.on('close', () => conns.delete(c));
   });
 
+  // What is at the path now: a live daemon (refuse), or leftovers (remove).
+  let exists = true;
   try {
-    await listenOnce(server, socketPath);
+    lstatSync(socketPath);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    exists = false;
+  }
+  if (exists) {
     if (await socketAlive(socketPath)) throw new UapiSocketInUseError(socketPath);
     logger.verbose(`UAPI: removing stale socket ${socketPath}`);
     try {
       unlinkSync(socketPath);
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code !== 'ENOENT') throw e2;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    await listenOnce(server, socketPath);
   }
-  let ino: number;
+
+  // Bind a temporary name, make it 0600, then rename it into place: clients never see a
+  // socket with other permissions, and libuv's unlink-on-close hits the temporary name, never
+  // a socket some other process has put at socketPath meanwhile.
+  const tmp = `${socketPath}.${process.pid}~`;
+  const viaTmp = Buffer.byteLength(tmp) <= 107; // sun_path limit
+  const bindPath = viaTmp ? tmp : socketPath;
+  if (viaTmp) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // not there
+    }
+  }
   try {
-    chmodSync(socketPath, 0o600);
-    ino = lstatSync(socketPath).ino;
+    await listenOnce(server, bindPath);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && !viaTmp) throw new UapiSocketInUseError(socketPath);
+    throw e;
+  }
+  // Identity of our socket file (inode numbers alone get reused at once on tmpfs).
+  let ident: string;
+  const identOf = (): string => {
+    const st = lstatSync(socketPath, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+  };
+  try {
+    chmodSync(bindPath, 0o600);
+    if (viaTmp) renameSync(tmp, socketPath);
+    ident = identOf();
   } catch (e) {
     server.close();
     throw e;
@@ -351,7 +382,7 @@ export async function serveUapi(
       if (closing) return closing;
       // Remove the path first (only if it is still our socket), so a successor can bind at once.
       try {
-        if (lstatSync(socketPath).ino === ino) unlinkSync(socketPath);
+        if (identOf() === ident) unlinkSync(socketPath);
       } catch {
         // already gone
       }
