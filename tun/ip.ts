@@ -206,14 +206,36 @@ export function linkDel(name: string, opts?: NsOptions & { ifExists?: boolean })
 
 /**
  * Moves link `name` (of the current namespace, or of `opts.netnsPid`) into the network namespace
- * of process `pid`, renaming it to `newName` in the same request (one RTM_NEWLINK: atomic).
+ * of process `pid`, renaming it to `newName` in the same request (one RTM_NEWLINK), so the link
+ * never appears there under its old name when all goes well.
+ *
+ * Measured on this kernel: if `newName` is taken in the target, the kernel still moves the link
+ * (under its old name) and only then fails the rename with EEXIST. So the name is checked first,
+ * and a link stranded by a lost race is moved back (best effort) before the error is thrown.
  */
 export function moveLink(name: string, pid: number, newName: string, opts?: NsOptions): void {
   checkIfName(name);
   checkIfName(newName);
   checkPid(pid);
   netnsInode(pid);
-  ip(['link', 'set', 'dev', name, 'netns', String(pid), 'name', newName], opts);
+  const target = { netnsPid: pid };
+  if (linkExists(newName, target)) {
+    const where = `the network namespace of pid ${pid}`;
+    throw new IpError(`cannot move ${name}: a link named ${newName} already exists in ${where}`, [], null, '');
+  }
+  try {
+    ip(['link', 'set', 'dev', name, 'netns', String(pid), 'name', newName], opts);
+  } catch (e) {
+    try {
+      if (!linkExists(name, opts) && linkExists(name, target)) {
+        const back = opts?.netnsPid ?? process.pid;
+        ip(['link', 'set', 'dev', name, 'netns', String(back)], target);
+      }
+    } catch {
+      /* best effort: the original error says what went wrong */
+    }
+    throw e;
+  }
 }
 
 /**
