@@ -291,6 +291,9 @@ export class Peer implements TimerActions {
     if (identity === null || !this.handshake.consumeResponse(msg, identity)) return false;
     const now = host.clock.now();
     this.updateEndpoint(from);
+    // The receive-side timer events come first: the kernel sends the keepalive below from a
+    // worker, after them, so the data it sends must arm the new-handshake timer afterwards.
+    this.authenticatedHandshakeReceived(now, size);
     if (this.beginSession(now)) {
       this.timers.sessionDerived(now);
       this.timers.handshakeComplete();
@@ -298,7 +301,6 @@ export class Peer implements TimerActions {
       // Sends the staged packets, or a keepalive to confirm the session at once.
       this.sendKeepalive();
     }
-    this.authenticatedHandshakeReceived(now, size);
     return true;
   }
 
@@ -320,14 +322,16 @@ export class Peer implements TimerActions {
   transportReceived(kp: Keypair, from: Endpoint, size: number, now: number): void {
     this.updateEndpoint(from);
     this.rxBytes += size;
+    // Timer events of the reception first (see responseReceived): what we send below must
+    // re-arm the timers after them, as the kernel's asynchronous send does.
+    this.timers.anyAuthenticatedPacketReceived();
+    this.timers.anyAuthenticatedPacketTraversal(now);
     if (this.keypairs.receivedWith(kp)) {
       this.timers.handshakeComplete();
       this.lastHandshakeWall = this.host.clock.wall();
       this.sendStaged();
     }
     this.keepKeyFreshReceiving(now);
-    this.timers.anyAuthenticatedPacketReceived();
-    this.timers.anyAuthenticatedPacketTraversal(now);
   }
 
   // ---------------------------------------------------------------------------------------
