@@ -89,18 +89,24 @@ function runDaemon(ifname: string, pid: number, runDir: string): Promise<void> {
     child.stderr.on('data', (d: string) => {
       if (err.length < 4096) err += d;
     });
-    child.stderr.on('close', finish);
+    let stderrClosed = false;
+    child.stderr.on('close', () => {
+      stderrClosed = true;
+      finish();
+    });
     child.on('error', (e) => {
       settled = true;
       reject(new CwgError(`cannot start the daemon ${DAEMON_SCRIPT}: ${e.message}`));
     });
     child.on('exit', (code, signal) => {
       exitCode = signal ? -1 : code;
+      if (stderrClosed) finish();
       // stderr normally closes with the daemon's parent; never wait long for it.
-      setTimeout(() => {
-        child.stderr.destroy();
-        finish();
-      }, 300).unref();
+      else
+        setTimeout(() => {
+          child.stderr.destroy();
+          finish();
+        }, 300);
     });
   });
 }
