@@ -1,10 +1,12 @@
 /**
- * TAI64N timestamps (12 bytes, big endian: 2^62 + seconds, then nanoseconds), as WireGuard
- * puts in handshake initiations. Like the kernel, nanoseconds are rounded down to a power of
- * two near 1/50 s so the timestamp does not leak a precise clock.
+ * TAI64N timestamps (12 bytes, big endian: the TAI64 label 2^62 + 10 + Unix seconds, then
+ * nanoseconds), as WireGuard puts in handshake initiations. The 10 is TAI - UTC in 1970
+ * (cr.yp.to/libtai/tai64.html); the kernel and wireguard-go add it too. Like the kernel,
+ * nanoseconds are rounded down to a power of two near 1/50 s so the timestamp does not leak a
+ * precise clock.
  */
 export const TAI64N_LEN = 12;
-const TAI_BASE = 0x4000000000000000n;
+const TAI_BASE = 0x400000000000000an;
 const NSEC_GRANULARITY = 16777216; // rounddown_pow_of_two(1e9 / 50)
 
 /** Encode a wall-clock time given in milliseconds since the Unix epoch (fractional allowed). */
