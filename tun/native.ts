@@ -93,8 +93,8 @@ let cached: WgtsAddon | undefined;
 /** The addon, loaded on first use. Throws a clear Error when it was not built. */
 export function native(): WgtsAddon {
   if (cached) return cached;
-  const root = packageRoot();
-  const path = join(root, 'build', 'Release', 'wgts.node');
+  // WGTS_ADDON: another build of the addon (e.g. with sanitizers), for debugging.
+  const path = process.env.WGTS_ADDON || join(packageRoot(), 'build', 'Release', 'wgts.node');
   if (!existsSync(path)) {
     throw new Error(`wgts: native addon missing at ${path}; build it with "npx node-gyp rebuild" (npm ci does)`);
   }
