@@ -291,11 +291,17 @@ class Connection {
         return formatErrno(ENOANO);
       })
       .then((reply) => {
-        this.busy = false;
         if (this.closed) return;
-        this.sock.write(reply, 'latin1');
-        this.sock.resume();
-        this.pump();
+        const flushed = this.sock.write(reply, 'latin1');
+        const next = () => {
+          this.busy = false;
+          if (this.closed) return;
+          this.sock.resume();
+          this.pump();
+        };
+        // A client that does not read its answers must not make us buffer without bound.
+        if (flushed) next();
+        else this.sock.once('drain', next);
       });
   }
 }

@@ -186,6 +186,32 @@ describe('serveUapi', () => {
     expect(order.filter((o) => o !== 'set3')).toEqual(['set1', 'set2', 'get']);
   });
 
+  it('stops reading requests while a client does not read its answers', async () => {
+    let calls = 0;
+    const body = 'listen_port=1\n'.repeat(5000); // ~70 KB per answer
+    server = await serveUapi(sockPath, { get: () => (calls++, body), set: () => 0 }, logger);
+    const N = 300;
+    const s = createConnection(sockPath);
+    s.pause();
+    await new Promise<void>((r) => s.on('connect', () => r()));
+    s.write('get=1\n\n'.repeat(N));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(N / 2);
+    const want = (body + 'errno=0\n\n').length * N;
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      s.on('data', (b: Buffer) => {
+        got += b.length;
+        if (got >= want) resolve();
+      });
+      s.resume();
+    });
+    s.destroy();
+    expect(got).toBe(want);
+    expect(calls).toBe(N);
+  });
+
   it('applies a set ended by EOF instead of a blank line (as wireguard-go does)', async () => {
     const h = fakeHandler(STATUS);
     server = await serveUapi(sockPath, h, logger);
