@@ -109,7 +109,6 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     let capErr = '';
     if (tcpdump) {
       cap = lab.spawnOwned(which('ip')!, ['netns', 'exec', A.ns, tcpdump, '-Z', 'root', '--immediate-mode', '-i', A.veth, '-n', '-U', '-s', '0', '-w', pcap]);
-      capErr = '';
       cap.stderr!.setEncoding('utf8').on('data', (d: string) => (capErr += d));
       expect(await waitFor(() => /listening on/.test(capErr), 10_000)).toBe(true);
     } else console.warn('tcpdump missing: the capture assertions are skipped');
