@@ -62,6 +62,7 @@ const fsReadStrategy = (inflight: number): Strategy => ({
     let stopped = false;
     for (let k = 0; k < inflight; k++) {
       const buf = Buffer.alloc(65535);
+      const onPacket = (_p: Uint8Array): void => count(1);
       const again = (): void => {
         if (stopped) return;
         fsRead(tun.fd, buf, 0, buf.length, null, (err, n) => {
@@ -70,7 +71,7 @@ const fsReadStrategy = (inflight: number): Strategy => ({
             if (!stopped) setImmediate(again);
             return;
           }
-          if (n > 0) count(1);
+          if (n > 0) onPacket(buf.subarray(0, n));
           again();
         });
       };
@@ -102,7 +103,12 @@ const addonUnbatched: Strategy = {
   name: 'addon, 1 packet per JS call',
   run(tun, count) {
     const addon = native();
-    const h = addon.pollStart(tun.fd, POLL_TUN, new Uint8Array(65536), new Int32Array(2), 1, (n) => count(n));
+    const buf = new Uint8Array(65536);
+    const meta = new Int32Array(2);
+    const onPacket = (_p: Uint8Array): void => count(1);
+    const h = addon.pollStart(tun.fd, POLL_TUN, buf, meta, 1, (n) => {
+      if (n === 1) onPacket(buf.subarray(meta[0]!, meta[0]! + meta[1]!));
+    });
     return () => addon.pollStop(h);
   },
 };
@@ -120,11 +126,20 @@ function koffiStrategy(dir: string): Strategy {
     run(tun, count) {
       let stopped = false;
       const buf = Buffer.alloc(65535);
+      let seen = 0;
+      const onPacket = (_p: Uint8Array): void => {
+        seen++;
+      };
       const loop = (): void => {
         if (stopped) return;
-        let n = 0;
-        while (n < 128 && read(tun.fd, buf, buf.length) > 0) n++;
-        count(n);
+        // The same per-packet work as the addon's Tun.start: a view handed to a callback.
+        for (let i = 0; i < 128; i++) {
+          const n = read(tun.fd, buf, buf.length);
+          if (n <= 0) break;
+          onPacket(buf.subarray(0, n));
+        }
+        count(seen);
+        seen = 0;
         setImmediate(loop);
       };
       setImmediate(loop);
