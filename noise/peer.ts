@@ -16,7 +16,6 @@ import {
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
   REKEY_TIMEOUT_JITTER_MAX,
-  TRANSPORT_HEADER_SIZE,
   TRANSPORT_MIN_SIZE,
 } from './constants.js';
 import { CookieState } from './cookie.js';
@@ -42,6 +41,8 @@ export interface PeerHost {
   readonly paddingLimit: number;
   /** A buffer of exactly `n` bytes for an outgoing datagram, valid until `transmit` returns. */
   txBuffer(n: number): Uint8Array;
+  /** Bytes [16, n) of the buffer the last `txBuffer(n)` returned: where the ciphertext goes. */
+  txSealView(n: number): Uint8Array;
   /** Send a datagram synchronously. */
   transmit(data: Uint8Array, to: Endpoint): void;
   /** Count a drop. */
@@ -178,7 +179,7 @@ export class Peer implements TimerActions {
     const out = host.txBuffer(total);
     const counter = kp.sendCounter++;
     writeTransportHeader(out, kp.remoteIndex, counter);
-    host.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, out.subarray(TRANSPORT_HEADER_SIZE, total), pad);
+    host.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, host.txSealView(total), pad);
     this.txBytes += total;
     host.transmit(out, to);
   }

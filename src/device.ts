@@ -183,6 +183,11 @@ export class Device {
   private readonly rxNonce = new Uint8Array(NONCE_LEN);
   private txDepth = 0;
   private rxDepth = 0;
+  // Views of the scratch buffers by length, so the data path allocates no view objects.
+  private readonly txViews = new Map<number, Uint8Array>();
+  private readonly txSealViews = new Map<number, Uint8Array>();
+  private readonly rxViews = new Map<number, Uint8Array>();
+  private nestedTx: Uint8Array | null = null;
 
   constructor(opts: DeviceOptions) {
     this.sinks = opts.sinks;
@@ -206,7 +211,8 @@ export class Device {
       indices: this.indices,
       paddingLimit: this.paddingLimit,
       txNonce: this.txNonce,
-      txBuffer: (n) => (this.txDepth === 0 ? this.txScratch.subarray(0, n) : new Uint8Array(n)),
+      txBuffer: (n) => this.txBuffer(n),
+      txSealView: (n) => this.txSealView(n),
       transmit: (data, to) => this.transmit(data, to),
       drop: (reason, count = 1) => {
         this.drops[reason] += count;
@@ -460,7 +466,7 @@ export class Device {
     }
     const n = data.length - TRANSPORT_MIN_SIZE;
     const nested = this.rxDepth !== 0;
-    const out = nested ? new Uint8Array(n) : this.rxScratch.subarray(0, n);
+    const out = nested ? new Uint8Array(n) : this.rxView(n);
     const nonce = nested ? counterNonce(counter) : counterNonce(counter, this.rxNonce);
     if (!this.aead.open(kp.recvKey, nonce, data.subarray(TRANSPORT_HEADER_SIZE), undefined, out)) {
       this.drops['invalid-tag']++;
@@ -488,7 +494,7 @@ export class Device {
         this.drops['disallowed-source']++;
         return;
       }
-      const packet = len === n ? out : out.subarray(0, len);
+      const packet = len === n ? out : nested ? out.subarray(0, len) : this.rxView(len);
       this.stats.packetsOut++;
       this.stats.packetBytesOut += len;
       try {
@@ -610,6 +616,37 @@ export class Device {
 
   // ---------------------------------------------------------------------------------------
   // Output
+
+  /** A buffer of exactly n bytes for an outgoing message (a view of the scratch buffer unless nested). */
+  private txBuffer(n: number): Uint8Array {
+    if (this.txDepth !== 0) return (this.nestedTx = new Uint8Array(n));
+    let v = this.txViews.get(n);
+    if (v === undefined) {
+      v = this.txScratch.subarray(0, n);
+      this.txViews.set(n, v);
+    }
+    return v;
+  }
+
+  /** Bytes [TRANSPORT_HEADER_SIZE, n) of the buffer the last txBuffer(n) returned. */
+  private txSealView(n: number): Uint8Array {
+    if (this.txDepth !== 0) return this.nestedTx!.subarray(TRANSPORT_HEADER_SIZE, n);
+    let v = this.txSealViews.get(n);
+    if (v === undefined) {
+      v = this.txScratch.subarray(TRANSPORT_HEADER_SIZE, n);
+      this.txSealViews.set(n, v);
+    }
+    return v;
+  }
+
+  private rxView(n: number): Uint8Array {
+    let v = this.rxViews.get(n);
+    if (v === undefined) {
+      v = this.rxScratch.subarray(0, n);
+      this.rxViews.set(n, v);
+    }
+    return v;
+  }
 
   private transmit(data: Uint8Array, to: Endpoint): void {
     this.stats.datagramsOut++;
