@@ -2,7 +2,7 @@
  * The real system behind the cwg commands: iproute2 (tun/ip.ts), the wireguard-ts daemon,
  * its UAPI socket (src/uapi-client.ts), /proc and the run directories.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type SocketType } from 'node:dgram';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,55 +60,82 @@ function ensureDir(dir: string, mode: number): void {
   if (st.mode & 0o022) throw new CwgError(`${dir} is writable by group or others; refusing to use it`);
 }
 
-function runDaemon(ifname: string, pid: number, runDir: string): Promise<void> {
-  const env = { ...process.env };
-  // With LOG_LEVEL set the daemon keeps our stdio open (as wireguard-go does): our stdout must
-  // carry the public key only, and our caller must not wait for the daemon's end.
+/** The daemon's start-up report channel (see src/cli/wireguard-ts.ts: "READY" or "ERROR msg"). */
+const READY_FD_ENV = 'WG_TS_READY_FD';
+const DAEMON_START_TIMEOUT_MS = 20_000;
+
+/**
+ * Start the device's daemon: `wireguard-ts --foreground --netns-pid PID --run-dir DIR IFNAME`
+ * in a session of its own (as its daemonizing mode does, minus one Node start), and wait for
+ * its start-up report: READY once the TUN device is in the container and the UAPI socket
+ * listens, or ERROR with its one-line reason (it exits then, leaving nothing behind). The
+ * socket appearing also counts as ready, should the report channel ever be silent.
+ */
+function runDaemon(ifname: string, pid: number, runDir: string, socketPath: string): Promise<void> {
+  const env: NodeJS.ProcessEnv = { ...process.env, [READY_FD_ENV]: '3' };
+  // The daemon's logs would go to our stdio: our stdout carries the public key only.
   delete env.LOG_LEVEL;
-  delete env.WG_TS_READY_FD;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DAEMON_SCRIPT, '--netns-pid', String(pid), '--run-dir', runDir, ifname], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      cwd: '/',
-      env,
-    });
-    let err = '';
-    let exitCode: number | null | undefined;
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [DAEMON_SCRIPT, '--foreground', '--netns-pid', String(pid), '--run-dir', runDir, ifname], {
+        detached: true,
+        stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+        cwd: '/',
+        env,
+      });
+    } catch (e) {
+      reject(new CwgError(`cannot start the daemon ${DAEMON_SCRIPT}: ${oneLine(e)}`));
+      return;
+    }
+    const report = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+    let text = '';
     let settled = false;
-    const finish = () => {
-      if (settled || exitCode === undefined) return;
+    const settle = (err: CwgError | null) => {
+      if (settled) return;
       settled = true;
-      if (exitCode === 0) {
+      clearInterval(poll);
+      clearTimeout(timer);
+      report.destroy();
+      if (err) {
+        reject(err);
+      } else {
+        child.unref();
         resolve();
-        return;
       }
-      const line = err.split('\n').find((l) => l.trim() !== '')?.trim().replace(/^wireguard-ts: /, '');
-      reject(new CwgError(`cannot create device ${ifname}: ${line || `the daemon failed (exit status ${String(exitCode)})`}`));
     };
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
-      if (err.length < 4096) err += d;
+    const failed = (why: string) => new CwgError(`cannot create device ${ifname}: ${why}`);
+    report.setEncoding('utf8');
+    report.on('error', () => {});
+    report.on('data', (d: string) => {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      const line = text.slice(0, nl);
+      if (line === 'READY') settle(null);
+      else settle(failed(line.startsWith('ERROR ') ? line.slice(6) : `unexpected start-up report ${JSON.stringify(line.slice(0, 80))}`));
     });
-    let stderrClosed = false;
-    child.stderr.on('close', () => {
-      stderrClosed = true;
-      finish();
-    });
-    child.on('error', (e) => {
-      settled = true;
-      reject(new CwgError(`cannot start the daemon ${DAEMON_SCRIPT}: ${e.message}`));
-    });
+    child.on('error', (e) => settle(new CwgError(`cannot start the daemon ${DAEMON_SCRIPT}: ${e.message}`)));
     child.on('exit', (code, signal) => {
-      exitCode = signal ? -1 : code;
-      if (stderrClosed) finish();
-      // stderr normally closes with the daemon's parent; never wait long for it.
-      else
-        setTimeout(() => {
-          child.stderr.destroy();
-          finish();
-        }, 300);
+      // An ERROR report may still be in the pipe: give it a moment.
+      setTimeout(() => settle(failed(`the daemon exited during start-up (${signal ?? `status ${String(code)}`})`)), 200);
     });
+    const poll = setInterval(() => {
+      if (isSocket(socketPath) && child.exitCode === null && child.signalCode === null) settle(null);
+    }, 50);
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      settle(failed(`the daemon did not become ready within ${DAEMON_START_TIMEOUT_MS / 1000} s`));
+    }, DAEMON_START_TIMEOUT_MS);
   });
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 export function systemOps(): CwgSystem {
@@ -147,14 +174,8 @@ export function systemOps(): CwgSystem {
         /* not empty or already gone */
       }
     },
-    socketExists(path) {
-      try {
-        return lstatSync(path).isSocket();
-      } catch {
-        return false;
-      }
-    },
-    startDaemon: runDaemon,
+    socketExists: isSocket,
+    startDaemon: (ifname, pid, runDir) => runDaemon(ifname, pid, runDir, join(runDir, `${ifname}.sock`)),
     async uapiSet(socketPath, lines) {
       try {
         return await uapiSet(socketPath, lines);
