@@ -7,7 +7,7 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Tun } from '../tun/tun.js';
+import { Tun, tempName, tempPrefixPid } from '../tun/tun.js';
 import * as ipx from '../tun/ip.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
@@ -99,8 +99,9 @@ function ipv4(p: Uint8Array, off: number): string {
   return `${p[off]}.${p[off + 1]}.${p[off + 2]}.${p[off + 3]}`;
 }
 
+/** Temporary devices of this process (others' tests may have theirs in flight). */
 function leftoverTemps(): string[] {
-  return readdirSync('/sys/class/net').filter((n) => /^wgt[0-9a-f]{12}$/.test(n));
+  return readdirSync('/sys/class/net').filter((n) => n.startsWith('wgt' + tempPrefixPid()));
 }
 
 afterAll(async () => {
@@ -183,6 +184,12 @@ describe.skipIf(!canRun)('Tun in a namespace' + why, () => {
     expect(() => Tun.create(name, { netnsPid: ns.pid })).toThrow(/already exists/);
     expect(() => Tun.create('lo', { netnsPid: ns.pid })).toThrow(/already exists/);
     expect(leftoverTemps()).toEqual([]);
+  });
+
+  it('temporary names are 15 bytes and unique', () => {
+    const a = tempName();
+    expect(a).toHaveLength(15);
+    expect(a).not.toBe(tempName());
   });
 
   it('refuses an invalid pid or name with a clear error', () => {

@@ -76,7 +76,7 @@ export class Tun {
     if (linkExists(name, { netnsPid: pid })) {
       throw new Error(`TUN ${name}: a device of that name already exists in the network namespace of pid ${pid}`);
     }
-    const tmp = `wgt${randomBytes(6).toString('hex')}`; // 15 bytes
+    const tmp = tempName();
     const [fd, actual] = openTun(tmp, name);
     try {
       addon.tunSetMtu(actual, mtu);
@@ -228,6 +228,16 @@ export class Tun {
     this.#removedCbs = [];
     for (const cb of cbs) setImmediate(() => cb(reason));
   }
+}
+
+/** `wgt` + our pid in base 36 (5 chars) + 7 random hex digits: 15 bytes, unique. */
+export function tempName(): string {
+  return `wgt${tempPrefixPid()}${randomBytes(4).toString('hex').slice(0, 7)}`;
+}
+
+/** The pid part of this process's temporary names. */
+export function tempPrefixPid(): string {
+  return process.pid.toString(36).padStart(5, '0').slice(-5);
 }
 
 function openTun(name: string, finalName: string): [number, string] {
