@@ -58,7 +58,10 @@ export class Pair {
 
   /** Start a daemon for IFNAME in ns0 and move its TUN into `ns`. */
   async startDaemon(impl: Impl, ifname: string, ns: string): Promise<void> {
-    await nsRun(this.ns0, this.program(impl), [ifname], { env: { ...process.env, LOG_LEVEL: 'error' } });
+    // Without LOG_LEVEL the daemon (like wireguard-go) detaches from our stdout/stderr pipes.
+    const env = { ...process.env };
+    delete env.LOG_LEVEL;
+    await nsRun(this.ns0, this.program(impl), [ifname], { env });
     await waitFor(`${ifname} to exist`, async () => {
       try {
         await run('ip', ['-n', this.ns0, 'link', 'show', ifname]);
