@@ -135,6 +135,20 @@ describe.skipIf(!isRoot)('ip helpers in a namespace' + (isRoot ? '' : ' (skipped
     expect(() => ipx.linkExists('lo', { netnsPid: 0x3ffffff0 })).toThrow(/nsenter|No such file|pid/);
   });
 
+  it('named namespaces: add, list, delete', () => {
+    const name = `wgtsip-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    ipx.netnsAdd(name);
+    try {
+      expect(ipx.netnsList()).toContain(name);
+      expect(() => ipx.netnsAdd(name)).toThrow(ipx.IpError);
+    } finally {
+      ipx.netnsDel(name, { ifExists: true });
+    }
+    expect(ipx.netnsList()).not.toContain(name);
+    expect(() => ipx.netnsDel(name, { ifExists: true })).not.toThrow();
+    expect(() => ipx.netnsAdd('../etc')).toThrow(/invalid netns name/);
+  });
+
   it('moveLink moves and renames atomically; refuses a taken name', () => {
     ipx.vethAdd('tc0', 'tc1', { netnsPid: pid });
     ipx.moveLink('tc0', pid2, 'moved0', { netnsPid: pid });

@@ -286,9 +286,3 @@ export function vethAdd(name: string, peer: string, opts?: NsOptions): void {
   checkIfName(peer);
   ip(['link', 'add', name, 'type', 'veth', 'peer', 'name', peer], opts);
 }
-
-/** `ip link add NAME type dummy`. */
-export function dummyAdd(name: string, opts?: NsOptions): void {
-  checkIfName(name);
-  ip(['link', 'add', name, 'type', 'dummy'], opts);
-}
