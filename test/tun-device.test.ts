@@ -216,6 +216,38 @@ describe.skipIf(!canRun)('Tun in the current namespace' + why, () => {
   });
 });
 
+describe.skipIf(!canRun)('Tun moved while in use' + why, () => {
+  it('keeps reading and writing after a move to another namespace, and follows the rename', async () => {
+    const ns = await newNetns();
+    const name = uniq('wgm');
+    const t = Tun.create(name);
+    tuns.push(t);
+    let echoes = 0;
+    t.start(
+      (pkt) => {
+        const r = echoReply(pkt);
+        if (r && t.write(r)) echoes++;
+      },
+      () => {},
+    );
+    try {
+      ipx.moveLink(name, ns.pid, 'moved0');
+      expect(existsSync(`/sys/class/net/${name}`)).toBe(false);
+      ipx.addrAdd('moved0', '10.78.0.1/24', { netnsPid: ns.pid });
+      ipx.linkSetUp('moved0', { netnsPid: ns.pid });
+      const ping = await runIn(ns.pid, ['/usr/bin/ping', '-n', '-c', '1', '-W', '2', '10.78.0.2']);
+      expect(ping.code).toBe(0);
+      expect(echoes).toBe(1);
+      await sleep(400); // the TUNGETIFF probe runs every 250 ms
+      expect(t.name).toBe('moved0');
+      expect(t.removed).toBeNull();
+    } finally {
+      t.close();
+      await killHolder(ns);
+    }
+  });
+});
+
 describe.skipIf(!canRun)('Tun removal detection' + why, () => {
   async function removedWithin(t: Tun, ms: number, remove: () => Promise<void> | void): Promise<{ reason: string; elapsed: number }> {
     const got = new Promise<{ reason: string; elapsed: number }>((resolve, reject) => {
