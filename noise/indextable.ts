@@ -19,14 +19,20 @@ export class IndexTable<P> {
 
   /** Insert `entry` under a fresh random index and return it. */
   insert(entry: IndexEntry<P>): number {
-    for (;;) {
+    let key = 0;
+    for (let attempt = 0; attempt < 64; attempt++) {
       const b = this.rng(this.buf);
-      const key = b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
+      key = b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
       if (!this.map.has(key)) {
         this.map.set(key, entry);
         return key >>> 0;
       }
     }
+    // Only a broken Rng gets here (the table holds at most a few million of 2^32 indices):
+    // probe linearly from the last candidate rather than loop forever.
+    while (this.map.has(key)) key = (key + 1) | 0;
+    this.map.set(key, entry);
+    return key >>> 0;
   }
 
   /** Point an existing index at a new entry (a handshake's index passing to its keypair). */

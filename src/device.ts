@@ -112,6 +112,9 @@ export interface PeerState {
   nextTimer: number;
 }
 
+/** Bound on the per-size view caches of the scratch buffers (sizes seen beyond it get fresh views). */
+const MAX_CACHED_VIEWS = 4096;
+
 function keyId(k: Uint8Array): string {
   return Buffer.from(k.buffer, k.byteOffset, k.length).toString('hex');
 }
@@ -623,7 +626,7 @@ export class Device {
     let v = this.txViews.get(n);
     if (v === undefined) {
       v = this.txScratch.subarray(0, n);
-      this.txViews.set(n, v);
+      if (this.txViews.size < MAX_CACHED_VIEWS) this.txViews.set(n, v);
     }
     return v;
   }
@@ -634,7 +637,7 @@ export class Device {
     let v = this.txSealViews.get(n);
     if (v === undefined) {
       v = this.txScratch.subarray(TRANSPORT_HEADER_SIZE, n);
-      this.txSealViews.set(n, v);
+      if (this.txSealViews.size < MAX_CACHED_VIEWS) this.txSealViews.set(n, v);
     }
     return v;
   }
@@ -643,7 +646,7 @@ export class Device {
     let v = this.rxViews.get(n);
     if (v === undefined) {
       v = this.rxScratch.subarray(0, n);
-      this.rxViews.set(n, v);
+      if (this.rxViews.size < MAX_CACHED_VIEWS) this.rxViews.set(n, v);
     }
     return v;
   }
