@@ -398,6 +398,23 @@ describe('commands over an in-memory system', () => {
     await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1 in the network namespace of pid 100');
   });
 
+  it('undoes a create that is interrupted', async () => {
+    const { sys, ctx } = setup();
+    const ac = new AbortController();
+    const start = sys.startDaemon.bind(sys);
+    sys.startDaemon = async (...a) => {
+      await start(...a);
+      ac.abort('SIGTERM'); // the signal arrives while the daemon starts
+    };
+    await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted; nothing was left behind');
+    expect(sys.links.get(4001)!.size).toBe(0);
+    expect(sys.sockets.size).toBe(0);
+    expect(sys.dirs.size).toBe(0);
+    // aborted before anything was made: nothing is started at all
+    await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted');
+    expect(sys.sockets.size).toBe(0);
+  });
+
   it('keeps same-named devices of different namespaces apart', async () => {
     const { sys, ctx } = setup();
     await cwgCreate(ctx, ['100', '7', '0', '1000']);

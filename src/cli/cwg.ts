@@ -28,6 +28,8 @@ export interface RunIo {
   env: NodeJS.ProcessEnv;
   /** Builds the context for the device commands (prefix, system); errors are CwgError. */
   context(): Promise<CwgContext>;
+  /** Aborted when the process is asked to stop (cwg_create undoes its work then). */
+  signal?: AbortSignal;
 }
 
 function ok(stdout = '', stderr = ''): RunResult {
@@ -68,7 +70,7 @@ export async function run(argv: readonly string[], io: RunIo): Promise<RunResult
     const ctx = await io.context();
     switch (cmd) {
       case 'cwg_create':
-        return ok(await cwgCreate(ctx, rest));
+        return ok(await cwgCreate({ ...ctx, ...(io.signal ? { signal: io.signal } : {}) }, rest));
       case 'cwg_connect':
         await cwgConnect(ctx, rest);
         return ok();
@@ -124,9 +126,20 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.umask(0o077);
   // A closed pipe on stdout (cwg genkey | head -c 1) is not an error worth a stack trace.
   process.stdout.on('error', () => {});
+  // cwg_create must not leave a half-made device behind when it is interrupted: the first
+  // signal asks it to undo its work and fail; a second one ends the process at once.
+  const abort = new AbortController();
+  if (argv[0] === 'cwg_create') {
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (abort.signal.aborted) process.exit(1);
+      abort.abort(sig);
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  }
   let result: RunResult;
   try {
     result = await run(argv, {
+      signal: abort.signal,
       readStdin: () => readAll(process.stdin),
       stdoutIsTty: process.stdout.isTTY === true,
       stdoutWorldAccessible: stdoutWorldAccessible(),

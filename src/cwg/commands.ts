@@ -49,6 +49,12 @@ export interface CwgContext {
   prefix: string;
   runBase: string;
   sys: CwgSystem;
+  /** Aborted on SIGINT/SIGTERM: cwg_create then undoes what it made and fails. */
+  signal?: AbortSignal;
+}
+
+function checkAbort(ctx: CwgContext): void {
+  if (ctx.signal?.aborted) throw new CwgError('interrupted; nothing was left behind');
 }
 
 interface Target {
@@ -125,6 +131,7 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
   const t = locate(ctx, parsed);
   if (await ctx.sys.linkExists(t.name, t.pid)) throw new CwgError(`${where(t)} already exists`);
   if (!(await ctx.sys.udpPortFree(port))) throw new CwgError(`UDP port ${port} is already in use`);
+  checkAbort(ctx);
   ctx.sys.ensureRunDir(t.runDir);
   try {
     await ctx.sys.startDaemon(t.name, t.pid, t.runDir);
@@ -134,13 +141,16 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
   }
   const priv = generatePrivateKey();
   try {
+    checkAbort(ctx);
     const pub = publicKey(priv);
     const errno = await ctx.sys.uapiSet(t.socket, [`private_key=${encodeHexKey(priv)}`, `listen_port=${port}`]);
     priv.fill(0);
     if (errno === EADDRINUSE) throw new CwgError(`UDP port ${port} is already in use`);
     if (errno !== 0) throw new CwgError(`the daemon of ${where(t)} refused its configuration (errno ${errno})`);
+    checkAbort(ctx);
     await ctx.sys.addrAdd(t.name, hostCidr(t.net, t.host), t.pid);
     await ctx.sys.linkSetUp(t.name, t.pid);
+    checkAbort(ctx);
     return `${encodeBase64Key(pub)}\n`;
   } catch (e) {
     priv.fill(0);
