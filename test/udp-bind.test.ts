@@ -247,6 +247,32 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
     });
   }
 
+  it('IPv6 link-local: the scope comes from ifindex, both ways across the veth', async () => {
+    const o = { netnsPid: pid };
+    ipx.addrAdd('st0', 'fe80::a1/64', { ...o, nodad: true });
+    ipx.addrAdd('st1', 'fe80::a2/64', { ...o, nodad: true });
+    const i0 = ipx.linkIndex('st0', o);
+    const i1 = ipx.linkIndex('st1', o);
+    const A = open(0, o);
+    const B = open(0, o);
+    const rxA: Endpoint[] = [];
+    const rxB: Endpoint[] = [];
+    A.start((_d, f) => rxA.push(f), () => {});
+    B.start((_d, f) => rxB.push(f), () => {});
+    // Out of st0, over the veth, in on st1.
+    A.send(new Uint8Array([1]), { address: 'fe80::a2', port: B.port, family: 6, ifindex: i0 });
+    expect(A.flush()).toBe(1);
+    await until(() => rxB.length === 1);
+    expect(rxB[0]).toEqual({ address: 'fe80::a1', port: A.port, family: 6, localAddress: 'fe80::a2', ifindex: i1 });
+    // The reply goes back with the learnt scope and sticky source.
+    B.send(new Uint8Array([2]), rxB[0]!);
+    expect(B.flush()).toBe(1);
+    await until(() => rxA.length === 1);
+    expect(rxA[0]).toEqual({ address: 'fe80::a2', port: B.port, family: 6, localAddress: 'fe80::a1', ifindex: i0 });
+    A.close();
+    B.close();
+  });
+
   it('fwmark: a rule for the mark steers sends; setFwmark changes it', async () => {
     const o = { netnsPid: pid };
     // Marked packets hit an `unreachable` rule placed before the local table (our namespace).
