@@ -96,7 +96,7 @@ export function native(): WgtsAddon {
   // WGTS_ADDON: another build of the addon (e.g. with sanitizers), for debugging.
   const path = process.env.WGTS_ADDON || join(packageRoot(), 'build', 'Release', 'wgts.node');
   if (!existsSync(path)) {
-    throw new Error(`wgts: native addon missing at ${path}; build it with "npx node-gyp rebuild" (npm ci does)`);
+    throw new Error(`wgts: native addon missing at ${path}; build it with "npm run build" (npm ci does it)`);
   }
   const require = createRequire(import.meta.url);
   cached = require(path) as WgtsAddon;
