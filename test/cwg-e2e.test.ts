@@ -5,7 +5,7 @@
  * and twenty creates in parallel.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +99,10 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${addr(net, 1)}/31`);
     expect(await udpPortBound(lab, A, portA)).toBe(true);
     expect(await udpPortBound(lab, B, portB)).toBe(true);
+    // The container's run directory and socket are root's only.
+    const runDir = join(RUN_BASE, String(cA.inode));
+    expect(statSync(runDir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(runDir, `${nameA}.sock`)).mode & 0o077).toBe(0);
     // The container's own namespace does not hold the UDP port.
     expect((await lab.inContainer(cA, which('ss')!, ['-H', '-u', '-n', '-l'])).stdout.trim()).toBe('');
 
