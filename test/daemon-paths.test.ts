@@ -1,43 +1,104 @@
 /**
  * Outer-path behaviour the kernel module gives and users rely on: sticky source address on a
  * multi-homed host (with fallback when the address goes away), and NAT traversal kept alive by
- * persistent keepalive.
+ * persistent keepalive. Each daemon's UDP lives in its own "host" namespace; its device is
+ * moved into a "container" namespace.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Pair } from './helpers/tunnel.js';
-import { Namespaces, WG_TS, nsRun, run, skipReason, sleep, uniqueTag } from './helpers/netns.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Namespaces, WG_TS, nsRun, run, skipReason, sleep, uniqueTag } from './helpers/netns.js';
 
 const skip = skipReason('wg', 'ping');
 const skipNat = skip ?? (skipReason('nft') ? 'needs nft (apt-get install nftables)' : null);
 
+type Keys = Record<'a' | 'b', { priv: string; pub: string }>;
+
+async function keys(tmp: string): Promise<Keys> {
+  const out: Partial<Keys> = {};
+  for (const s of ['a', 'b'] as const) {
+    const priv = join(tmp, `${s}.key`);
+    const k = (await run('wg', ['genkey'])).stdout;
+    writeFileSync(priv, k, { mode: 0o600 });
+    out[s] = { priv, pub: (await run('wg', ['pubkey'], { input: k })).stdout.trim() };
+  }
+  return out as Keys;
+}
+
+/** Start bin/wireguard-ts in `ns` (its UDP stays there) and move its device into `target`. */
+async function startDaemon(ns: string, ifname: string, target: string): Promise<void> {
+  const env = { ...process.env };
+  delete env.LOG_LEVEL; // with LOG_LEVEL set the daemon keeps our pipes, as wireguard-go does
+  await nsRun(ns, WG_TS, [ifname], { env });
+  await run('ip', ['-n', ns, 'link', 'set', ifname, 'netns', target]);
+}
+
+async function addressUp(ns: string, ifname: string, cidr: string): Promise<void> {
+  await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
+  await run('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
+}
+
+async function ping(ns: string, to: string): Promise<boolean> {
+  return nsRun(ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', to], { timeout: 10_000 }).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function ipAll(cmds: ReadonlyArray<readonly [string, readonly string[]]>): Promise<void> {
+  for (const [ns, args] of cmds) await run('ip', ['-n', ns, ...args]);
+}
+
+/**
+ * a's UDP lives in a multi-homed namespace (192.168.250.1 and .2 on one veth); b's in another
+ * namespace on the same link, and b reaches a at .2 (not a's primary address).
+ */
 describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let pair: Pair | null = null;
+  const nss = new Namespaces(uniqueTag());
+  const tmp = mkdtempSync(join(tmpdir(), 'wgts-sticky-'));
   afterEach(async () => {
-    await pair?.cleanup();
+    await nss.cleanup();
+    rmSync(tmp, { recursive: true, force: true });
   });
 
   it('answers from the address the peer sent to, and falls back when that address is removed', async () => {
-    pair = new Pair();
-    await pair.setup({ aKnowsB: false });
-    // ns0 becomes multi-homed: b reaches a at 192.168.250.2, while 192.168.250.1 is the other address.
-    await run('ip', ['-n', pair.ns0, 'addr', 'add', '192.168.250.1/32', 'dev', 'lo']);
-    await run('ip', ['-n', pair.ns0, 'addr', 'add', '192.168.250.2/32', 'dev', 'lo']);
-    await pair.wg('set', pair.b.ifname, 'peer', pair.a.pub, 'endpoint', `192.168.250.2:${pair.a.port}`);
-    expect(await pair.ping(pair.b, pair.a.v4)).toBe(true);
-    expect(await pair.ping(pair.a, pair.b.v4)).toBe(true);
-    // Had a answered from the routing table's choice, b would have roamed away from .2.
-    const ep = async (ifname: string) => (await pair!.wg('show', ifname, 'endpoints')).stdout.trim().split('\t')[1];
-    expect(await ep(pair.b.ifname)).toBe(`192.168.250.2:${pair.a.port}`);
-    // Remove the address a was answering from: a's next packet must still leave (from the
-    // routing table's choice), b roams to it, and traffic goes on.
-    await run('ip', ['-n', pair.ns0, 'addr', 'del', '192.168.250.2/32', 'dev', 'lo']);
-    expect(await pair.ping(pair.a, pair.b.v4)).toBe(true);
-    expect(await ep(pair.b.ifname)).not.toBe(`192.168.250.2:${pair.a.port}`);
-    expect(await pair.ping(pair.b, pair.a.v4)).toBe(true);
-  });
+    const t = nss.tag;
+    const hostA = await nss.add('ha');
+    const hostB = await nss.add('hb');
+    const ctA = await nss.add('ca');
+    const ctB = await nss.add('cb');
+    await run('ip', ['link', 'add', `s${t}a`, 'netns', hostA, 'type', 'veth', 'peer', 'name', `s${t}b`, 'netns', hostB]);
+    await ipAll([
+      [hostA, ['addr', 'add', '192.168.250.1/24', 'dev', `s${t}a`]],
+      [hostA, ['addr', 'add', '192.168.250.2/24', 'dev', `s${t}a`]],
+      [hostA, ['link', 'set', `s${t}a`, 'up']],
+      [hostB, ['addr', 'add', '192.168.250.10/24', 'dev', `s${t}b`]],
+      [hostB, ['link', 'set', `s${t}b`, 'up']],
+    ]);
+    const k = await keys(tmp);
+    const ifa = `ya${t}`;
+    const ifb = `yb${t}`;
+    await startDaemon(hostA, ifa, ctA);
+    await startDaemon(hostB, ifb, ctB);
+    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.priv, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
+    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.priv, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.245.1/32', 'endpoint', '192.168.250.2:51820']);
+    await addressUp(ctA, ifa, '192.168.245.1/24');
+    await addressUp(ctB, ifb, '192.168.245.2/24');
+    const endpointAtB = async () => (await nsRun(hostB, 'wg', ['show', ifb, 'endpoints'])).stdout.trim().split('\t')[1];
+
+    expect(await ping(ctB, '192.168.245.1')).toBe(true);
+    expect(await ping(ctA, '192.168.245.2')).toBe(true);
+    // Had a answered from the routing table's choice (.1, the primary address), b would have roamed to it.
+    expect(await endpointAtB()).toBe('192.168.250.2:51820');
+
+    // Remove the address a answers from: a's next packet must still leave (from the routing
+    // table's choice), b roams to it, and traffic goes on both ways.
+    await run('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', `s${t}a`]);
+    expect(await ping(ctA, '192.168.245.2')).toBe(true);
+    expect(await endpointAtB()).toBe('192.168.250.1:51820');
+    expect(await ping(ctB, '192.168.245.1')).toBe(true);
+  }, 60_000);
 });
 
 /**
@@ -62,7 +123,7 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     const ctB = await nss.add('cb');
     await run('ip', ['link', 'add', `n${t}a`, 'netns', pubNs, 'type', 'veth', 'peer', 'name', `n${t}r`, 'netns', router]);
     await run('ip', ['link', 'add', `n${t}b`, 'netns', privNs, 'type', 'veth', 'peer', 'name', `n${t}s`, 'netns', router]);
-    const cmds: Array<[string, string[]]> = [
+    await ipAll([
       [pubNs, ['addr', 'add', '192.168.251.1/24', 'dev', `n${t}a`]],
       [pubNs, ['link', 'set', `n${t}a`, 'up']],
       [router, ['addr', 'add', '192.168.251.254/24', 'dev', `n${t}r`]],
@@ -72,8 +133,7 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
       [privNs, ['addr', 'add', '192.168.252.2/24', 'dev', `n${t}b`]],
       [privNs, ['link', 'set', `n${t}b`, 'up']],
       [privNs, ['route', 'add', 'default', 'via', '192.168.252.254']],
-    ];
-    for (const [ns, args] of cmds) await run('ip', ['-n', ns, ...args]);
+    ]);
     await nsRun(router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await nsRun(router, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_udp_timeout=3']);
     await nsRun(router, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_udp_timeout_stream=3']);
@@ -82,42 +142,24 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     writeFileSync(rules, `table ip nat {\n chain post { type nat hook postrouting priority 100; oifname "n${t}r" masquerade random; }\n}\n`);
     await nsRun(router, 'nft', ['-f', rules]);
 
-    const keys: Record<string, { priv: string; pub: string }> = {};
-    for (const s of ['a', 'b']) {
-      const priv = join(tmp, `${s}.key`);
-      const k = (await run('wg', ['genkey'])).stdout;
-      writeFileSync(priv, k, { mode: 0o600 });
-      keys[s] = { priv, pub: (await run('wg', ['pubkey'], { input: k })).stdout.trim() };
-    }
+    const k = await keys(tmp);
     const ifa = `xa${t}`;
     const ifb = `xb${t}`;
-    await nsRun(pubNs, WG_TS, [ifa]);
-    await nsRun(privNs, WG_TS, [ifb]);
-    await run('ip', ['-n', pubNs, 'link', 'set', ifa, 'netns', ctA]);
-    await run('ip', ['-n', privNs, 'link', 'set', ifb, 'netns', ctB]);
-    await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', keys.a!.priv, 'listen-port', '51820', 'peer', keys.b!.pub, 'allowed-ips', '192.168.244.2/32']);
-    await nsRun(privNs, 'wg', ['set', ifb, 'private-key', keys.b!.priv, 'listen-port', '51821', 'peer', keys.a!.pub, 'allowed-ips', '192.168.244.1/32', 'endpoint', '192.168.251.1:51820']);
-    for (const [ns, ifn, addr] of [
-      [ctA, ifa, '192.168.244.1/24'],
-      [ctB, ifb, '192.168.244.2/24'],
-    ] as const) {
-      await run('ip', ['-n', ns, 'addr', 'add', addr, 'dev', ifn]);
-      await run('ip', ['-n', ns, 'link', 'set', ifn, 'up']);
-    }
-    const ping = async (ns: string, to: string) =>
-      nsRun(ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', to], { timeout: 10_000 }).then(
-        () => true,
-        () => false,
-      );
+    await startDaemon(pubNs, ifa, ctA);
+    await startDaemon(privNs, ifb, ctB);
+    await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', k.a.priv, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.244.2/32']);
+    await nsRun(privNs, 'wg', ['set', ifb, 'private-key', k.b.priv, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.244.1/32', 'endpoint', '192.168.251.1:51820']);
+    await addressUp(ctA, ifa, '192.168.244.1/24');
+    await addressUp(ctB, ifb, '192.168.244.2/24');
+
     // b (behind NAT) initiates; a learns b's NATed endpoint.
     expect(await ping(ctB, '192.168.244.1')).toBe(true);
     // Idle past the conntrack timeout: a can no longer reach b.
     await sleep(5000);
     expect(await ping(ctA, '192.168.244.2')).toBe(false);
     // With persistent keepalive on b, the mapping is refreshed and a keeps reaching b.
-    await nsRun(privNs, 'wg', ['set', ifb, 'peer', keys.a!.pub, 'persistent-keepalive', '1']);
-    await sleep(1500);
-    await sleep(5000);
+    await nsRun(privNs, 'wg', ['set', ifb, 'peer', k.a.pub, 'persistent-keepalive', '1']);
+    await sleep(6500);
     expect(await ping(ctA, '192.168.244.2')).toBe(true);
   }, 60_000);
 });
