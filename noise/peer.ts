@@ -344,8 +344,11 @@ export class Peer implements TimerActions {
     return this.timers.next;
   }
 
-  /** Forget the sticky source address (the kernel does this before handshake retries). */
-  private clearEndpointSource(): void {
+  /**
+   * Forget the sticky source address: the kernel does this before handshake retries, and the
+   * device when the UDP layer reports that the address is gone.
+   */
+  clearEndpointSource(): void {
     const e = this.endpoint;
     if (e !== null && (e.localAddress !== undefined || e.ifindex !== undefined)) {
       this.endpoint = { address: e.address, port: e.port, family: e.family };

@@ -126,6 +126,8 @@ export class Daemon {
       this.udp?.close();
       this.udp = bind;
       this.listenPort = bind.port;
+      bind.onStickyFailure((ep) => this.device.clearEndpointSource(ep));
+      bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
       bind.start(
         (data, from) => this.device.receiveDatagram(data, from),
         () => this.flush(),

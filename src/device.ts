@@ -322,6 +322,18 @@ export class Device {
     this.logger.verbose(`${peerName(peer.publicKey)} - Removed`);
   }
 
+  /**
+   * The UDP layer could not send from `ep.localAddress` (the address went away, so the routing
+   * table chose instead): forget that sticky source for every peer using this endpoint, as the
+   * kernel's wg_socket_clear_peer_endpoint_src does, so later sends go straight to the route.
+   */
+  clearEndpointSource(ep: Endpoint): void {
+    for (const p of this.peers.values()) {
+      const e = p.endpoint;
+      if (e !== null && e.address === ep.address && e.port === ep.port && e.localAddress === ep.localAddress) p.clearEndpointSource();
+    }
+  }
+
   /** The configuration and counters, as the UAPI `get` reports them. Keys are copies. */
   status(): DeviceStatus {
     const peers: PeerStatus[] = [];
