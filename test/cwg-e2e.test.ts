@@ -202,34 +202,61 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect(await waitFor(() => daemonsIn(B.inode).length === 0, 1000)).toBe(true);
   });
 
-  it('keeps same-named devices in two containers apart', async () => {
-    const c1 = await lab.container(A);
-    const c2 = await lab.container(A);
+  it('keeps same-named devices in two containers apart: two links with the same names work independently', async () => {
+    // Two remote sites happened to choose the same net: containers 1 and 2 at site A both
+    // hold cwg-N-0, their partners at site B both hold cwg-N-1.
+    const [a1, a2, b1, b2] = await Promise.all([lab.container(A), lab.container(A), lab.container(B), lab.container(B)]);
     const net = randomNet();
-    const p1 = randomPort();
-    const p2 = p1 + 1;
-    const k1 = await lab.cwg(A, ['cwg_create', String(c1.pid), String(net), '1', String(p1)]);
-    const k2 = await lab.cwg(A, ['cwg_create', String(c2.pid), String(net), '1', String(p2)]);
-    expect(k1.code).toBe(0);
-    expect(k2.code).toBe(0);
-    expect(k1.stdout).not.toBe(k2.stdout);
-    const name = `cwg-${net}-1`;
-    const s1 = await lab.cwg(A, ['show', String(c1.pid), String(net), '1']);
-    const s2 = await lab.cwg(A, ['show', String(c2.pid), String(net), '1']);
-    expect(s1.stdout).toContain(`interface: ${name}\n  public key: ${k1.stdout}`);
-    expect(s2.stdout).toContain(`interface: ${name}\n  public key: ${k2.stdout}`);
-    // Connect acts on the given pid's device only.
-    const peer = k2.stdout.trim();
-    expect((await lab.cwg(A, ['cwg_connect', String(c1.pid), String(net), '1', `192.168.77.9:${p2}`, peer])).code).toBe(0);
-    expect((await lab.cwg(A, ['show', String(c1.pid), String(net), '1'])).stdout).toContain(`peer: ${peer}`);
-    expect((await lab.cwg(A, ['show', String(c2.pid), String(net), '1'])).stdout).not.toContain('peer:');
-    // Destroying one leaves the other working.
-    expect((await lab.cwg(A, ['cwg_destroy', String(c1.pid), String(net), '1'])).code).toBe(0);
-    await expectNothingLeft(c1, name, p1);
-    expect((await lab.cwg(A, ['show', String(c2.pid), String(net), '1'])).stdout).toContain(`public key: ${k2.stdout}`);
-    expect(await udpPortBound(lab, A, p2)).toBe(true);
-    expect((await lab.cwg(A, ['cwg_destroy', String(c2.pid), String(net), '1'])).code).toBe(0);
-    await expectNothingLeft(c2, name, p2);
+    const p = randomPort();
+    const [pa1, pa2, pb1, pb2] = [p, p + 1, p + 2, p + 3];
+    const create = async (site: Site, c: Container, host: number, port: number) => {
+      const r = await lab.cwg(site, ['cwg_create', String(c.pid), String(net), String(host), String(port)]);
+      expect(r.code).toBe(0);
+      return r.stdout.trim();
+    };
+    const ka1 = await create(A, a1, 0, pa1);
+    const ka2 = await create(A, a2, 0, pa2);
+    const kb1 = await create(B, b1, 1, pb1);
+    const kb2 = await create(B, b2, 1, pb2);
+    expect(new Set([ka1, ka2, kb1, kb2]).size).toBe(4);
+    const connect = async (site: Site, c: Container, host: number, endpoint: string, key: string) =>
+      expect((await lab.cwg(site, ['cwg_connect', String(c.pid), String(net), String(host), endpoint, key])).code).toBe(0);
+    await connect(A, a1, 0, `${B.addr}:${pb1}`, kb1);
+    await connect(B, b1, 1, `${A.addr}:${pa1}`, ka1);
+    await connect(A, a2, 0, `${B.addr}:${pb2}`, kb2);
+    await connect(B, b2, 1, `${A.addr}:${pa2}`, ka2);
+    const nameA = `cwg-${net}-0`;
+    // Each command acted on the device of its pid.
+    expect((await lab.cwg(A, ['show', String(a1.pid), String(net), '0'])).stdout).toContain(`interface: ${nameA}\n  public key: ${ka1}\n`);
+    expect((await lab.cwg(A, ['show', String(a2.pid), String(net), '0'])).stdout).toContain(`interface: ${nameA}\n  public key: ${ka2}\n`);
+    expect((await lab.cwg(A, ['show', String(a2.pid), String(net), '0'])).stdout).toContain(`peer: ${kb2}\n`);
+
+    // Each B container serves its own page; each A container gets its partner's.
+    const serve = async (c: Container, text: string) => {
+      const srv = lab.spawnOwned(which('nsenter')!, [
+        '-t', String(c.pid), '-n', process.execPath, '-e',
+        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 1)}', () => console.log('ready'))`, text,
+      ]);
+      let out = '';
+      srv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      expect(await waitFor(() => out.includes('ready'), 10_000)).toBe(true);
+      return srv;
+    };
+    const fetchFrom = (c: Container) =>
+      lab.inContainer(c, process.execPath, ['-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${addr(net, 1)}:8080/`]);
+    const servers = [await serve(b1, 'page of b1'), await serve(b2, 'page of b2')];
+    expect((await fetchFrom(a1)).stdout).toBe('page of b1');
+    expect((await fetchFrom(a2)).stdout).toBe('page of b2');
+
+    // Destroying one link's device leaves the other working.
+    expect((await lab.cwg(A, ['cwg_destroy', String(a1.pid), String(net), '0'])).code).toBe(0);
+    await expectNothingLeft(a1, nameA, pa1);
+    expect((await fetchFrom(a2)).stdout).toBe('page of b2');
+    expect(await udpPortBound(lab, A, pa2)).toBe(true);
+    for (const srv of servers) srv.kill('SIGKILL');
+    expect((await lab.cwg(A, ['cwg_destroy', String(a2.pid), String(net), '0'])).code).toBe(0);
+    await expectNothingLeft(a2, nameA, pa2);
+    await Promise.all([b1, b2].map((c) => lab.stopContainer(c)));
   });
 
   it('rejects every kind of bad input and failure with one line, exit 1, nothing left behind', async () => {
