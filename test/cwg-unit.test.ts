@@ -288,11 +288,13 @@ class FakeSystem implements CwgSystem {
     this.ns(pid).get(name)!.up = true;
   }
   async linkDel(name: string, pid: number) {
+    if (this.failLinkDel) throw new CwgError('ip link del failed');
     const l = this.ns(pid).get(name);
     if (!l) return false;
     this.ns(pid).delete(name);
     const s = this.sockets.get(l.socket);
     if (s) this.usedPorts.delete(s.status.listenPort);
+    for (const [id, d] of this.daemons) if (d.name === name && this.netnsInode(d.pid) === this.netnsInode(pid)) this.daemons.delete(id);
     this.sockets.delete(l.socket);
     return true;
   }
@@ -308,11 +310,25 @@ class FakeSystem implements CwgSystem {
   socketExists(path: string) {
     return this.sockets.has(path);
   }
+  daemons = new Map<number, { name: string; pid: number }>();
+  nextDaemon = 5000;
+  failLinkDel = false;
   async startDaemon(ifname: string, pid: number, runDir: string) {
     if (this.ns(pid).has(ifname)) throw new CwgError(`cannot create device ${ifname}: exists`);
     const socket = `${runDir}/${ifname}.sock`;
     this.ns(pid).set(ifname, { addrs: [], up: false, socket });
     this.sockets.set(socket, { name: ifname, pid, status: { privateKey: null, listenPort: 0, fwmark: 0, peers: [] } });
+    this.daemons.set(++this.nextDaemon, { name: ifname, pid });
+    return this.nextDaemon;
+  }
+  stopDaemon(daemonPid: number) {
+    const d = this.daemons.get(daemonPid);
+    if (!d) return;
+    this.daemons.delete(daemonPid);
+    const failing = this.failLinkDel;
+    this.failLinkDel = false;
+    void this.linkDel(d.name, d.pid);
+    this.failLinkDel = failing;
   }
   async uapiSet(socketPath: string, lines: string[]) {
     this.sets.push(lines);
@@ -436,6 +452,14 @@ describe('commands over an in-memory system', () => {
     expect(sys.links.get(4001)!.size).toBe(0);
     expect(sys.usedPorts).toEqual(new Set([5000]));
     expect(sys.dirs.size).toBe(0);
+    // the device cannot be deleted: the daemon this create started is stopped instead
+    sys.failLinkDel = true;
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
+    expect(sys.sockets.size).toBe(0);
+    expect(sys.daemons.size).toBe(0);
+    expect(sys.usedPorts).toEqual(new Set([5000]));
+    sys.failLinkDel = false;
+    sys.failAddr = false;
     sys.root = false;
     await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('must be run as root');
     // argument errors come before the privilege check

@@ -38,8 +38,14 @@ export interface CwgSystem {
   /** Remove the run directory if it is empty. */
   removeRunDirIfEmpty(dir: string): void;
   socketExists(path: string): boolean;
-  /** Start `wireguard-ts --netns-pid PID --run-dir DIR IFNAME` (daemonizing); throws CwgError with its message. */
-  startDaemon(ifname: string, pid: number, runDir: string): Promise<void>;
+  /**
+   * Start the daemon `wireguard-ts --netns-pid PID --run-dir DIR IFNAME`, in the background,
+   * and return its process id once the device is in the namespace and its socket listens.
+   * Throws CwgError with the daemon's reason otherwise.
+   */
+  startDaemon(ifname: string, pid: number, runDir: string): Promise<number>;
+  /** Ask a daemon this command started to stop (SIGTERM). */
+  stopDaemon(daemonPid: number): void;
   uapiSet(socketPath: string, lines: string[]): Promise<number>;
   uapiGet(socketPath: string): Promise<DeviceStatus>;
   sleep(ms: number): Promise<void>;
@@ -133,13 +139,15 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
   if (!(await ctx.sys.udpPortFree(port))) throw new CwgError(`UDP port ${port} is already in use`);
   checkAbort(ctx);
   ctx.sys.ensureRunDir(t.runDir);
+  let daemonPid: number;
   try {
-    await ctx.sys.startDaemon(t.name, t.pid, t.runDir);
+    daemonPid = await ctx.sys.startDaemon(t.name, t.pid, t.runDir);
   } catch (e) {
     ctx.sys.removeRunDirIfEmpty(t.runDir);
     throw e;
   }
   const priv = generatePrivateKey();
+  let boundPort = 0;
   try {
     checkAbort(ctx);
     const pub = publicKey(priv);
@@ -147,6 +155,7 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
     priv.fill(0);
     if (errno === EADDRINUSE) throw new CwgError(`UDP port ${port} is already in use`);
     if (errno !== 0) throw new CwgError(`the daemon of ${where(t)} refused its configuration (errno ${errno})`);
+    boundPort = port;
     checkAbort(ctx);
     await ctx.sys.addrAdd(t.name, hostCidr(t.net, t.host), t.pid);
     await ctx.sys.linkSetUp(t.name, t.pid);
@@ -155,9 +164,14 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
   } catch (e) {
     priv.fill(0);
     try {
-      await teardown(ctx, t, 0);
+      await teardown(ctx, t, boundPort);
     } catch {
-      /* report the first error */
+      // The device could not be removed (or the daemon did not go): stop the daemon we
+      // started, which removes the device with it. Report the first error.
+      ctx.sys.stopDaemon(daemonPid);
+      await waitSocketGone(ctx, t.socket, 5000);
+      if (boundPort) await waitPortFree(ctx, boundPort, 2000);
+      ctx.sys.removeRunDirIfEmpty(t.runDir);
     }
     throw e;
   }

@@ -71,7 +71,7 @@ const DAEMON_START_TIMEOUT_MS = 20_000;
  * listens, or ERROR with its one-line reason (it exits then, leaving nothing behind). The
  * socket appearing also counts as ready, should the report channel ever be silent.
  */
-function runDaemon(ifname: string, pid: number, runDir: string, socketPath: string): Promise<void> {
+function runDaemon(ifname: string, pid: number, runDir: string, socketPath: string): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, [READY_FD_ENV]: '3' };
   // The daemon's logs would go to our stdio: our stdout carries the public key only.
   delete env.LOG_LEVEL;
@@ -101,7 +101,7 @@ function runDaemon(ifname: string, pid: number, runDir: string, socketPath: stri
         reject(err);
       } else {
         child.unref();
-        resolve();
+        resolve(child.pid!);
       }
     };
     const failed = (why: string) => new CwgError(`cannot create device ${ifname}: ${why}`);
@@ -176,6 +176,13 @@ export function systemOps(): CwgSystem {
     },
     socketExists: isSocket,
     startDaemon: (ifname, pid, runDir) => runDaemon(ifname, pid, runDir, join(runDir, `${ifname}.sock`)),
+    stopDaemon(daemonPid) {
+      try {
+        process.kill(daemonPid, 'SIGTERM');
+      } catch {
+        /* gone already */
+      }
+    },
     async uapiSet(socketPath, lines) {
       try {
         return await uapiSet(socketPath, lines);
