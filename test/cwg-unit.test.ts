@@ -308,7 +308,11 @@ class FakeSystem implements CwgSystem {
     if (![...this.sockets.keys()].some((s) => s.startsWith(`${dir}/`))) this.dirs.delete(dir);
   }
   socketExists(path: string) {
-    return this.sockets.has(path);
+    return this.sockets.has(path) || this.staleSockets.has(path);
+  }
+  staleSockets = new Set<string>();
+  async removeStaleSocket(path: string) {
+    this.staleSockets.delete(path);
   }
   daemons = new Map<number, { name: string; pid: number }>();
   nextDaemon = 5000;
@@ -412,6 +416,19 @@ describe('commands over an in-memory system', () => {
     expect(sys.dirs.size).toBe(0);
     expect(sys.usedPorts.size).toBe(0);
     await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1 in the network namespace of pid 100');
+    // the socket of a killed daemon is tidied away by destroy (which still reports the missing device)
+    sys.staleSockets.add('/run/x/4001/cwg-1024-1.sock');
+    sys.dirs.add('/run/x/4001');
+    await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1');
+    expect(sys.staleSockets.size).toBe(0);
+  });
+
+  it('removes a socket left by a killed daemon before creating', async () => {
+    const { sys, ctx } = setup();
+    sys.staleSockets.add('/run/x/4002/cwg-8-0.sock');
+    expect(await cwgCreate(ctx, ['200', '8', '0', '6000'])).toMatch(/=\n$/);
+    expect(sys.staleSockets.size).toBe(0);
+    expect(sys.sockets.has('/run/x/4002/cwg-8-0.sock')).toBe(true);
   });
 
   it('undoes a create that is interrupted', async () => {

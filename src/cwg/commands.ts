@@ -38,6 +38,8 @@ export interface CwgSystem {
   /** Remove the run directory if it is empty. */
   removeRunDirIfEmpty(dir: string): void;
   socketExists(path: string): boolean;
+  /** Remove a socket file nobody listens on (its daemon was killed); keep a live one. */
+  removeStaleSocket(path: string): Promise<void>;
   /**
    * Start the daemon `wireguard-ts --netns-pid PID --run-dir DIR IFNAME`, in the background,
    * and return its process id once the device is in the namespace and its socket listens.
@@ -139,6 +141,8 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
   if (!(await ctx.sys.udpPortFree(port))) throw new CwgError(`UDP port ${port} is already in use`);
   checkAbort(ctx);
   ctx.sys.ensureRunDir(t.runDir);
+  // The namespace's inode may be a dead one's, reused, whose killed daemon left its socket.
+  if (ctx.sys.socketExists(t.socket)) await ctx.sys.removeStaleSocket(t.socket);
   let daemonPid: number;
   try {
     daemonPid = await ctx.sys.startDaemon(t.name, t.pid, t.runDir);
@@ -199,7 +203,14 @@ export async function cwgConnect(ctx: CwgContext, args: readonly string[]): Prom
 export async function cwgDestroy(ctx: CwgContext, args: readonly string[]): Promise<void> {
   checkCount(args, ['pid', 'net', 'host']);
   const t = locate(ctx, parseTarget(ctx, args[0]!, args[1]!, args[2]!));
-  if (!(await ctx.sys.linkExists(t.name, t.pid))) throw new CwgError(`no ${where(t)}`);
+  if (!(await ctx.sys.linkExists(t.name, t.pid))) {
+    // A daemon that was killed leaves its socket: tidy it away, the device is gone anyway.
+    if (ctx.sys.socketExists(t.socket)) {
+      await ctx.sys.removeStaleSocket(t.socket);
+      ctx.sys.removeRunDirIfEmpty(t.runDir);
+    }
+    throw new CwgError(`no ${where(t)}`);
+  }
   let port = 0;
   if (ctx.sys.socketExists(t.socket)) {
     try {

@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type SocketType } from 'node:dgram';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ipx from '../../tun/ip.js';
@@ -120,14 +121,26 @@ function runDaemon(ifname: string, pid: number, runDir: string, socketPath: stri
       // An ERROR report may still be in the pipe: give it a moment.
       setTimeout(() => settle(failed(`the daemon exited during start-up (${signal ?? `status ${String(code)}`})`)), 200);
     });
+    // Fallback readiness: a new socket (not one a killed daemon left behind) at the path.
+    const before = socketInode(socketPath);
     const poll = setInterval(() => {
-      if (isSocket(socketPath) && child.exitCode === null && child.signalCode === null) settle(null);
+      const now = socketInode(socketPath);
+      if (now !== null && now !== before && child.exitCode === null && child.signalCode === null) settle(null);
     }, 50);
     const timer = setTimeout(() => {
       child.kill('SIGTERM');
       settle(failed(`the daemon did not become ready within ${DAEMON_START_TIMEOUT_MS / 1000} s`));
     }, DAEMON_START_TIMEOUT_MS);
   });
+}
+
+function socketInode(path: string): number | null {
+  try {
+    const st = lstatSync(path);
+    return st.isSocket() ? st.ino : null;
+  } catch {
+    return null;
+  }
 }
 
 function isSocket(path: string): boolean {
@@ -175,6 +188,25 @@ export function systemOps(): CwgSystem {
       }
     },
     socketExists: isSocket,
+    removeStaleSocket(path) {
+      return new Promise((resolve) => {
+        const sock = createConnection(path);
+        sock.on('connect', () => {
+          sock.destroy();
+          resolve();
+        });
+        sock.on('error', (e: NodeJS.ErrnoException) => {
+          if (e.code === 'ECONNREFUSED') {
+            try {
+              unlinkSync(path);
+            } catch {
+              /* raced with someone else */
+            }
+          }
+          resolve();
+        });
+      });
+    },
     startDaemon: (ifname, pid, runDir) => runDaemon(ifname, pid, runDir, join(runDir, `${ifname}.sock`)),
     stopDaemon(daemonPid) {
       try {
