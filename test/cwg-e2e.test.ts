@@ -291,7 +291,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       [['cwg_connect', pid, String(net), '0', '1.2.3.4:9', `${key.slice(0, 42)}1=`], /invalid peer_key/],
       [['cwg_connect', pid, String(net), '0', '1.2.3.4:9', key], new RegExp(`^cwg_connect: no device ${name} in the network namespace of pid ${pid}$`)],
       [['cwg_destroy', pid, String(net), '0'], new RegExp(`^cwg_destroy: no device ${name} in the network namespace of pid ${pid}$`)],
-      [['show', pid, String(net), '0'], /^show: no device/],
+      [['show', pid, String(net), '0'], /^cwg show: no device/],
       [['genkey', 'x'], /^Usage: cwg genkey$/],
     ];
     for (const [args, pattern] of bad) {

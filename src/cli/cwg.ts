@@ -81,8 +81,9 @@ export async function run(argv: readonly string[], io: RunIo): Promise<RunResult
         return ok(await cwgShow(ctx, rest, { nowSec: Math.floor(Date.now() / 1000), color: wantColor(io.stdoutIsTty, io.env) }));
     }
   } catch (e) {
-    if (e instanceof CwgError) return failure(cmd, e.message);
-    return failure(cmd, `internal error: ${oneLine(e)}`);
+    const who = cmd.startsWith('cwg_') ? cmd : `${PROG} ${cmd}`;
+    if (e instanceof CwgError) return failure(who, e.message);
+    return failure(who, `internal error: ${oneLine(e)}`);
   }
 }
 
