@@ -10,6 +10,13 @@
  *       out.length must be plaintext.length + padding + 16 (ciphertext || tag)
  *   open(key, nonce, sealed, aad | undefined, out) -> boolean
  *       out.length must be sealed.length - 16
+ *
+ * and X25519 (RFC 7748), ~40x faster than pure JS here, which keeps handshakes off the
+ * latency path of the first packet:
+ *
+ *   x25519(privateKey, publicKey | undefined, out) -> boolean
+ *       out = DH(privateKey, publicKey), or the public key of privateKey when publicKey is
+ *       undefined; false when the result is all zeros (a low-order point)
  */
 #include <node_api.h>
 #include <openssl/evp.h>
@@ -140,6 +147,35 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value x25519(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "x25519: expected 3 arguments");
+  uint8_t *priv, *pub, *out;
+  size_t privlen, publen, outlen;
+  if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519: private key must be 32 bytes");
+  if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519: public key must be 32 bytes or undefined");
+  if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519: out must be 32 bytes");
+  int ok = 0;
+  size_t n = KEY_LEN;
+  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
+  if (sk && !pub) {
+    ok = EVP_PKEY_get_raw_public_key(sk, out, &n) == 1 && n == KEY_LEN;
+  } else if (sk) {
+    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, KEY_LEN);
+    EVP_PKEY_CTX *ctx = pk ? EVP_PKEY_CTX_new(sk, NULL) : NULL;
+    /* OpenSSL refuses an all-zero shared secret (RFC 7748 section 6.1): derive fails then. */
+    ok = ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, pk) == 1 && EVP_PKEY_derive(ctx, out, &n) == 1 && n == KEY_LEN;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+  }
+  EVP_PKEY_free(sk);
+  if (!ok) memset(out, 0, KEY_LEN);
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   aead_state *s = calloc(1, sizeof *s);
   if (!s) {
@@ -164,8 +200,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"seal", NULL, seal, NULL, NULL, NULL, napi_enumerable, s},
       {"open", NULL, open_, NULL, NULL, NULL, napi_enumerable, s},
+      {"x25519", NULL, x25519, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }
 

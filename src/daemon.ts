@@ -55,6 +55,7 @@ export class Daemon {
   private fwmark = 0;
   private uapi: UapiServer | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private timerDue = Number.POSITIVE_INFINITY;
   private closed = false;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
 
@@ -65,6 +66,7 @@ export class Daemon {
     this.tun = tun;
     this.device = new Device({
       logger: opts.logger,
+      mtu: opts.mtu ?? DEFAULT_MTU,
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {
@@ -96,9 +98,9 @@ export class Daemon {
     tun.onRemoved((reason) => d.close(`interface ${d.ifname} removed: ${reason}`));
     tun.start(
       (pkt) => d.device.sendPacket(pkt),
-      () => d.flush(),
+      () => d.afterBatch(),
     );
-    d.scheduleTick(0);
+    d.scheduleTick(MAX_TICK_MS);
     opts.logger.verbose(`Device started (UAPI at ${d.socketPath})`);
     return d;
   }
@@ -130,7 +132,7 @@ export class Daemon {
       bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
       bind.start(
         (data, from) => this.device.receiveDatagram(data, from),
-        () => this.flush(),
+        () => this.afterBatch(),
       );
       this.logger.verbose(`UDP bind has been updated (port ${bind.port})`);
     }
@@ -139,8 +141,7 @@ export class Daemon {
       this.udp?.setFwmark(change.fwmark);
     }
     this.device.apply(change);
-    this.flush();
-    this.scheduleTick(0);
+    this.afterBatch();
     return 0;
   }
 
@@ -152,16 +153,29 @@ export class Daemon {
     this.udp?.flush();
   }
 
+  /** After an input batch: send what it produced, and run timers it may have made due. */
+  private afterBatch(): void {
+    const next = this.device.tick();
+    this.flush();
+    if (performance.now() + next < this.timerDue) this.scheduleTick(next);
+  }
+
+  /** Arm the timer for `ms` from now (at most MAX_TICK_MS, so clock jumps are caught up quickly). */
   private scheduleTick(ms: number): void {
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      const next = this.device.tick();
-      this.flush();
-      this.scheduleTick(Math.max(1, Math.min(next, MAX_TICK_MS)));
-    }, ms);
+    const delay = Math.max(1, Math.min(ms, MAX_TICK_MS));
+    this.timerDue = performance.now() + delay;
+    this.timer = setTimeout(this.onTimer, delay);
   }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerDue = Number.POSITIVE_INFINITY;
+    const next = this.device.tick();
+    this.flush();
+    this.scheduleTick(next);
+  };
 
   /** Shut down: remove the socket, close the UDP port and the TUN, zero the keys. Idempotent. */
   close(reason = 'shutting down'): void {

@@ -25,7 +25,7 @@ import { hash, hmac, kdf1, kdf2, kdf3, mac } from '../crypto/hash.js';
 import { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, equalBytes, isZero, KeyFormatError } from '../crypto/keys.js';
 import { deterministicRng } from '../crypto/random.js';
 import { compareTai64n, tai64n, TAI64N_LEN } from '../crypto/tai64n.js';
-import { clampPrivateKey, dh, generatePrivateKey, publicKey } from '../crypto/x25519.js';
+import { clampPrivateKey, dh, generatePrivateKey, publicKey, x25519Providers } from '../crypto/x25519.js';
 
 const h = (s: string): Uint8Array => {
   const clean = s.replace(/[\s:]/g, '');
@@ -37,7 +37,24 @@ const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const range = (n: number, start = 0): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
 // ---------------------------------------------------------------------------------------------
-describe('X25519 (RFC 7748)', () => {
+describe('X25519 providers', () => {
+  it('has the native provider (the addon is built by npm ci) besides noble', () => {
+    expect(Object.keys(x25519Providers).sort()).toEqual(['noble', 'openssl']);
+  });
+  it('agree on random keys', () => {
+    const rng = deterministicRng(77);
+    for (let i = 0; i < 20; i++) {
+      const a = generatePrivateKey(rng);
+      const b = generatePrivateKey(rng);
+      const outs = Object.values(x25519Providers).map((p) => hex(p.dh(a, p.publicKey(b))!));
+      expect(new Set(outs).size).toBe(1);
+    }
+  });
+});
+
+describe.each(Object.values(x25519Providers))('X25519 (RFC 7748), $name provider', (provider) => {
+  const dh = provider.dh;
+  const publicKey = provider.publicKey;
   it('§5.2 test vectors', () => {
     expect(
       hex(

@@ -10,6 +10,7 @@ import { closeSync, writeSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Daemon, DEFAULT_RUN_DIR, validateIfname } from '../daemon.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
+import { warmUp } from '../warmup.js';
 
 const PROG = 'wireguard-ts';
 const READY_FD_ENV = 'WG_TS_READY_FD';
@@ -27,7 +28,10 @@ drive it. Without --foreground it runs in the background once the device is read
                        socket stays in the namespace where ${PROG} was started)
   --run-dir DIR        directory for the UAPI socket (default ${DEFAULT_RUN_DIR})
   --version            print the version
-Environment: LOG_LEVEL=verbose|error|silent (default error).`;
+Environment: LOG_LEVEL=verbose|error|silent (default error).
+  WG_TS_READY_FD=N     for supervisors: run in the foreground and write "READY" (or
+                       "ERROR <message>") and a newline to the inherited fd N once the
+                       device and the socket are ready (or start-up failed)`;
 
 class UsageError extends Error {}
 
@@ -123,6 +127,12 @@ async function runForeground(args: Args): Promise<void> {
     process.exit(1);
   });
   report('READY');
+  // Compile the data path now rather than on the first real packets (see src/warmup.ts).
+  setImmediate(() => {
+    const t = performance.now();
+    warmUp();
+    logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms`);
+  });
   const reason = await daemon.closedPromise();
   logger.verbose(`Shutting down: ${reason}`);
   process.exit(0);
