@@ -21,7 +21,7 @@ import {
   xaeadSeal,
   type AeadProvider,
 } from '../crypto/aead.js';
-import { hash, hmac, kdf1, kdf2, kdf3, mac } from '../crypto/hash.js';
+import { hash, hmac, kdf1, kdf2, kdf3, mac, nobleHash, nobleHmacBlake2s } from '../crypto/hash.js';
 import { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, equalBytes, isZero, KeyFormatError } from '../crypto/keys.js';
 import { deterministicRng } from '../crypto/random.js';
 import { compareTai64n, tai64n, TAI64N_LEN } from '../crypto/tai64n.js';
@@ -399,6 +399,16 @@ describe('BLAKE2s (RFC 7693) and the WireGuard constructions on it', () => {
       ),
     );
   };
+
+  it('OpenSSL and @noble/hashes agree on HASH and HMAC for random inputs', () => {
+    const rng = deterministicRng(11);
+    for (let i = 0; i < 50; i++) {
+      const a = rng(new Uint8Array(i * 7));
+      const b = rng(new Uint8Array((i * 13) % 130));
+      expect(hex(hash(a, b))).toBe(hex(nobleHash(a, b)));
+      expect(hex(hmac(a, b))).toBe(hex(nobleHmacBlake2s(a, b)));
+    }
+  });
 
   it('HMAC-BLAKE2s matches a hand-written HMAC for every key length class', () => {
     const rng = deterministicRng(7);
