@@ -9,10 +9,17 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { timingSafeEqual } from 'node:crypto';
 import type { AeadProvider } from './aead.js';
+
+/** An imported X25519 private key inside OpenSSL (freed on garbage collection). */
+declare const keyHandleBrand: unique symbol;
+type KeyHandle = { readonly [keyHandleBrand]: true };
 
 interface CryptoAddon {
   x25519(privateKey: Uint8Array, publicKey: Uint8Array | undefined, out: Uint8Array): boolean;
+  x25519Key(privateKey: Uint8Array): KeyHandle;
+  x25519Derive(key: KeyHandle, publicKey: Uint8Array | undefined, out: Uint8Array): boolean;
   seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined, out: Uint8Array, padding: number): void;
   open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array | undefined, out: Uint8Array): boolean;
 }
@@ -66,16 +73,29 @@ let x25519: X25519Provider | null | undefined;
 export function opensslX25519(): X25519Provider | null {
   if (x25519 !== undefined) return x25519;
   const a = load();
-  x25519 = a && {
+  if (!a) return (x25519 = null);
+  // OpenSSL derives the public key whenever a private key is imported; keeping the imported
+  // key per private-key array halves the cost of each later DH with it (a handshake's keys are
+  // each used two or three times). The cache holds a copy of the bytes and checks it, so an
+  // array whose contents change (zeroed, reused) never reuses a stale key.
+  const imported = new WeakMap<Uint8Array, { bytes: Uint8Array; handle: KeyHandle }>();
+  const handleFor = (privateKey: Uint8Array): KeyHandle => {
+    const hit = imported.get(privateKey);
+    if (hit !== undefined && hit.bytes.length === privateKey.length && timingSafeEqual(hit.bytes, privateKey)) return hit.handle;
+    const handle = a.x25519Key(privateKey);
+    imported.set(privateKey, { bytes: privateKey.slice(), handle });
+    return handle;
+  };
+  x25519 = {
     name: 'openssl',
     publicKey(privateKey) {
       const out = new Uint8Array(32);
-      if (!a.x25519(privateKey, undefined, out)) throw new Error('X25519: cannot derive the public key');
+      if (!a.x25519Derive(handleFor(privateKey), undefined, out)) throw new Error('X25519: cannot derive the public key');
       return out;
     },
     dh(privateKey, publicKey) {
       const out = new Uint8Array(32);
-      return a.x25519(privateKey, publicKey, out) ? out : null;
+      return a.x25519Derive(handleFor(privateKey), publicKey, out) ? out : null;
     },
   };
   return x25519;

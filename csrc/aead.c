@@ -17,6 +17,10 @@
  *   x25519(privateKey, publicKey | undefined, out) -> boolean
  *       out = DH(privateKey, publicKey), or the public key of privateKey when publicKey is
  *       undefined; false when the result is all zeros (a low-order point)
+ *   x25519Key(privateKey) -> handle
+ *       OpenSSL derives the public key whenever a private key is imported, which doubles the
+ *       cost of each DH; a handle imports it once (freed, and cleared by OpenSSL, on GC)
+ *   x25519Derive(handle, publicKey | undefined, out) -> boolean   as x25519, with a handle
  */
 #include <node_api.h>
 #include <openssl/evp.h>
@@ -147,18 +151,10 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value x25519(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value a[3];
-  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "x25519: expected 3 arguments");
-  uint8_t *priv, *pub, *out;
-  size_t privlen, publen, outlen;
-  if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519: private key must be 32 bytes");
-  if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519: public key must be 32 bytes or undefined");
-  if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519: out must be 32 bytes");
+/* out = DH(sk, pub), or sk's public key when pub is NULL. 1 on success, 0 otherwise (out zeroed). */
+static int x25519_with(EVP_PKEY *sk, const uint8_t *pub, uint8_t *out) {
   int ok = 0;
   size_t n = KEY_LEN;
-  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
   if (sk && !pub) {
     ok = EVP_PKEY_get_raw_public_key(sk, out, &n) == 1 && n == KEY_LEN;
   } else if (sk) {
@@ -169,8 +165,65 @@ static napi_value x25519(napi_env env, napi_callback_info info) {
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pk);
   }
-  EVP_PKEY_free(sk);
   if (!ok) memset(out, 0, KEY_LEN);
+  return ok;
+}
+
+static void free_pkey(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  EVP_PKEY_free(data);
+}
+
+static napi_value x25519_key(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "x25519Key: expected 1 argument");
+  uint8_t *priv;
+  size_t privlen;
+  if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519Key: private key must be 32 bytes");
+  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
+  if (!sk) {
+    napi_throw_error(env, NULL, "x25519Key: OpenSSL failure");
+    return NULL;
+  }
+  napi_value handle;
+  if (napi_create_external(env, sk, free_pkey, NULL, &handle) != napi_ok) {
+    EVP_PKEY_free(sk);
+    return NULL;
+  }
+  return handle;
+}
+
+static napi_value x25519_derive(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "x25519Derive: expected 3 arguments");
+  napi_valuetype vt;
+  void *sk = NULL;
+  if (napi_typeof(env, a[0], &vt) != napi_ok || vt != napi_external || napi_get_value_external(env, a[0], &sk) != napi_ok || !sk)
+    return throw_type(env, "x25519Derive: expected a key handle");
+  uint8_t *pub, *out;
+  size_t publen, outlen;
+  if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519Derive: public key must be 32 bytes or undefined");
+  if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519Derive: out must be 32 bytes");
+  napi_value result;
+  napi_get_boolean(env, x25519_with(sk, pub, out), &result);
+  return result;
+}
+
+static napi_value x25519(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "x25519: expected 3 arguments");
+  uint8_t *priv, *pub, *out;
+  size_t privlen, publen, outlen;
+  if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519: private key must be 32 bytes");
+  if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519: public key must be 32 bytes or undefined");
+  if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519: out must be 32 bytes");
+  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
+  int ok = x25519_with(sk, pub, out);
+  EVP_PKEY_free(sk);
   napi_value result;
   napi_get_boolean(env, ok, &result);
   return result;
@@ -201,8 +254,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seal", NULL, seal, NULL, NULL, NULL, napi_enumerable, s},
       {"open", NULL, open_, NULL, NULL, NULL, napi_enumerable, s},
       {"x25519", NULL, x25519, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"x25519Key", NULL, x25519_key, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"x25519Derive", NULL, x25519_derive, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

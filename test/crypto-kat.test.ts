@@ -41,6 +41,20 @@ describe('X25519 providers', () => {
   it('has the native provider (the addon is built by npm ci) besides noble', () => {
     expect(Object.keys(x25519Providers).sort()).toEqual(['noble', 'openssl']);
   });
+  it('never reuse a cached key for an array whose contents changed', () => {
+    const rng = deterministicRng(78);
+    const peer = publicKey(generatePrivateKey(rng));
+    for (const p of Object.values(x25519Providers)) {
+      const k = generatePrivateKey(rng);
+      const first = hex(p.dh(k, peer)!);
+      const expectedFirst = hex(x25519Providers.noble!.dh(k.slice(), peer)!);
+      k.set(generatePrivateKey(rng)); // same array, new key
+      expect(first).toBe(expectedFirst);
+      expect(hex(p.dh(k, peer)!)).toBe(hex(x25519Providers.noble!.dh(k.slice(), peer)!));
+      expect(hex(p.publicKey(k))).toBe(hex(x25519Providers.noble!.publicKey(k.slice())));
+    }
+  });
+
   it('agree on random keys', () => {
     const rng = deterministicRng(77);
     for (let i = 0; i < 20; i++) {
