@@ -143,10 +143,11 @@ describe.skipIf(skip)(`outer transport over IPv6${skip ? ` (skipped: ${skip})` :
   afterAll(async () => {
     await pair.cleanup();
   });
-  it('pings and carries TCP with endpoints on [::1] and a preshared key', async () => {
+  it('pings and carries TCP and UDP with endpoints on [::1] and a preshared key', async () => {
     expect(await pair.ping(pair.a, pair.b.v4)).toBe(true);
     expect((await pair.wg('show', pair.b.ifname, 'endpoints')).stdout).toContain(`[::1]:${pair.a.port}`);
     expect(await iperf(pair, pair.b, pair.a, { seconds: 2 })).toBeGreaterThan(1);
+    expect(await iperf(pair, pair.a, pair.b, { seconds: 2, udp: true, v6: true })).toBeGreaterThan(1);
   });
 });
 
