@@ -4,7 +4,9 @@
  * The private key is always "(hidden)": cwg never prints a private key here.
  */
 import { encodeBase64Key } from '../../crypto/keys.js';
-import type { Cidr, DeviceStatus, Endpoint, PeerStatus } from '../types.js';
+import { formatIp } from '../allowedips.js';
+import { formatEndpoint } from '../uapi.js';
+import type { DeviceStatus, PeerStatus } from '../types.js';
 
 const RESET = '\x1b[0m';
 const FG_RED = '\x1b[31m';
@@ -24,51 +26,6 @@ export function wantColor(isTty: boolean, env: NodeJS.ProcessEnv = process.env):
   if (env.WG_COLOR_MODE === 'always') return true;
   if (env.WG_COLOR_MODE === 'never') return false;
   return isTty;
-}
-
-/** inet_ntop(AF_INET6) as glibc writes it (longest zero run compressed, embedded IPv4 forms). */
-export function formatIPv6(b: Uint8Array): string {
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push((b[i]! << 8) | b[i + 1]!);
-  let bestBase = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestBase = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) bestBase = -1;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (bestBase >= 0 && i >= bestBase && i < bestBase + bestLen) {
-      if (i === bestBase) out += ':';
-      continue;
-    }
-    if (i !== 0) out += ':';
-    if (i === 6 && bestBase === 0 && (bestLen === 6 || (bestLen === 5 && w[5] === 0xffff))) {
-      out += `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-      break;
-    }
-    out += w[i]!.toString(16);
-  }
-  if (bestBase >= 0 && bestBase + bestLen === 8) out += ':';
-  return out;
-}
-
-function formatIp(c: Cidr): string {
-  return c.family === 4 ? Array.from(c.bytes).join('.') : formatIPv6(c.bytes);
-}
-
-function formatEndpoint(e: Endpoint): string {
-  return e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
 class Painter {
@@ -141,7 +98,7 @@ export function formatShow(name: string, st: DeviceStatus, devicePublicKey: Uint
     if (peer.endpoint) out += `${B('endpoint')}${formatEndpoint(peer.endpoint)}\n`;
     out += B('allowed ips');
     if (peer.allowedIps.length) {
-      out += peer.allowedIps.map((a) => `${formatIp(a)}${c.p(FG_CYAN)}/${c.p(RESET)}${a.prefix}`).join(', ');
+      out += peer.allowedIps.map((a) => `${formatIp(a.family, a.bytes)}${c.p(FG_CYAN)}/${c.p(RESET)}${a.prefix}`).join(', ');
       out += '\n';
     } else out += '(none)\n';
     if (peer.lastHandshakeSec) out += `${B('latest handshake')}${ago(peer.lastHandshakeSec, opts.nowSec, c)}\n`;
