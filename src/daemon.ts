@@ -7,20 +7,17 @@
  *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
  *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
  */
-import { join } from 'node:path';
 import { Device } from './device.js';
 import { UdpBind } from './udp.js';
 import { Tun } from '../tun/tun.js';
 import { serveUapi, type UapiServer } from './uapi-server.js';
-import { formatGet } from './uapi.js';
+import { DEFAULT_SOCKET_DIR, UAPI_ERRNO, formatGet, uapiSocketPath } from './uapi.js';
 import type { DeviceChange, Endpoint, Logger } from './types.js';
 
-export const DEFAULT_RUN_DIR = '/var/run/wireguard';
+export const DEFAULT_RUN_DIR = DEFAULT_SOCKET_DIR;
 export const DEFAULT_MTU = 1420;
 
-/** UAPI errno values (positive, as wireguard-go writes them on the wire). */
-const EADDRINUSE = 98;
-const EIO = 5;
+const { EADDRINUSE, EIO } = UAPI_ERRNO;
 
 /** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
 const MAX_TICK_MS = 250;
@@ -62,7 +59,7 @@ export class Daemon {
   private constructor(opts: DaemonOptions, tun: Tun) {
     this.ifname = opts.ifname;
     this.logger = opts.logger;
-    this.socketPath = join(opts.runDir ?? DEFAULT_RUN_DIR, `${opts.ifname}.sock`);
+    this.socketPath = uapiSocketPath(opts.ifname, opts.runDir ?? DEFAULT_RUN_DIR);
     this.tun = tun;
     this.device = new Device({
       logger: opts.logger,
