@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   classifyFrame, cleanEnv, CWG_BIN, daemonsIn, e2eSkipReason, Lab, randomNet, randomPort, readPcap, RUN_BASE, run, udpPortBound,
   waitFor, which, type Container, type Site,
@@ -107,7 +107,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect((await lab.inContainer(cA, which('ss')!, ['-H', '-u', '-n', '-l'])).stdout.trim()).toBe('');
 
     // 9. The containers communicate, watched on the site link.
-    const pcap = join(mkdtempSync(join(tmpdir(), 'cwg-cap-')), 'link.pcap');
+    const capDir = mkdtempSync(join(tmpdir(), 'cwg-cap-'));
+    onTestFinished(() => rmSync(capDir, { recursive: true, force: true }));
+    const pcap = join(capDir, 'link.pcap');
     const tcpdump = which('tcpdump');
     let cap: ReturnType<Lab['spawnOwned']> | null = null;
     let capErr = '';
@@ -155,7 +157,6 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
         expect([`${A.addr}:${portA} > ${B.addr}:${portB}`, `${B.addr}:${portB} > ${A.addr}:${portA}`]).toContain(flow);
       }
       expect(raw.includes(Buffer.from(marker))).toBe(false);
-      rmSync(join(pcap, '..'), { recursive: true, force: true });
     }
 
     // `cwg show` prints what `wg show` prints for the device.

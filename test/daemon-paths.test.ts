@@ -4,7 +4,7 @@
  * persistent keepalive. Each daemon's UDP lives in its own "host" namespace; its device is
  * moved into a "container" namespace.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +56,10 @@ async function ipAll(cmds: ReadonlyArray<readonly [string, readonly string[]]>):
  */
 describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const nss = new Namespaces(uniqueTag());
-  const tmp = mkdtempSync(join(tmpdir(), 'wgts-sticky-'));
+  let tmp = '';
+  beforeEach(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'wgts-sticky-'));
+  });
   afterEach(async () => {
     await nss.cleanup();
     rmSync(tmp, { recursive: true, force: true });
@@ -108,7 +111,10 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
  */
 describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (skipped: ${skipNat})` : ''}`, () => {
   const nss = new Namespaces(uniqueTag());
-  const tmp = mkdtempSync(join(tmpdir(), 'wgts-nat-'));
+  let tmp = '';
+  beforeEach(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'wgts-nat-'));
+  });
   afterEach(async () => {
     await nss.cleanup();
     rmSync(tmp, { recursive: true, force: true });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pair, iperf } from './helpers/tunnel.js';
+import { Pair, iperf, programFor } from './helpers/tunnel.js';
 import { nsPids, nsRun, pidAlive, run, skipReason, sleep, waitFor } from './helpers/netns.js';
 
 const skip = skipReason('wg', 'ping', 'iperf3');
@@ -180,7 +180,7 @@ describe.skipIf(skip)(`daemon life cycle${skip ? ` (skipped: ${skip})` : ''}`, (
 
   it('rejects bad usage with one line and exit 1', async () => {
     for (const args of [[], ['a', 'b'], ['--bogus', 'x'], ['this-name-is-way-too-long']]) {
-      const r = await run(pair_program(), args).then(
+      const r = await run(programFor('ts'), args).then(
         () => ({ code: 0, stderr: '' }),
         (e: { code: number; stderr: string }) => e,
       );
@@ -189,10 +189,6 @@ describe.skipIf(skip)(`daemon life cycle${skip ? ` (skipped: ${skip})` : ''}`, (
     }
   });
 });
-
-function pair_program(): string {
-  return new Pair().program('ts');
-}
 
 describe.skipIf(skipGo)(`interop with wireguard-go${skipGo ? ` (skipped: ${skipGo})` : ''}`, () => {
   for (const [a, b] of [

@@ -31,9 +31,14 @@ export interface PairOptions {
   psk?: boolean;
 }
 
+/** The daemon program for an implementation. */
+export function programFor(impl: Impl): string {
+  return impl === 'ts' ? WG_TS : '/usr/bin/wireguard-go';
+}
+
 export class Pair {
   readonly nss: Namespaces;
-  readonly tmp: string;
+  #tmp: string | null = null;
   ns0 = '';
   a!: Side;
   b!: Side;
@@ -41,11 +46,16 @@ export class Pair {
 
   constructor() {
     this.nss = new Namespaces(uniqueTag());
-    this.tmp = mkdtempSync(join(tmpdir(), 'wgts-pair-'));
+  }
+
+  /** A private temporary directory, made on first use and removed by cleanup(). */
+  get tmp(): string {
+    this.#tmp ??= mkdtempSync(join(tmpdir(), 'wgts-pair-'));
+    return this.#tmp;
   }
 
   program(impl: Impl): string {
-    return impl === 'ts' ? WG_TS : '/usr/bin/wireguard-go';
+    return programFor(impl);
   }
 
   async keypair(name: string): Promise<{ privFile: string; pub: string }> {
@@ -123,7 +133,8 @@ export class Pair {
     for (const s of [this.a, this.b]) {
       if (s && existsSync(`/var/run/wireguard/${s.ifname}.sock`)) rmSync(`/var/run/wireguard/${s.ifname}.sock`, { force: true });
     }
-    rmSync(this.tmp, { recursive: true, force: true });
+    if (this.#tmp) rmSync(this.#tmp, { recursive: true, force: true });
+    this.#tmp = null;
   }
 }
 
