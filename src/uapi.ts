@@ -111,7 +111,8 @@ export function parseSet(input: readonly string[] | string): ParseSetResult {
     const line = lines[i]!;
     if (line === '') break; // blank line: end of the transaction
     const eq = line.indexOf('=');
-    if (eq < 0) return fail(EPROTO, `failed to parse line ${echo(line)}`);
+    // Not echoed: a mistyped line may hold key material, which never goes to a log.
+    if (eq < 0) return fail(EPROTO, `failed to parse a line of ${line.length} characters: no '='`);
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
 

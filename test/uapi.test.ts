@@ -160,8 +160,8 @@ describe('parseSet', () => {
 
   it('rejects every kind of invalid input with wireguard-go errnos', () => {
     const cases: [string[], number, RegExp][] = [
-      [['listen_port'], EPROTO, /parse line/],
-      [['garbage'], EPROTO, /parse line/],
+      [['listen_port'], EPROTO, /parse a line/],
+      [['garbage'], EPROTO, /parse a line/],
       [[`private_key=${hx(1).slice(1)}`], EINVAL, /private_key/],
       [[`private_key=${hx(1)}0`], EINVAL, /private_key/],
       [[`private_key=${'g'.repeat(64)}`], EINVAL, /private_key/],
@@ -199,7 +199,7 @@ describe('parseSet', () => {
       [[`public_key=${hx(1)}`, 'allowed_ip=10.0.0.256/8'], EINVAL, /allowed ip/],
       [[`public_key=${hx(1)}`, 'allowed_ip=fe80::1%eth0/64'], EINVAL, /zone/],
       [[`public_key=${hx(1)}`, 'allowed_ip='], EINVAL, /allowed ip/],
-      [[`public_key=${hx(1)}`, 'allowed_ip'], EPROTO, /parse line/],
+      [[`public_key=${hx(1)}`, 'allowed_ip'], EPROTO, /parse a line/],
     ];
     for (const [lines, errno, re] of cases) {
       const r = err(lines);
@@ -370,5 +370,14 @@ describe('parseGetResponse', () => {
     expect(r.peers[0]!.endpoint).toEqual({ address: 'fe80::1', port: 51820, family: 6, ifindex: 3 });
     expect(r.privateKey).toBeNull();
     expect(r.publicKey).toBeNull();
+  });
+});
+
+describe('secrets stay out of messages', () => {
+  it('does not echo a malformed line, which may hold a key', () => {
+    const key = 'ab'.repeat(32);
+    const r = parseSet([`private_key ${key}`]);
+    expect('errno' in r && r.errno).toBeTruthy();
+    expect('message' in r ? r.message : '').not.toContain(key.slice(0, 16));
   });
 });
