@@ -6,6 +6,7 @@
  * that address. See docs/IO.md.
  */
 import type { Endpoint } from './types.js';
+import { formatIp, parseIp } from './allowedips.js';
 import {
   native,
   errnoName,
@@ -206,11 +207,11 @@ export class UdpBind {
     const family = meta[base + UDP_M_FAMILY] === 6 ? 6 : 4;
     const a = base * 4 + UDP_M_ADDR_BYTE;
     const l = base * 4 + UDP_M_LOCAL_BYTE;
-    const address = family === 4 ? formatV4(m8, a) : formatV6(m8, a);
+    const address = formatIp(family, m8, a);
     const ifindex = meta[base + UDP_M_IFINDEX]!;
     const ep: Endpoint =
       meta[base + UDP_M_HASLOCAL] !== 0
-        ? { address, port, family, localAddress: family === 4 ? formatV4(m8, l) : formatV6(m8, l), ifindex }
+        ? { address, port, family, localAddress: formatIp(family, m8, l), ifindex }
         : ifindex !== 0
           ? { address, port, family, ifindex }
           : { address, port, family };
@@ -269,9 +270,9 @@ export class UdpBind {
       let local: Uint8Array | null = null;
       if (to.localAddress !== undefined) {
         const l = parseIp(to.localAddress);
-        if (l !== null && l.family === addr.family) local = l.bytes;
+        if (l !== null && l.family === addr.family) local = bytes16(l.bytes);
       }
-      t = { family: addr.family, addr: addr.bytes, local };
+      t = { family: addr.family, addr: bytes16(addr.bytes), local };
       this.#targets.set(to, t);
     }
     this.#lastEp = to;
@@ -339,99 +340,9 @@ function checkMark(mark: number): void {
   if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) throw new RangeError(`invalid fwmark: ${String(mark)}`);
 }
 
-function formatV4(b: Uint8Array, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
-}
-
-/** RFC 5952 text of the 16 bytes at `o` (longest zero run compressed; ::ffff:a.b.c.d for mapped). */
-export function formatV6(b: Uint8Array, o = 0): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[o + 2 * i]! << 8) | b[o + 2 * i + 1]!);
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${formatV4(b, o + 12)}`;
-  }
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
-}
-
-/** Parses textual IPv4/IPv6 (no zone, no brackets) into 16 bytes (IPv4 in the first 4). */
-export function parseIp(s: string): { family: 4 | 6; bytes: Uint8Array } | null {
-  const v4 = parseV4(s);
-  if (v4) {
-    const bytes = new Uint8Array(16);
-    bytes.set(v4);
-    return { family: 4, bytes };
-  }
-  const v6 = parseV6(s);
-  return v6 ? { family: 6, bytes: v6 } : null;
-}
-
-function parseV4(s: string): Uint8Array | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^(0|[1-9]\d{0,2})$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    out[i] = n;
-  }
-  return out;
-}
-
-function parseV6(s: string): Uint8Array | null {
-  if (s.length < 2 || s.length > 45) return null;
-  const dbl = s.indexOf('::');
-  if (dbl !== s.lastIndexOf('::') && dbl >= 0) return null;
-  const groups = (part: string): number[] | null => {
-    if (part === '') return [];
-    const out: number[] = [];
-    const items = part.split(':');
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      if (i === items.length - 1 && it.includes('.')) {
-        const v4 = parseV4(it);
-        if (!v4) return null;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(it)) return null;
-        out.push(parseInt(it, 16));
-      }
-    }
-    return out;
-  };
-  let all: number[];
-  if (dbl >= 0) {
-    const head = groups(s.slice(0, dbl));
-    const tail = groups(s.slice(dbl + 2));
-    if (!head || !tail || head.length + tail.length > 7) return null;
-    all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  } else {
-    const g = groups(s);
-    if (!g || g.length !== 8) return null;
-    all = g;
-  }
+/** The address in the 16-byte field the addon reads (IPv4 in the first 4 bytes). */
+function bytes16(b: Uint8Array): Uint8Array {
   const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = all[i]! >> 8;
-    out[2 * i + 1] = all[i]! & 0xff;
-  }
+  out.set(b);
   return out;
 }
