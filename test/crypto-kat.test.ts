@@ -90,9 +90,9 @@ describe.each(Object.values(x25519Providers))('X25519 (RFC 7748), $name provider
   });
 
   it('§5.2 iterated: after 1 and 1,000 iterations', () => {
-    let k = new Uint8Array(32);
+    let k: Uint8Array = new Uint8Array(32);
     k[0] = 9;
-    let u = k.slice();
+    let u: Uint8Array = k.slice();
     for (let i = 1; i <= 1000; i++) {
       const r = dh(k, u)!;
       u = k;

@@ -50,7 +50,7 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
     // Site B: wireguard-go, created in the site namespace under a temporary name.
     const tmp = `wgi${randomBytes(4).toString('hex')}`;
     // (without LOG_LEVEL, wireguard-go's daemon does not keep our pipes open)
-    const env = { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' };
     delete env.LOG_LEVEL;
     delete env.WG_PROCESS_FOREGROUND;
     const started = await run(which('ip')!, ['netns', 'exec', B.ns, which('wireguard-go')!, tmp], { env });

@@ -438,8 +438,9 @@ describe('commands over an in-memory system', () => {
     const ac = new AbortController();
     const start = sys.startDaemon.bind(sys);
     sys.startDaemon = async (...a) => {
-      await start(...a);
+      const pid = await start(...a);
       ac.abort('SIGTERM'); // the signal arrives while the daemon starts
+      return pid;
     };
     await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted; nothing was left behind');
     expect(sys.links.get(4001)!.size).toBe(0);

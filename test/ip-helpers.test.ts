@@ -4,39 +4,19 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as ipx from '../tun/ip.js';
+import { AnonNetns } from './helpers/anon-netns.js';
 
 const isRoot = process.getuid?.() === 0;
-const holders: ChildProcess[] = [];
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function newNetns(): Promise<number> {
-  const proc = spawn('/usr/bin/unshare', ['--net', '--', '/bin/sleep', '300'], { stdio: 'ignore' });
-  holders.push(proc);
-  const pid = proc.pid;
-  if (pid === undefined) throw new Error('unshare did not start');
-  const self = ipx.netnsInode('self');
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (ipx.netnsInode(pid) !== self) return pid;
-    } catch {
-      /* not yet */
-    }
-    await sleep(10);
-  }
-  throw new Error('unshare did not create a namespace');
-}
+const netns = new AnonNetns();
+const newNetns = async (): Promise<number> => (await netns.create()).pid;
 
 afterAll(async () => {
-  for (const p of holders) {
-    if (p.exitCode === null && p.signalCode === null) {
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
-      await gone;
-    }
-  }
+  await netns.killAll();
 });
 
 describe('ip helpers without privileges', () => {

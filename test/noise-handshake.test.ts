@@ -44,8 +44,8 @@ interface Ref {
 /** Responder-side processing of an initiation, straight from the whitepaper. */
 function refConsumeInitiation(m: Initiation, sprivR: Uint8Array): Ref {
   const spubR = x25519.getPublicKey(sprivR);
-  let ck = H(enc.encode('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s'));
-  let h = H(ck, enc.encode('WireGuard v1 zx2c4 Jason@zx2c4.com'));
+  let ck: Uint8Array = H(enc.encode('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s'));
+  let h: Uint8Array = H(ck, enc.encode('WireGuard v1 zx2c4 Jason@zx2c4.com'));
   h = H(h, spubR);
   [ck] = KDF(1, ck, m.ephemeral) as [Uint8Array];
   h = H(h, m.ephemeral);

@@ -4,7 +4,8 @@
  * the holder destroys the namespace.
  */
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { AnonNetns, type Holder } from './helpers/anon-netns.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Tun, tempName, tempPrefixPid } from '../tun/tun.js';
@@ -13,40 +14,10 @@ import * as ipx from '../tun/ip.js';
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const why = canRun ? '' : ' (skipped: needs root and /dev/net/tun)';
 
-interface Holder {
-  proc: ChildProcess;
-  pid: number;
-}
-const holders: Holder[] = [];
+const netns = new AnonNetns();
 const tuns: Tun[] = [];
-
-async function newNetns(): Promise<Holder> {
-  const proc = spawn('/usr/bin/unshare', ['--net', '--', '/bin/sleep', '300'], { stdio: 'ignore' });
-  const pid = proc.pid;
-  if (pid === undefined) throw new Error('unshare did not start');
-  const h = { proc, pid };
-  holders.push(h);
-  const self = ipx.netnsInode('self');
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (ipx.netnsInode(pid) !== self) break;
-    } catch {
-      /* not yet */
-    }
-    await sleep(10);
-  }
-  if (ipx.netnsInode(pid) === self) throw new Error('unshare did not create a namespace');
-  ipx.linkSetUp('lo', { netnsPid: pid });
-  return h;
-}
-
-function killHolder(h: Holder): Promise<void> {
-  return new Promise((resolve) => {
-    if (h.proc.exitCode !== null || h.proc.signalCode !== null) return resolve();
-    h.proc.once('exit', () => resolve());
-    h.proc.kill('SIGKILL');
-  });
-}
+const newNetns = (): Promise<Holder> => netns.create();
+const killHolder = (h: Holder): Promise<void> => h.kill();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -106,7 +77,7 @@ function leftoverTemps(): string[] {
 
 afterAll(async () => {
   for (const t of tuns) t.close();
-  for (const h of holders) await killHolder(h);
+  await netns.killAll();
 });
 
 describe.skipIf(!canRun)('Tun in a namespace' + why, () => {

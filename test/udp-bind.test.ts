@@ -10,11 +10,11 @@ import { UdpBind } from '../src/udp.js';
 import { formatIp, parseIp } from '../src/allowedips.js';
 import type { Endpoint } from '../src/types.js';
 import * as ipx from '../tun/ip.js';
+import { AnonNetns } from './helpers/anon-netns.js';
 
 const addonBuilt = existsSync(new URL('../build/Release/wgts.node', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const binds: UdpBind[] = [];
-const holders: ChildProcess[] = [];
 
 function open(port: number, opts?: Parameters<typeof UdpBind.open>[1]): UdpBind {
   const b = UdpBind.open(port, opts);
@@ -34,34 +34,12 @@ async function until(cond: () => boolean, ms = 2000): Promise<void> {
   }
 }
 
-async function newNetns(): Promise<number> {
-  const proc = spawn('/usr/bin/unshare', ['--net', '--', '/bin/sleep', '300'], { stdio: 'ignore' });
-  holders.push(proc);
-  const pid = proc.pid;
-  if (pid === undefined) throw new Error('unshare did not start');
-  const self = ipx.netnsInode('self');
-  for (let i = 0; i < 200; i++) {
-    try {
-      if (ipx.netnsInode(pid) !== self) break;
-    } catch {
-      /* not yet */
-    }
-    await sleep(10);
-  }
-  if (ipx.netnsInode(pid) === self) throw new Error('unshare did not create a namespace');
-  ipx.linkSetUp('lo', { netnsPid: pid });
-  return pid;
-}
+const netns = new AnonNetns();
+const newNetns = async (): Promise<number> => (await netns.create()).pid;
 
 afterAll(async () => {
   for (const b of binds) b.close();
-  for (const p of holders) {
-    if (p.exitCode === null && p.signalCode === null) {
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
-      await gone;
-    }
-  }
+  await netns.killAll();
 });
 
 describe('address codecs', () => {
