@@ -23,14 +23,15 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
   const lab = new Lab();
   let A: Site;
   let B: Site;
-  const keyDir = mkdtempSync(join(tmpdir(), 'cwg-interop-'));
+  let keyDir = '';
 
   beforeAll(() => {
+    keyDir = mkdtempSync(join(tmpdir(), 'cwg-interop-'));
     [A, B] = lab.setup();
   });
   afterAll(async () => {
     await lab.cleanup();
-    rmSync(keyDir, { recursive: true, force: true });
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
   });
 
   it('connects a cwg device to a wireguard-go device configured as net-admin-helper did', async () => {
