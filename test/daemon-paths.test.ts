@@ -9,30 +9,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Namespaces, WG_TS, nsRun, run, skipReason, sleep, uniqueTag } from './helpers/netns.js';
+import { startDaemonIn, wgKeypair } from './helpers/tunnel.js';
 
 const skip = skipReason('wg', 'ping');
 const skipNat = skip ?? (skipReason('nft') ? 'needs nft (apt-get install nftables)' : null);
 
-type Keys = Record<'a' | 'b', { priv: string; pub: string }>;
-
-async function keys(tmp: string): Promise<Keys> {
-  const out: Partial<Keys> = {};
-  for (const s of ['a', 'b'] as const) {
-    const priv = join(tmp, `${s}.key`);
-    const k = (await run('wg', ['genkey'])).stdout;
-    writeFileSync(priv, k, { mode: 0o600 });
-    out[s] = { priv, pub: (await run('wg', ['pubkey'], { input: k })).stdout.trim() };
-  }
-  return out as Keys;
+async function keys(tmp: string) {
+  return { a: await wgKeypair(tmp, 'a.key'), b: await wgKeypair(tmp, 'b.key') };
 }
 
 /** Start bin/wireguard-ts in `ns` (its UDP stays there) and move its device into `target`. */
-async function startDaemon(ns: string, ifname: string, target: string): Promise<void> {
-  const env = { ...process.env };
-  delete env.LOG_LEVEL; // with LOG_LEVEL set the daemon keeps our pipes, as wireguard-go does
-  await nsRun(ns, WG_TS, [ifname], { env });
-  await run('ip', ['-n', ns, 'link', 'set', ifname, 'netns', target]);
-}
+const startDaemon = (ns: string, ifname: string, target: string) => startDaemonIn(ns, WG_TS, ifname, target);
 
 async function addressUp(ns: string, ifname: string, cidr: string): Promise<void> {
   await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
@@ -84,8 +71,8 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
     const ifb = `yb${t}`;
     await startDaemon(hostA, ifa, ctA);
     await startDaemon(hostB, ifb, ctB);
-    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.priv, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
-    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.priv, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.245.1/32', 'endpoint', '192.168.250.2:51820']);
+    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
+    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.245.1/32', 'endpoint', '192.168.250.2:51820']);
     await addressUp(ctA, ifa, '192.168.245.1/24');
     await addressUp(ctB, ifb, '192.168.245.2/24');
     const endpointAtB = async () => (await nsRun(hostB, 'wg', ['show', ifb, 'endpoints'])).stdout.trim().split('\t')[1];
@@ -153,8 +140,8 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     const ifb = `xb${t}`;
     await startDaemon(pubNs, ifa, ctA);
     await startDaemon(privNs, ifb, ctB);
-    await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', k.a.priv, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.244.2/32']);
-    await nsRun(privNs, 'wg', ['set', ifb, 'private-key', k.b.priv, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.244.1/32', 'endpoint', '192.168.251.1:51820']);
+    await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.244.2/32']);
+    await nsRun(privNs, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.244.1/32', 'endpoint', '192.168.251.1:51820']);
     await addressUp(ctA, ifa, '192.168.244.1/24');
     await addressUp(ctB, ifb, '192.168.244.2/24');
 

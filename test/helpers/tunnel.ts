@@ -36,6 +36,34 @@ export function programFor(impl: Impl): string {
   return impl === 'ts' ? WG_TS : '/usr/bin/wireguard-go';
 }
 
+/** A fresh key pair from `wg genkey`: the private key in DIR/NAME (mode 0600), the public key. */
+export async function wgKeypair(dir: string, name: string): Promise<{ privFile: string; pub: string }> {
+  const priv = (await run('wg', ['genkey'])).stdout.trim();
+  const privFile = join(dir, name);
+  writeFileSync(privFile, priv + '\n', { mode: 0o600 });
+  const pub = (await run('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
+  return { privFile, pub };
+}
+
+/**
+ * Start `program IFNAME` in namespace `ns` (its UDP socket stays there) and move the device
+ * into `target`. Without LOG_LEVEL the daemon, like wireguard-go, detaches from our pipes.
+ */
+export async function startDaemonIn(ns: string, program: string, ifname: string, target: string): Promise<void> {
+  const env = { ...process.env };
+  delete env.LOG_LEVEL;
+  await nsRun(ns, program, [ifname], { env });
+  await waitFor(`${ifname} to exist`, async () => {
+    try {
+      await run('ip', ['-n', ns, 'link', 'show', ifname]);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  await run('ip', ['-n', ns, 'link', 'set', ifname, 'netns', target]);
+}
+
 export class Pair {
   readonly nss: Namespaces;
   #tmp: string | null = null;
@@ -58,29 +86,13 @@ export class Pair {
     return programFor(impl);
   }
 
-  async keypair(name: string): Promise<{ privFile: string; pub: string }> {
-    const priv = (await run('wg', ['genkey'])).stdout.trim();
-    const privFile = join(this.tmp, name);
-    writeFileSync(privFile, priv + '\n', { mode: 0o600 });
-    const pub = (await run('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
-    return { privFile, pub };
+  keypair(name: string): Promise<{ privFile: string; pub: string }> {
+    return wgKeypair(this.tmp, name);
   }
 
   /** Start a daemon for IFNAME in ns0 and move its TUN into `ns`. */
-  async startDaemon(impl: Impl, ifname: string, ns: string): Promise<void> {
-    // Without LOG_LEVEL the daemon (like wireguard-go) detaches from our stdout/stderr pipes.
-    const env = { ...process.env };
-    delete env.LOG_LEVEL;
-    await nsRun(this.ns0, this.program(impl), [ifname], { env });
-    await waitFor(`${ifname} to exist`, async () => {
-      try {
-        await run('ip', ['-n', this.ns0, 'link', 'show', ifname]);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    await run('ip', ['-n', this.ns0, 'link', 'set', ifname, 'netns', ns]);
+  startDaemon(impl: Impl, ifname: string, ns: string): Promise<void> {
+    return startDaemonIn(this.ns0, programFor(impl), ifname, ns);
   }
 
   async setup(opts: PairOptions = {}): Promise<this> {
