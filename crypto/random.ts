@@ -18,6 +18,25 @@ export function randomU32(rng: Rng = systemRng): number {
 }
 
 /**
+ * Uniformly random 16-bit integers drawn from `rng` a block at a time: one call into the CSPRNG
+ * per `block / 2` draws. For values that are drawn often and need no secrecy, such as timer
+ * jitter, which the data path draws on every send after a reply.
+ */
+export function randomU16Pool(rng: Rng = systemRng, block = 64): () => number {
+  const buf = new Uint8Array(block);
+  let pos = block;
+  return () => {
+    if (pos + 2 > block) {
+      rng(buf);
+      pos = 0;
+    }
+    const v = buf[pos]! | (buf[pos + 1]! << 8);
+    pos += 2;
+    return v;
+  };
+}
+
+/**
  * A deterministic RNG for tests and benchmarks: the ChaCha20 keystream of a seed.
  * Never use it for real keys.
  */

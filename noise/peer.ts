@@ -6,7 +6,7 @@
  * MAC checks, cryptokey routing and IP validation; it gives each peer a `PeerHost`.
  */
 import { counterNonce, type AeadProvider } from '../crypto/aead.js';
-import type { Rng } from '../crypto/random.js';
+import { randomU16Pool, type Rng } from '../crypto/random.js';
 import type { Clock, Endpoint, Logger } from '../src/types.js';
 import {
   MAX_STAGED_PACKETS,
@@ -87,11 +87,8 @@ export class Peer implements TimerActions {
     this.handshake.setIdentity(host.identity);
     this.cookie = new CookieState(this.publicKey);
     this.keypairs = new Keypairs((kp) => host.indices.remove(kp.localIndex, (e) => e.kind === 'keypair' && e.keypair === kp));
-    const jbuf = new Uint8Array(2);
-    this.timers = new Timers(() => {
-      const b = host.rng(jbuf);
-      return ((b[0]! | (b[1]! << 8)) * REKEY_TIMEOUT_JITTER_MAX) / 65536;
-    });
+    const u16 = randomU16Pool(host.rng);
+    this.timers = new Timers(() => (u16() * REKEY_TIMEOUT_JITTER_MAX) / 65536);
     this.handshakeEntry = { kind: 'handshake', peer: this };
   }
 

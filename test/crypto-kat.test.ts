@@ -23,7 +23,7 @@ import {
 } from '../crypto/aead.js';
 import { hash, hmac, kdf1, kdf2, kdf3, mac, nobleHash, nobleHmacBlake2s } from '../crypto/hash.js';
 import { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, equalBytes, isZero, KeyFormatError } from '../crypto/keys.js';
-import { deterministicRng } from '../crypto/random.js';
+import { deterministicRng, randomU16Pool } from '../crypto/random.js';
 import { compareTai64n, tai64n, TAI64N_LEN } from '../crypto/tai64n.js';
 import { clampPrivateKey, dh, generatePrivateKey, publicKey, x25519Providers } from '../crypto/x25519.js';
 
@@ -566,5 +566,32 @@ describe.skipIf(!existsSync(WG))('clamping and public keys agree with wg(8)', ()
       const k = generatePrivateKey(rng);
       expect(hex(clampPrivateKey(k.slice()))).toBe(hex(k));
     }
+  });
+});
+
+describe('randomU16Pool', () => {
+  it('reads the source a block at a time, little-endian, and covers the 16-bit range', () => {
+    let calls = 0;
+    const src = (buf: Uint8Array): Uint8Array => {
+      calls++;
+      for (let i = 0; i < buf.length; i++) buf[i] = (i + calls) & 0xff;
+      return buf;
+    };
+    const draw = randomU16Pool(src, 8);
+    expect([draw(), draw(), draw(), draw()]).toEqual([0x0201, 0x0403, 0x0605, 0x0807]);
+    expect(calls).toBe(1);
+    expect(draw()).toBe(0x0302);
+    expect(calls).toBe(2);
+    const sys = randomU16Pool();
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; i < 20000; i++) {
+      const v = sys();
+      expect(v).toBeGreaterThanOrEqual(0);
+      expect(v).toBeLessThan(65536);
+      if (v < 32768) lo++;
+      else hi++;
+    }
+    expect(Math.abs(lo - hi)).toBeLessThan(1000);
   });
 });
