@@ -116,7 +116,8 @@ export class Daemon {
       const port = change.listenPort ?? this.listenPort;
       let bind: UdpBind;
       try {
-        bind = UdpBind.open(port, { fwmark: change.fwmark ?? this.fwmark });
+        // autoFlush off: every path that can send (batches, timers, UAPI sets) ends in flush().
+        bind = UdpBind.open(port, { fwmark: change.fwmark ?? this.fwmark, autoFlush: false });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         this.logger.error(`UDP bind to port ${port} failed: ${(e as Error).message}`);

@@ -42,6 +42,12 @@ export interface UdpBindOptions {
   fwmark?: number;
   /** Create the sockets in the network namespace of this process (they stay there). */
   netnsPid?: number;
+  /**
+   * Flush what `send` queued at the end of the current task (a queued microtask) if the owner
+   * has not (default true). An owner that always calls `flush()` after its sends, as the
+   * daemon does after every batch and timer, turns this off and saves a microtask per batch.
+   */
+  autoFlush?: boolean;
 }
 
 export interface UdpStats {
@@ -91,13 +97,15 @@ export class UdpBind {
   #scount = 0;
   #soff = 0;
   #flushQueued = false;
+  readonly #autoFlushOn: boolean;
   #targets = new WeakMap<Endpoint, Target>();
   #lastEp: Endpoint | null = null;
   #lastTarget: Target | null = null;
   #onSticky: ((ep: Endpoint) => void) | null = null;
   #onError: ((err: Error) => void) | null = null;
 
-  private constructor(fd4: number, fd6: number, port: number) {
+  private constructor(fd4: number, fd6: number, port: number, autoFlush: boolean) {
+    this.#autoFlushOn = autoFlush;
     this.#fd4 = fd4;
     this.#fd6 = fd6;
     this.port = port;
@@ -122,7 +130,7 @@ export class UdpBind {
       out.code = code;
       throw out;
     }
-    return new UdpBind(r[0], r[1], r[2]);
+    return new UdpBind(r[0], r[1], r[2], opts.autoFlush ?? true);
   }
 
   /**
@@ -221,9 +229,10 @@ export class UdpBind {
   }
 
   /**
-   * Queues `data` (copied) for `to`. Sent by `flush()`, when the batch is full, or at the end of
-   * the current event-loop task (a queued microtask) at the latest. Returns false if the datagram
-   * was rejected at once (too big, bad endpoint, family not bound).
+   * Queues `data` (copied) for `to`. Sent by `flush()`, when the batch is full, or (unless
+   * `autoFlush` is off) at the end of the current event-loop task (a queued microtask) at the
+   * latest. Returns false if the datagram was rejected at once (too big, bad endpoint, family
+   * not bound).
    */
   send(data: Uint8Array, to: Endpoint): boolean {
     if (this.#closed) return false;
@@ -250,7 +259,7 @@ export class UdpBind {
     this.#smeta8.set(t.addr, base * 4 + UDP_M_ADDR_BYTE);
     if (t.local) this.#smeta8.set(t.local, base * 4 + UDP_M_LOCAL_BYTE);
     this.#seps[i] = to;
-    if (!this.#flushQueued) {
+    if (!this.#flushQueued && this.#autoFlushOn) {
       this.#flushQueued = true;
       queueMicrotask(this.#autoFlush);
     }

@@ -132,6 +132,21 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     b.close();
   });
 
+  it('with autoFlush off, holds sends until flush()', async () => {
+    const a = open(0, { autoFlush: false });
+    const b = open(0);
+    const got: number[] = [];
+    b.start((d) => got.push(d[0]!), () => {});
+    a.send(new Uint8Array([7]), { address: '127.0.0.1', port: b.port, family: 4 });
+    await sleep(100);
+    expect(got).toEqual([]);
+    expect(a.flush()).toBe(1);
+    await until(() => got.length === 1);
+    expect(got).toEqual([7]);
+    a.close();
+    b.close();
+  });
+
   it('rejects bad endpoints and oversized datagrams at once', () => {
     const a = open(0);
     expect(a.send(new Uint8Array(1), { address: 'nope', port: 1, family: 4 })).toBe(false);
