@@ -5,7 +5,7 @@
  * sent to (IP_PKTINFO / IPV6_PKTINFO) and its ifindex; replies to such an Endpoint leave from
  * that address. See docs/IO.md.
  */
-import type { Endpoint } from './types.js';
+import { endpointOf, type Endpoint } from './types.js';
 import { formatIp, parseIp } from './allowedips.js';
 import {
   native,
@@ -217,12 +217,7 @@ export class UdpBind {
     const l = base * 4 + UDP_M_LOCAL_BYTE;
     const address = formatIp(family, m8, a);
     const ifindex = meta[base + UDP_M_IFINDEX]!;
-    const ep: Endpoint =
-      meta[base + UDP_M_HASLOCAL] !== 0
-        ? { address, port, family, localAddress: formatIp(family, m8, l), ifindex }
-        : ifindex !== 0
-          ? { address, port, family, ifindex }
-          : { address, port, family };
+    const ep = endpointOf(address, port, family, meta[base + UDP_M_HASLOCAL] !== 0 ? formatIp(family, m8, l) : undefined, ifindex);
     for (let k = KEY_FIRST; k <= KEY_LAST; k++) keys[kb + k - KEY_FIRST] = meta[base + k]!;
     this.#cacheEps[slot] = ep;
     return ep;

@@ -128,11 +128,11 @@ async function runForeground(args: Args): Promise<void> {
   });
   report('READY');
   // Compile the data path now rather than on the first real packets (see src/warmup.ts).
-  setImmediate(() => {
-    const t = performance.now();
-    warmUp();
-    logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms`);
-  });
+  const t = performance.now();
+  warmUp().then(
+    () => logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms`),
+    (e: Error) => logger.error(`JIT warm-up failed: ${e.message}`),
+  );
   const reason = await daemon.closedPromise();
   logger.verbose(`Shutting down: ${reason}`);
   process.exit(0);
