@@ -22,6 +22,11 @@ interface CryptoAddon {
   x25519Derive(key: KeyHandle, publicKey: Uint8Array | undefined, out: Uint8Array): boolean;
   seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined, out: Uint8Array, padding: number): void;
   open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array | undefined, out: Uint8Array): boolean;
+  hash(out: Uint8Array, a: Uint8Array, b: Uint8Array | undefined): void;
+  hmac(out: Uint8Array, key: Uint8Array, input: Uint8Array): void;
+  kdf(key: Uint8Array, input: Uint8Array, ...outs: Uint8Array[]): void;
+  mac(out: Uint8Array, key: Uint8Array, input: Uint8Array): void;
+  readonly hasMac: boolean;
 }
 
 /** The package root: the nearest ancestor directory holding binding.gyp. */
@@ -99,4 +104,51 @@ export function opensslX25519(): X25519Provider | null {
     },
   };
   return x25519;
+}
+
+/** The BLAKE2s constructions of crypto/hash.ts, each one call into OpenSSL. */
+export interface Blake2sProvider {
+  readonly name: string;
+  /** BLAKE2s-256(a || b). */
+  hash(a: Uint8Array, b?: Uint8Array): Uint8Array;
+  /** HMAC-BLAKE2s(key, input). */
+  hmac(key: Uint8Array, input: Uint8Array): Uint8Array;
+  /** KDF_n(key, input): n 32-byte outputs. */
+  kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[];
+  /** Keyed BLAKE2s with a 16-byte output (key up to 32 bytes). */
+  mac(key: Uint8Array, input: Uint8Array): Uint8Array;
+}
+
+let blake2s: Blake2sProvider | null | undefined;
+
+export function opensslBlake2s(): Blake2sProvider | null {
+  if (blake2s !== undefined) return blake2s;
+  const a = load();
+  if (!a || !a.hasMac) return (blake2s = null);
+  blake2s = {
+    name: 'openssl',
+    hash(x, y) {
+      const out = new Uint8Array(32);
+      a.hash(out, x, y);
+      return out;
+    },
+    hmac(key, input) {
+      const out = new Uint8Array(32);
+      a.hmac(out, key, input);
+      return out;
+    },
+    kdf(n, key, input) {
+      const outs = [new Uint8Array(32)];
+      if (n > 1) outs.push(new Uint8Array(32));
+      if (n > 2) outs.push(new Uint8Array(32));
+      a.kdf(key, input, ...outs);
+      return outs;
+    },
+    mac(key, input) {
+      const out = new Uint8Array(16);
+      a.mac(out, key, input);
+      return out;
+    },
+  };
+  return blake2s;
 }

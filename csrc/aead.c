@@ -21,9 +21,21 @@
  *       OpenSSL derives the public key whenever a private key is imported, which doubles the
  *       cost of each DH; a handle imports it once (freed, and cleared by OpenSSL, on GC)
  *   x25519Derive(handle, publicKey | undefined, out) -> boolean   as x25519, with a handle
+ *
+ * and the BLAKE2s constructions of the handshake (whitepaper 5.4), each a single call instead
+ * of several node:crypto objects (a handshake message computes a dozen of them):
+ *
+ *   hash(out32, a, b | undefined)          HASH(a || b), BLAKE2s-256
+ *   hmac(out32, key, input)                HMAC-BLAKE2s (RFC 2104, 64-byte block)
+ *   kdf(key, input, out1, out2?, out3?)    KDF1/2/3: t0 = HMAC(key, input),
+ *                                          t1 = HMAC(t0, 0x1), ti = HMAC(t0, t(i-1) || i)
+ *   mac(out16, key32, input)               MAC: keyed BLAKE2s, 16-byte output (BLAKE2SMAC)
  */
 #include <node_api.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +44,17 @@
 #define KEY_LEN 32
 #define NONCE_LEN 12
 
+#define HASH_LEN 32
+#define BLOCK_LEN 64
+#define MAC_LEN 16
+
 typedef struct {
   EVP_CIPHER_CTX *enc;
   EVP_CIPHER_CTX *dec;
+  EVP_MD *md;         /* BLAKE2s-256, fetched once (a legacy EVP_blake2s256() is re-fetched on every init) */
+  EVP_MD_CTX *mdctx;  /* reused for every digest */
+  EVP_MAC *mac;       /* BLAKE2SMAC, NULL if this OpenSSL lacks it */
+  EVP_MAC_CTX *macctx;
 } aead_state;
 
 static const uint8_t ZEROS[TAG_LEN];
@@ -45,6 +65,10 @@ static void free_state(napi_env env, void *data, void *hint) {
   aead_state *s = data;
   if (s->enc) EVP_CIPHER_CTX_free(s->enc);
   if (s->dec) EVP_CIPHER_CTX_free(s->dec);
+  if (s->mdctx) EVP_MD_CTX_free(s->mdctx);
+  if (s->md) EVP_MD_free(s->md);
+  if (s->macctx) EVP_MAC_CTX_free(s->macctx);
+  if (s->mac) EVP_MAC_free(s->mac);
   free(s);
 }
 
@@ -229,6 +253,118 @@ static napi_value x25519(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+/* ---- BLAKE2s ---------------------------------------------------------------------------- */
+
+/* out = BLAKE2s-256(a || b); b may be NULL. */
+static int digest2(aead_state *s, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t *out) {
+  unsigned int n = 0;
+  return EVP_DigestInit_ex(s->mdctx, s->md, NULL) == 1 && (alen == 0 || EVP_DigestUpdate(s->mdctx, a, alen) == 1) &&
+         (blen == 0 || EVP_DigestUpdate(s->mdctx, b, blen) == 1) && EVP_DigestFinal_ex(s->mdctx, out, &n) == 1 &&
+         n == HASH_LEN;
+}
+
+/* out = HMAC-BLAKE2s(key, a || b). */
+static int hmac2(aead_state *s, const uint8_t *key, size_t klen, const uint8_t *a, size_t alen, const uint8_t *b,
+                 size_t blen, uint8_t *out) {
+  uint8_t k[BLOCK_LEN], pad[BLOCK_LEN], inner[HASH_LEN];
+  int ok = 1;
+  memset(k, 0, sizeof k);
+  if (klen > BLOCK_LEN)
+    ok = digest2(s, key, klen, NULL, 0, k);
+  else if (klen)
+    memcpy(k, key, klen);
+  for (int i = 0; i < BLOCK_LEN; i++) pad[i] = k[i] ^ 0x36;
+  ok = ok && EVP_DigestInit_ex(s->mdctx, s->md, NULL) == 1 && EVP_DigestUpdate(s->mdctx, pad, BLOCK_LEN) == 1 &&
+       (alen == 0 || EVP_DigestUpdate(s->mdctx, a, alen) == 1) && (blen == 0 || EVP_DigestUpdate(s->mdctx, b, blen) == 1);
+  unsigned int n = 0;
+  ok = ok && EVP_DigestFinal_ex(s->mdctx, inner, &n) == 1 && n == HASH_LEN;
+  for (int i = 0; i < BLOCK_LEN; i++) pad[i] = k[i] ^ 0x5c;
+  ok = ok && digest2(s, pad, BLOCK_LEN, inner, HASH_LEN, out);
+  OPENSSL_cleanse(k, sizeof k);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(inner, sizeof inner);
+  return ok;
+}
+
+static napi_value throw_type(napi_env env, const char *msg);
+
+static napi_value hash_(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  aead_state *s;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&s) != napi_ok || argc < 2)
+    return throw_type(env, "hash(out, a, b?)");
+  uint8_t *out, *a, *b = NULL;
+  size_t olen, alen, blen = 0;
+  if (bytes_of(env, argv[0], &out, &olen) || olen != HASH_LEN || bytes_of(env, argv[1], &a, &alen) ||
+      (argc > 2 && optional_bytes(env, argv[2], &b, &blen)))
+    return throw_type(env, "hash: bad arguments");
+  if (!digest2(s, a, alen, b, blen, out)) napi_throw_error(env, NULL, "BLAKE2s failed");
+  return NULL;
+}
+
+static napi_value hmac_(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  aead_state *s;
+  uint8_t *out, *key, *in;
+  size_t olen, klen, inlen;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&s) != napi_ok || argc < 3 ||
+      bytes_of(env, argv[0], &out, &olen) || olen != HASH_LEN || bytes_of(env, argv[1], &key, &klen) ||
+      bytes_of(env, argv[2], &in, &inlen))
+    return throw_type(env, "hmac(out32, key, input)");
+  if (!hmac2(s, key, klen, in, inlen, NULL, 0, out)) napi_throw_error(env, NULL, "HMAC-BLAKE2s failed");
+  return NULL;
+}
+
+static napi_value kdf_(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  aead_state *s;
+  uint8_t *key, *in, *outs[3] = {NULL, NULL, NULL};
+  size_t klen, inlen, olen;
+  /* argc comes back as the number of arguments given, which may exceed the 5 we read */
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&s) != napi_ok || argc < 3 || argc > 5 ||
+      bytes_of(env, argv[0], &key, &klen) || bytes_of(env, argv[1], &in, &inlen))
+    return throw_type(env, "kdf(key, input, out1, out2?, out3?)");
+  size_t n = argc - 2;
+  for (size_t i = 0; i < n; i++)
+    if (bytes_of(env, argv[2 + i], &outs[i], &olen) || olen != HASH_LEN) return throw_type(env, "kdf: outputs are 32 bytes");
+  uint8_t prk[HASH_LEN];
+  uint8_t ctr = 1;
+  int ok = hmac2(s, key, klen, in, inlen, NULL, 0, prk) && hmac2(s, prk, HASH_LEN, &ctr, 1, NULL, 0, outs[0]);
+  for (size_t i = 1; ok && i < n; i++) {
+    ctr = (uint8_t)(i + 1);
+    ok = hmac2(s, prk, HASH_LEN, outs[i - 1], HASH_LEN, &ctr, 1, outs[i]);
+  }
+  OPENSSL_cleanse(prk, sizeof prk);
+  if (!ok) napi_throw_error(env, NULL, "KDF failed");
+  return NULL;
+}
+
+static napi_value mac_(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  aead_state *s;
+  uint8_t *out, *key, *in;
+  size_t olen, klen, inlen;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&s) != napi_ok || argc < 3 ||
+      bytes_of(env, argv[0], &out, &olen) || olen != MAC_LEN || bytes_of(env, argv[1], &key, &klen) ||
+      klen == 0 || klen > HASH_LEN || bytes_of(env, argv[2], &in, &inlen))
+    return throw_type(env, "mac(out16, key, input)");
+  if (!s->macctx) {
+    napi_throw_error(env, NULL, "this OpenSSL has no BLAKE2SMAC");
+    return NULL;
+  }
+  size_t size = MAC_LEN, n = 0;
+  OSSL_PARAM params[2] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+  if (EVP_MAC_init(s->macctx, key, klen, params) != 1 || EVP_MAC_update(s->macctx, in, inlen) != 1 ||
+      EVP_MAC_final(s->macctx, out, &n, MAC_LEN) != 1 || n != MAC_LEN)
+    napi_throw_error(env, NULL, "BLAKE2SMAC failed");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   aead_state *s = calloc(1, sizeof *s);
   if (!s) {
@@ -245,6 +381,15 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_throw_error(env, NULL, "OpenSSL has no ChaCha20-Poly1305");
     return NULL;
   }
+  s->md = EVP_MD_fetch(NULL, "BLAKE2S-256", NULL);
+  s->mdctx = EVP_MD_CTX_new();
+  if (!s->md || !s->mdctx) {
+    free_state(env, s, NULL);
+    napi_throw_error(env, NULL, "OpenSSL has no BLAKE2s-256");
+    return NULL;
+  }
+  s->mac = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
+  s->macctx = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
   /* The state lives as long as this module instance (one per thread/worker). */
   napi_value holder;
   napi_create_object(env, &holder);
@@ -256,8 +401,15 @@ static napi_value init(napi_env env, napi_value exports) {
       {"x25519", NULL, x25519, NULL, NULL, NULL, napi_enumerable, NULL},
       {"x25519Key", NULL, x25519_key, NULL, NULL, NULL, napi_enumerable, NULL},
       {"x25519Derive", NULL, x25519_derive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hash", NULL, hash_, NULL, NULL, NULL, napi_enumerable, s},
+      {"hmac", NULL, hmac_, NULL, NULL, NULL, napi_enumerable, s},
+      {"kdf", NULL, kdf_, NULL, NULL, NULL, napi_enumerable, s},
+      {"mac", NULL, mac_, NULL, NULL, NULL, napi_enumerable, s},
   };
-  napi_define_properties(env, exports, 5, props);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_value hasmac;
+  napi_get_boolean(env, s->macctx != NULL, &hasmac);
+  napi_set_named_property(env, exports, "hasMac", hasmac);
   return exports;
 }
 

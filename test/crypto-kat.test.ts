@@ -21,7 +21,7 @@ import {
   xaeadSeal,
   type AeadProvider,
 } from '../crypto/aead.js';
-import { hash, hmac, kdf1, kdf2, kdf3, mac, nobleHash, nobleHmacBlake2s } from '../crypto/hash.js';
+import { blake2sProvider, hash, hmac, kdf, kdf1, kdf2, kdf3, mac, nobleHash, nobleHmacBlake2s, nobleMac, nodeHash, nodeHmac, nodeKdf } from '../crypto/hash.js';
 import { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, equalBytes, isZero, KeyFormatError } from '../crypto/keys.js';
 import { deterministicRng, randomU16Pool } from '../crypto/random.js';
 import { compareTai64n, tai64n, TAI64N_LEN } from '../crypto/tai64n.js';
@@ -421,6 +421,23 @@ describe('BLAKE2s (RFC 7693) and the WireGuard constructions on it', () => {
       const b = rng(new Uint8Array((i * 13) % 130));
       expect(hex(hash(a, b))).toBe(hex(nobleHash(a, b)));
       expect(hex(hmac(a, b))).toBe(hex(nobleHmacBlake2s(a, b)));
+    }
+  });
+
+  it('the addon (OpenSSL, one call each), node:crypto and @noble/hashes agree on HASH, HMAC, KDF and MAC', () => {
+    if (existsSync(new URL('../build/Release/wgts_crypto.node', import.meta.url)) && process.env.WG_TS_BLAKE2S === undefined) expect(blake2sProvider).toBe('openssl');
+    const rng = deterministicRng(12);
+    for (let i = 0; i < 60; i++) {
+      const a = rng(new Uint8Array((i * 11) % 150));
+      const b = rng(new Uint8Array((i * 5) % 70));
+      expect(hex(hash(a))).toBe(hex(nobleHash(a)));
+      expect(hex(hash(a, b))).toBe(hex(nodeHash(a, b)));
+      expect(hex(hmac(b, a))).toBe(hex(nodeHmac(b, a)));
+      expect(hex(hmac(b, a))).toBe(hex(nobleHmacBlake2s(b, a)));
+      for (const n of [1, 2, 3] as const) expect(kdf(n, b, a).map(hex)).toEqual(nodeKdf(n, b, a).map(hex));
+      const key = rng(new Uint8Array(1 + (i % 32)));
+      expect(hex(mac(key, a))).toBe(hex(nobleMac(key, a)));
+      expect(hex(mac(key, a))).toBe(hex(blake2s(a, { key, dkLen: 16 })));
     }
   });
 
