@@ -27,7 +27,7 @@ static void set_buffers(int s) {
 }
 
 /* Returns the socket or -errno; *what names the failing step. */
-static int make_socket(int family, uint16_t port, uint32_t fwmark, const char **what) {
+static int make_socket(int family, uint16_t port, uint32_t fwmark, int loopback, const char **what) {
   int one = 1;
   int s = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s < 0) {
@@ -58,14 +58,14 @@ static int make_socket(int family, uint16_t port, uint32_t fwmark, const char **
     memset(&a, 0, sizeof a);
     a.sin6_family = AF_INET6;
     a.sin6_port = htons(port);
-    a.sin6_addr = in6addr_any;
+    a.sin6_addr = loopback ? in6addr_loopback : in6addr_any;
     r = bind(s, (struct sockaddr *)&a, sizeof a);
   } else {
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_addr.s_addr = htonl(loopback ? INADDR_LOOPBACK : INADDR_ANY);
     r = bind(s, (struct sockaddr *)&a, sizeof a);
   }
   if (r < 0) {
@@ -88,22 +88,27 @@ static int local_port(int s) {
 }
 
 /*
- * udpOpen(port, fwmark) -> [fd4, fd6, port]; fd4 or fd6 is -1 when that family is unsupported
- * by the kernel. Port 0 picks a port that is free for both families (retrying like wireguard-go).
+ * udpOpen(port, fwmark, loopback?) -> [fd4, fd6, port]; fd4 or fd6 is -1 when that family is
+ * unsupported by the kernel (or, with loopback, has no loopback address). Port 0 picks a port
+ * that is free for both families (retrying like wireguard-go). loopback binds 127.0.0.1 and ::1
+ * instead of the wildcard addresses (tests, the JIT warm-up).
  */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   uint32_t port, fwmark;
-  if (wgts_get_args(env, info, 2, argv) < 0 || wgts_get_u32(env, argv[0], &port) < 0 ||
-      wgts_get_u32(env, argv[1], &fwmark) < 0)
+  bool loopback = false;
+  napi_valuetype t3;
+  if (wgts_get_args(env, info, 3, argv) < 0 || wgts_get_u32(env, argv[0], &port) < 0 ||
+      wgts_get_u32(env, argv[1], &fwmark) < 0 || napi_typeof(env, argv[2], &t3) != napi_ok)
     return NULL;
+  if (t3 == napi_boolean && napi_get_value_bool(env, argv[2], &loopback) != napi_ok) return NULL;
   if (port > 65535) return wgts_throw_type(env, "wgts: port out of range");
 
   int fd4 = -1, fd6 = -1, bound = -1;
   const char *what = "bind";
   for (int attempt = 0; attempt < 100; attempt++) {
-    fd4 = make_socket(AF_INET, (uint16_t)port, fwmark, &what);
-    if (fd4 == -EAFNOSUPPORT) {
+    fd4 = make_socket(AF_INET, (uint16_t)port, fwmark, loopback, &what);
+    if (fd4 == -EAFNOSUPPORT || (loopback && fd4 == -EADDRNOTAVAIL)) {
       fd4 = -1;
     } else if (fd4 < 0) {
       return wgts_throw_errno(env, what, -fd4);
@@ -117,8 +122,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
       }
       p = (uint16_t)lp;
     }
-    fd6 = make_socket(AF_INET6, p, fwmark, &what);
-    if (fd6 == -EAFNOSUPPORT) {
+    fd6 = make_socket(AF_INET6, p, fwmark, loopback, &what);
+    if (fd6 == -EAFNOSUPPORT || (loopback && fd6 == -EADDRNOTAVAIL)) {
       fd6 = -1;
     } else if (fd6 < 0) {
       int e = -fd6;

@@ -48,6 +48,8 @@ export interface UdpBindOptions {
    * daemon does after every batch and timer, turns this off and saves a microtask per batch.
    */
   autoFlush?: boolean;
+  /** Bind 127.0.0.1 and ::1 instead of every address (tests, the JIT warm-up). */
+  loopback?: boolean;
 }
 
 export interface UdpStats {
@@ -122,7 +124,8 @@ export class UdpBind {
     checkMark(mark);
     let r: [number, number, number];
     try {
-      r = opts.netnsPid !== undefined ? inNetns(opts.netnsPid, () => native().udpOpen(port, mark)) : native().udpOpen(port, mark);
+      const lo = opts.loopback === true;
+      r = opts.netnsPid !== undefined ? inNetns(opts.netnsPid, () => native().udpOpen(port, mark, lo)) : native().udpOpen(port, mark, lo);
     } catch (e) {
       const err = e as Error & { code?: unknown };
       const code = typeof err.code === 'string' ? err.code : 'EUNKNOWN';

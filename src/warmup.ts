@@ -15,8 +15,12 @@
  * - The work runs in slices with pauses between them, so that the concurrent compiler can
  *   finish and install what it was asked for (one long synchronous run leaves most of it
  *   queued), and so that the event loop keeps serving the UAPI meanwhile.
+ * - Last, a pair carries packets over real UDP sockets bound to 127.0.0.1 and ::1 only, so the
+ *   UDP layer's JavaScript (send queue, batch callback, endpoint cache) is compiled too: the
+ *   first handshake of a new daemon otherwise runs it for the first time, interpreted.
  */
 import { Device, type DeviceSinks } from './device.js';
+import { UdpBind } from './udp.js';
 import { parseCidr } from './allowedips.js';
 import { createLogger } from './log.js';
 import { endpointOf, type Endpoint } from './types.js';
@@ -57,6 +61,8 @@ function ipv6Packet(size: number, src: number, dst: number): Uint8Array {
 }
 
 export interface WarmUpOptions {
+  /** Packets each way over loopback UDP (default 300; 0: none). */
+  udpRounds?: number;
   /** Packets each way through the last pair (default 1500). */
   rounds?: number;
   /** Pairs of Devices taken through a handshake (default 8). */
@@ -193,5 +199,118 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
   } finally {
     p.close();
   }
-  return delivered + p.count.delivered;
+  delivered += p.count.delivered;
+  const udpRounds = opts.udpRounds ?? 300;
+  if (udpRounds > 0) delivered += await warmUdp(udpRounds);
+  return delivered;
+}
+
+// Two different places that make UDP-backed sinks (see the header).
+function udpSinksA(udp: UdpBind, count: Counter, arrived: () => void): DeviceSinks {
+  return {
+    sendDatagram: (data, to) => {
+      udp.send(data, to);
+    },
+    writePacket: () => {
+      count.delivered++;
+      arrived();
+    },
+  };
+}
+
+function udpSinksB(udp: UdpBind, count: Counter, arrived: () => void): DeviceSinks {
+  return {
+    sendDatagram: (data, to) => {
+      udp.send(data, to);
+    },
+    writePacket: (packet) => {
+      if (packet.length > 0) count.delivered++;
+      arrived();
+    },
+  };
+}
+
+/**
+ * `rounds` packets each way between two Devices over UDP sockets bound to loopback only, half
+ * over IPv4 and half over IPv6 (if ::1 exists). Resolves with the packets delivered; 0 if the
+ * sockets cannot be opened. Gives up quietly if a packet is lost (loopback does not lose them).
+ */
+async function warmUdp(rounds: number): Promise<number> {
+  let binds: UdpBind[];
+  try {
+    binds = [UdpBind.open(0, { loopback: true, autoFlush: false }), UdpBind.open(0, { loopback: true, autoFlush: false })];
+  } catch {
+    return 0;
+  }
+  const count: Counter = { delivered: 0 };
+  let wake: (() => void) | null = null;
+  const arrived = () => {
+    const w = wake;
+    wake = null;
+    if (w) w();
+  };
+  const logger = createLogger('silent', '');
+  const devices = [
+    new Device({ logger, sinks: udpSinksA(binds[0]!, count, arrived) }),
+    new Device({ logger, sinks: udpSinksB(binds[1]!, count, arrived) }),
+  ];
+  const keys = [generatePrivateKey(), generatePrivateKey()] as const;
+  const endpoint = (i: number, v6: boolean) => endpointOf(v6 ? '::1' : '127.0.0.1', binds[i]!.port, v6 ? 6 : 4);
+  const configure = (v6: boolean) =>
+    devices.forEach((d, i) =>
+      d.apply({
+        ...(v6 ? {} : { privateKey: keys[i] }),
+        peers: [
+          {
+            publicKey: publicKey(keys[1 - i]!),
+            endpoint: endpoint(1 - i, v6),
+            allowedIps: [parseCidr(`10.255.0.${2 - i}/32`), parseCidr(`fd00::${2 - i}/128`)],
+          },
+        ],
+      }),
+    );
+  binds.forEach((b, i) => {
+    const d = devices[i]!;
+    b.start(
+      (data, from) => d.receiveDatagram(data, from),
+      () => {
+        d.tick();
+        b.flush();
+      },
+    );
+  });
+  const packets = [64, 1420].flatMap((n) => [
+    [ipv4Packet(n, 1, 2), ipv4Packet(n, 2, 1)] as const,
+    [ipv6Packet(n, 1, 2), ipv6Packet(n, 2, 1)] as const,
+  ]);
+  /** Send one packet from device i and wait until it arrives (false after 500 ms). */
+  const carry = async (i: number, pkt: Uint8Array): Promise<boolean> => {
+    const got = new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 500);
+      wake = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+    });
+    devices[i]!.sendPacket(pkt);
+    devices[i]!.tick();
+    binds[i]!.flush();
+    return got;
+  };
+  try {
+    configure(false);
+    for (let r = 0; r < rounds; r++) {
+      if (r === rounds >> 1) {
+        if (!binds[0]!.families.v6 || !binds[1]!.families.v6) break;
+        configure(true);
+      }
+      const [ab, ba] = packets[r % packets.length]!;
+      if (!(await carry(0, ab)) || !(await carry(1, ba))) break;
+    }
+  } finally {
+    wake = null;
+    for (const d of devices) d.close();
+    for (const b of binds) b.close();
+  }
+  return count.delivered;
 }

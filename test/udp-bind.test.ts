@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { UdpBind } from '../src/udp.js';
 import { formatIp, parseIp } from '../src/allowedips.js';
 import type { Endpoint } from '../src/types.js';
@@ -128,6 +128,24 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     a.send(new Uint8Array(65000), { address: '::1', port: b.port, family: 6 });
     await until(() => lens.length === 2);
     expect(lens).toEqual([65000, 65000]);
+    a.close();
+    b.close();
+  });
+
+  it('loopback: true binds 127.0.0.1 and ::1 only', async () => {
+    const a = open(0, { loopback: true });
+    const hexPort = a.port.toString(16).toUpperCase().padStart(4, '0');
+    const v4 = readFileSync('/proc/net/udp', 'utf8').split('\n').filter((l) => l.includes(`:${hexPort} `));
+    expect(v4.map((l) => l.trim().split(/\s+/)[1])).toEqual([`0100007F:${hexPort}`]);
+    if (a.families.v6) {
+      const v6 = readFileSync('/proc/net/udp6', 'utf8').split('\n').filter((l) => l.includes(`:${hexPort} `));
+      expect(v6.map((l) => l.trim().split(/\s+/)[1])).toEqual([`00000000000000000000000001000000:${hexPort}`]);
+    }
+    const b = open(0);
+    const got: number[] = [];
+    a.start((d) => got.push(d[0]!), () => {});
+    b.send(new Uint8Array([9]), { address: '127.0.0.1', port: a.port, family: 4 });
+    await until(() => got.length === 1);
     a.close();
     b.close();
   });

@@ -54,7 +54,7 @@ export interface WgtsAddon {
   /** close(2): 0 or -errno. */
   fdClose(fd: number): number;
   /** Binds IPv4 and IPv6 (V6ONLY) sockets on one port: [fd4, fd6, port]; -1 for a missing family. */
-  udpOpen(port: number, fwmark: number): [fd4: number, fd6: number, port: number];
+  udpOpen(port: number, fwmark: number, loopback: boolean): [fd4: number, fd6: number, port: number];
   sockSetMark(fd: number, mark: number): void;
   /** sendmmsg per run of one family; statuses in meta; returns how many were sent. */
   udpSendBatch(fd4: number, fd6: number, data: Uint8Array, meta: Int32Array, count: number): number;
