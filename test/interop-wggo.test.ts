@@ -114,7 +114,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
   }, 30_000);
 
   /** Fresh keys on both sides (so each case starts without a session) and a fresh Device. */
-  async function configure(withPsk: boolean): Promise<{ theirPub: Uint8Array; ourPub: Uint8Array }> {
+  async function configure(withPsk: boolean, underLoad: boolean | 'auto' = 'auto'): Promise<{ theirPub: Uint8Array; ourPub: Uint8Array }> {
     if (ticker) clearInterval(ticker);
     device?.close();
     received.length = 0;
@@ -144,6 +144,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     expect(theirPort).toBeGreaterThan(0);
 
     device = new Device({
+      underLoad,
       sinks: {
         sendDatagram: (data, to) => sock.send(Buffer.from(data), to.port, to.address),
         writePacket: (packet) => {
@@ -231,4 +232,17 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
       expect(Object.entries(device!.drops).filter(([, n]) => n > 0)).toEqual([]);
     });
   }
+
+  it('under load we answer with a cookie reply; wireguard-go retries with a valid mac2 and the handshake completes', async () => {
+    const { theirPub } = await configure(false, true);
+    // wireguard-go initiates; we answer with a cookie reply instead of a response. It keeps the
+    // cookie and its next initiation (after REKEY_TIMEOUT, 5 s plus jitter) carries mac2.
+    await execFileP(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '12', OUR_ADDR], { timeout: 20_000 });
+    expect(device!.stats.cookieRepliesOut).toBeGreaterThanOrEqual(1);
+    expect(device!.drops['cookie-sent']).toBeGreaterThanOrEqual(1);
+    expect(daemonLog).toMatch(/Receiving cookie response/);
+    expect(device!.inspectPeer(theirPub)!.currentIsInitiator).toBe(false);
+    expect(device!.stats.handshakesIn).toBeGreaterThanOrEqual(1);
+    await pingThroughWireguardGo(4);
+  }, 30_000);
 });
