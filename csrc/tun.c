@@ -7,8 +7,15 @@
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef TUNGETDEVNETNS
+#define TUNGETDEVNETNS _IO('T', 227) /* Linux 5.2 */
+#endif
 
 static int get_ifname(napi_env env, napi_value v, char name[IFNAMSIZ]) {
   size_t len = 0;
@@ -146,11 +153,61 @@ int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size
   return count;
 }
 
+/*
+ * A new AF_INET socket in the network namespace `nsfd` refers to, or -errno. Another namespace
+ * means switching this (the main) thread there and back, as netns.c does; nothing else runs
+ * meanwhile. The caller closes it at once: a socket holds its namespace alive, and the daemon
+ * must see a container's namespace go away.
+ */
+static int socket_in_netns(int nsfd, const struct stat *ns) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -errno;
+  struct stat cur;
+  int s, e = 0;
+  if (fstat(self, &cur) == 0 && cur.st_ino == ns->st_ino && cur.st_dev == ns->st_dev) {
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) e = errno;
+  } else if (setns(nsfd, CLONE_NEWNET) < 0) {
+    e = errno;
+    s = -1;
+  } else {
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) e = errno;
+    if (setns(self, CLONE_NEWNET) < 0) abort(); /* cannot happen: we were just there */
+  }
+  close(self);
+  return s < 0 ? -e : s;
+}
+
+/*
+ * tunMtu(fd) -> the device's current MTU, or -errno. Works wherever the device has been moved:
+ * TUNGETDEVNETNS gives its namespace, and SIOCGIFMTU is asked there by its current name.
+ */
+static napi_value tun_mtu(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (wgts_get_args(env, info, 1, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return wgts_i32(env, -errno);
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  int nsfd = ioctl(fd, TUNGETDEVNETNS);
+  if (nsfd < 0) return wgts_i32(env, -errno);
+  struct stat ns;
+  int s = fstat(nsfd, &ns) < 0 ? -errno : socket_in_netns(nsfd, &ns);
+  close(nsfd);
+  if (s < 0) return wgts_i32(env, s);
+  int r = ioctl(s, SIOCGIFMTU, &ifr), e = errno;
+  close(s);
+  return wgts_i32(env, r < 0 ? -e : ifr.ifr_mtu);
+}
+
 napi_status wgts_init_tun(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunSetMtu", NULL, tun_set_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunProbe", NULL, tun_probe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunMtu", NULL, tun_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdWrite", NULL, fd_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdClose", NULL, fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -37,8 +37,8 @@ export interface PeerHost {
   /** The device's static identity (null: no private key). */
   readonly identity: StaticIdentity | null;
   readonly indices: IndexTable<Peer>;
-  /** Largest padded plaintext (MTU clamp of the padding). */
-  readonly paddingLimit: number;
+  /** Largest padded plaintext (MTU clamp of the padding); follows Device.setMtu. */
+  paddingLimit: number;
   /** A buffer of exactly `n` bytes for an outgoing datagram, valid until `transmit` returns. */
   txBuffer(n: number): Uint8Array;
   /** Bytes [16, n) of the buffer the last `txBuffer(n)` returned: where the ciphertext goes. */

@@ -93,6 +93,10 @@ export class Daemon {
       throw e;
     }
     tun.onRemoved((reason) => d.close(`interface ${d.ifname} removed: ${reason}`));
+    tun.onMtuChange((mtu) => {
+      d.device.setMtu(mtu);
+      opts.logger.verbose(`MTU updated: ${mtu}`);
+    });
     tun.start(
       (pkt) => d.device.sendPacket(pkt),
       () => d.afterBatch(),

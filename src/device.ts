@@ -159,7 +159,7 @@ export class Device {
   private readonly aead: AeadProvider;
   private readonly logger: Logger;
   private underLoadMode: 'auto' | boolean;
-  private readonly paddingLimit: number;
+  private paddingLimit: number;
 
   private identity: StaticIdentity | null = null;
   private listenPort = 0;
@@ -226,6 +226,15 @@ export class Device {
   /** The device's public key (null without a private key). */
   get publicKey(): Uint8Array | null {
     return this.identity ? this.identity.publicKey.slice() : null;
+  }
+
+  /**
+   * The tunnel MTU changed (`ip link set mtu`): padding follows it, as the kernel pads to the
+   * device's current MTU. 0 or less removes the clamp.
+   */
+  setMtu(mtu: number): void {
+    this.paddingLimit = mtu > 0 ? Math.min(mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
+    this.host.paddingLimit = this.paddingLimit;
   }
 
   /** Whether handshake messages currently need a valid mac2 (cookie). */

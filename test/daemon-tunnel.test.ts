@@ -105,9 +105,16 @@ describe.skipIf(skip)(`wireguard-ts <-> wireguard-ts${skip ? ` (skipped: ${skip}
     await pair.wg('set', pair.b.ifname, 'peer', pair.a.pub, 'persistent-keepalive', 'off');
   });
 
-  it('carries big packets with a big MTU', async () => {
+  it('carries big packets with a big MTU, and pads to the new MTU', async () => {
     for (const s of [pair.a, pair.b]) await run('ip', ['-n', s.ns, 'link', 'set', s.ifname, 'mtu', '9000']);
     expect(await pair.ping(pair.a, pair.b.v4, ['-s', '8900', '-M', 'do'])).toBe(true);
+    // The daemon reads the MTU again within 250 ms. A 1500-byte packet is then padded to 1504
+    // (it was not padded at all under the old 1420), so each echo request adds 32 + 1504 bytes.
+    await sleep(600);
+    const tx = async () => Number((await pair.wg('show', pair.a.ifname, 'transfer')).stdout.trim().split('\t')[2]);
+    const before = await tx();
+    expect(await pair.ping(pair.a, pair.b.v4, ['-s', '1472', '-M', 'do'])).toBe(true);
+    expect((await tx()) - before).toBe(3 * (32 + 1504)); // ping sends three
     expect(await iperf(pair, pair.a, pair.b, { seconds: 2 })).toBeGreaterThan(1);
   });
 

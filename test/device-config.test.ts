@@ -138,6 +138,25 @@ describe('device configuration', () => {
     expect(p.net.inbox(p.b).map((x) => x.length)).toEqual([25, 1420, 1418, 1400]);
   });
 
+  it('follows MTU changes (setMtu) in its padding, as the kernel pads to the current MTU', () => {
+    const p = makePair({ a: { mtu: 1420 } });
+    const sizes: number[] = [];
+    p.a.sendPacket(p.aToB());
+    p.net.pump();
+    p.net.filter = (d) => {
+      sizes.push(d.data.length);
+      return true;
+    };
+    p.a.sendPacket(p.aToB(new Uint8Array(1478))); // 1498 bytes: above the MTU, no padding
+    p.a.setMtu(9000);
+    p.a.sendPacket(p.aToB(new Uint8Array(1478))); // now padded to 1504
+    p.a.setMtu(1402);
+    p.a.sendPacket(p.aToB(new Uint8Array(1380))); // 1400 → 1408 would exceed 1402: 1402
+    p.net.pump();
+    expect(sizes).toEqual([32 + 1498, 32 + 1504, 32 + 1402]);
+    expect(p.net.inbox(p.b).map((x) => x.length)).toEqual([25, 1498, 1498, 1400]);
+  });
+
   it('survives sinks that throw, and works with sinks wired directly (re-entrantly)', () => {
     const clock = new FakeClock();
     const ka = keypair(1);

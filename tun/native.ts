@@ -49,6 +49,8 @@ export interface WgtsAddon {
   tunSetMtu(name: string, mtu: number): void;
   /** TUNGETIFF: the device's current name, or -errno (-EBADFD once the device is gone). */
   tunProbe(fd: number): string | number;
+  /** The device's current MTU (asked in whichever namespace it lives now), or -errno. */
+  tunMtu(fd: number): number;
   /** write(2): bytes written or -errno. */
   fdWrite(fd: number, data: Uint8Array): number;
   /** close(2): 0 or -errno. */

@@ -37,14 +37,17 @@ export class Tun {
   #onBatchEnd: (() => void) | null = null;
   #removedCbs: ((reason: string) => void)[] = [];
   #removed: string | null = null;
+  #mtu = 0;
+  #mtuCbs: ((mtu: number) => void)[] = [];
   #probe: NodeJS.Timeout | null;
   #closed = false;
   #ref = true;
   readonly netnsPid: number | undefined;
   readonly stats: TunStats = { rxPackets: 0, txPackets: 0, writeErrors: 0 };
 
-  private constructor(fd: number, name: string, netnsPid: number | undefined) {
+  private constructor(fd: number, name: string, netnsPid: number | undefined, mtu: number) {
     this.#fd = fd;
+    this.#mtu = mtu;
     this.#name = name;
     this.netnsPid = netnsPid;
     this.#probe = setInterval(() => this.#check(), PROBE_MS);
@@ -71,7 +74,7 @@ export class Tun {
         addon.fdClose(fd);
         throw new Error(`TUN ${name}: cannot set MTU ${mtu}: ${(e as Error).message}`);
       }
-      return new Tun(fd, actual, undefined);
+      return new Tun(fd, actual, undefined, mtu);
     }
     if (linkExists(name, { netnsPid: pid })) {
       throw new Error(`TUN ${name}: a device of that name already exists in the network namespace of pid ${pid}`);
@@ -85,7 +88,7 @@ export class Tun {
       addon.fdClose(fd); // not persistent: closing the last fd deletes the device
       throw new Error(`TUN ${name}: cannot move it into the network namespace of pid ${pid}: ${(e as Error).message}`);
     }
-    return new Tun(fd, name, pid);
+    return new Tun(fd, name, pid, mtu);
   }
 
   /** The device's name (kept up to date if someone renames it). */
@@ -180,6 +183,26 @@ export class Tun {
     this.#removedCbs.push(cb);
   }
 
+  /**
+   * The device's MTU as last seen, wherever it lives now: set at creation, then read again on
+   * every probe (every 250 ms); `onMtuChange` hears about changes (`ip link set mtu`).
+   */
+  get mtu(): number {
+    return this.#mtu;
+  }
+
+  /** Called with the new MTU when the probe sees it change. */
+  onMtuChange(cb: (mtu: number) => void): void {
+    this.#mtuCbs.push(cb);
+  }
+
+  #readMtu(): void {
+    const m = native().tunMtu(this.#fd);
+    if (m <= 0 || m === this.#mtu) return;
+    this.#mtu = m;
+    for (const cb of this.#mtuCbs) cb(m);
+  }
+
   /** Sets the MTU with iproute2 in the device's namespace (reads already take 64 KiB). */
   setMtu(mtu: number): void {
     ipSetMtu(this.#name, mtu, this.netnsPid !== undefined ? { netnsPid: this.netnsPid } : undefined);
@@ -208,6 +231,7 @@ export class Tun {
     native().fdClose(this.#fd);
     this.#fd = -1;
     this.#removedCbs = [];
+    this.#mtuCbs = [];
   }
 
   /** Probes the fd with TUNGETIFF; a failure means the device is gone. */
@@ -216,7 +240,10 @@ export class Tun {
     const r = native().tunProbe(this.#fd);
     if (typeof r === 'string') {
       this.#name = r;
-      if (hint === undefined) return;
+      if (hint === undefined) {
+        this.#readMtu();
+        return;
+      }
       // A read/write error although the device still exists: report it, the fd is unusable.
     }
     const reason = typeof r === 'string' ? `${hint ?? 'error'} (device ${r} still present)` : `device ${this.#name} removed (TUNGETIFF: ${errnoName(r)}${hint ? `; ${hint}` : ''})`;
