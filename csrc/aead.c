@@ -304,16 +304,23 @@ static napi_value hash_(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value hmac_(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
+/* (out, key, input) arguments: out of exactly outlen bytes, key of 1..maxkey bytes (0: any). */
+static int out_key_input(napi_env env, napi_callback_info info, aead_state **s, uint8_t **out, size_t outlen,
+                         uint8_t **key, size_t *klen, size_t maxkey, uint8_t **in, size_t *inlen) {
+  size_t argc = 3, olen;
   napi_value argv[3];
+  return napi_get_cb_info(env, info, &argc, argv, NULL, (void **)s) == napi_ok && argc >= 3 &&
+                 !bytes_of(env, argv[0], out, &olen) && olen == outlen && !bytes_of(env, argv[1], key, klen) &&
+                 (maxkey == 0 || (*klen > 0 && *klen <= maxkey)) && !bytes_of(env, argv[2], in, inlen)
+             ? 0
+             : -1;
+}
+
+static napi_value hmac_(napi_env env, napi_callback_info info) {
   aead_state *s;
   uint8_t *out, *key, *in;
-  size_t olen, klen, inlen;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&s) != napi_ok || argc < 3 ||
-      bytes_of(env, argv[0], &out, &olen) || olen != HASH_LEN || bytes_of(env, argv[1], &key, &klen) ||
-      bytes_of(env, argv[2], &in, &inlen))
-    return throw_type(env, "hmac(out32, key, input)");
+  size_t klen, inlen;
+  if (out_key_input(env, info, &s, &out, HASH_LEN, &key, &klen, 0, &in, &inlen)) return throw_type(env, "hmac(out32, key, input)");
   if (!hmac2(s, key, klen, in, inlen, NULL, 0, out)) napi_throw_error(env, NULL, "HMAC-BLAKE2s failed");
   return NULL;
 }
@@ -344,14 +351,10 @@ static napi_value kdf_(napi_env env, napi_callback_info info) {
 }
 
 static napi_value mac_(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
   aead_state *s;
   uint8_t *out, *key, *in;
-  size_t olen, klen, inlen;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&s) != napi_ok || argc < 3 ||
-      bytes_of(env, argv[0], &out, &olen) || olen != MAC_LEN || bytes_of(env, argv[1], &key, &klen) ||
-      klen == 0 || klen > HASH_LEN || bytes_of(env, argv[2], &in, &inlen))
+  size_t klen, inlen;
+  if (out_key_input(env, info, &s, &out, MAC_LEN, &key, &klen, HASH_LEN, &in, &inlen))
     return throw_type(env, "mac(out16, key, input)");
   if (!s->macctx) {
     napi_throw_error(env, NULL, "this OpenSSL has no BLAKE2SMAC");

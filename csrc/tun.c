@@ -88,21 +88,35 @@ static napi_value tun_set_mtu(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The fd argument and TUNGETIFF on it: 0 with the current name in ifr, or -errno (-EINVAL
+ * with a JavaScript exception pending when the argument is bad). */
+static int tun_getiff(napi_env env, napi_callback_info info, int32_t *fd, struct ifreq *ifr) {
+  napi_value argv[1];
+  if (wgts_get_args(env, info, 1, argv) < 0 || wgts_get_i32(env, argv[0], fd) < 0) return -EINVAL;
+  memset(ifr, 0, sizeof *ifr);
+  if (ioctl(*fd, TUNGETIFF, ifr) < 0) return -errno;
+  ifr->ifr_name[IFNAMSIZ - 1] = 0;
+  return 0;
+}
+
+/* -errno as a number, unless an exception is already pending. */
+static napi_value errno_result(napi_env env, int r) {
+  bool pending = false;
+  return napi_is_exception_pending(env, &pending) == napi_ok && pending ? NULL : wgts_i32(env, r);
+}
+
 /*
  * tunProbe(fd) -> the device's current name, or -errno. TUNGETIFF fails with EBADFD once the
  * device behind the fd is gone (deleted, or its namespace destroyed).
  */
 static napi_value tun_probe(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
   int32_t fd;
-  if (wgts_get_args(env, info, 1, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0) return NULL;
   struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return wgts_i32(env, -errno);
-  ifr.ifr_name[IFNAMSIZ - 1] = 0;
-  napi_value r;
-  NAPI_CALL(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &r));
-  return r;
+  int r = tun_getiff(env, info, &fd, &ifr);
+  if (r < 0) return errno_result(env, r);
+  napi_value name;
+  NAPI_CALL(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &name));
+  return name;
 }
 
 /* fdWrite(fd, bytes) -> bytes written or -errno (never blocks: the fd is non-blocking). */
@@ -184,20 +198,18 @@ static int socket_in_netns(int nsfd, const struct stat *ns) {
  * TUNGETDEVNETNS gives its namespace, and SIOCGIFMTU is asked there by its current name.
  */
 static napi_value tun_mtu(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
   int32_t fd;
-  if (wgts_get_args(env, info, 1, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0) return NULL;
   struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return wgts_i32(env, -errno);
-  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  int r = tun_getiff(env, info, &fd, &ifr);
+  if (r < 0) return errno_result(env, r);
   int nsfd = ioctl(fd, TUNGETDEVNETNS);
   if (nsfd < 0) return wgts_i32(env, -errno);
   struct stat ns;
   int s = fstat(nsfd, &ns) < 0 ? -errno : socket_in_netns(nsfd, &ns);
   close(nsfd);
   if (s < 0) return wgts_i32(env, s);
-  int r = ioctl(s, SIOCGIFMTU, &ifr), e = errno;
+  r = ioctl(s, SIOCGIFMTU, &ifr);
+  int e = errno;
   close(s);
   return wgts_i32(env, r < 0 ? -e : ifr.ifr_mtu);
 }

@@ -99,6 +99,22 @@ export interface PeerStatus {
   txBytes: number;
 }
 
+/** A peer's status with nothing known yet but its key (`extra` overrides fields). */
+export function peerStatus(publicKey: Uint8Array, extra: Partial<PeerStatus> = {}): PeerStatus {
+  return {
+    publicKey,
+    presharedKey: null,
+    endpoint: null,
+    persistentKeepalive: 0,
+    allowedIps: [],
+    lastHandshakeSec: 0,
+    lastHandshakeNsec: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    ...extra,
+  };
+}
+
 export interface DeviceStatus {
   privateKey: Uint8Array | null;
   listenPort: number;

@@ -10,7 +10,7 @@
 import { decodeHexKey, encodeHexKey, isZero } from '../crypto/keys.js';
 import { publicKey as derivePublicKey } from '../crypto/x25519.js';
 import { formatCidr, formatIp, parseCidr, parseIp } from './allowedips.js';
-import type { Cidr, DeviceChange, DeviceStatus, Endpoint, PeerChange, PeerStatus } from './types.js';
+import { peerStatus, type Cidr, type DeviceChange, type DeviceStatus, type Endpoint, type PeerChange, type PeerStatus } from './types.js';
 
 /** The errno values wireguard-go's UAPI uses (ipc/uapi_unix.go), as positive numbers. */
 export const EIO = 5; // IpcErrorIO: reading or writing the socket failed
@@ -349,17 +349,7 @@ export function parseGetResponse(text: string): UapiDeviceInfo {
       }
     };
     if (key === 'public_key') {
-      peer = {
-        publicKey: key32(),
-        presharedKey: null,
-        endpoint: null,
-        persistentKeepalive: 0,
-        allowedIps: [],
-        lastHandshakeSec: 0,
-        lastHandshakeNsec: 0,
-        rxBytes: 0,
-        txBytes: 0,
-      };
+      peer = peerStatus(key32());
       info.peers.push(peer);
       continue;
     }

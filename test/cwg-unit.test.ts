@@ -19,7 +19,7 @@ const formatIPv6 = (b: Uint8Array) => formatIp(6, b);
 import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../src/cwg/validate.js';
 import { cwgConnect, cwgCreate, cwgDestroy, cwgShow, type CwgContext, type CwgSystem } from '../src/cwg/commands.js';
 import { run, type RunIo } from '../src/cli/cwg.js';
-import type { DeviceStatus } from '../src/types.js';
+import { peerStatus, type DeviceStatus } from '../src/types.js';
 
 const err = (f: () => unknown) => {
   try {
@@ -349,17 +349,7 @@ class FakeSystem implements CwgSystem {
       if (k === 'private_key') s.status.privateKey = new Uint8Array(Buffer.from(v, 'hex'));
       if (k === 'replace_peers') s.status.peers = [];
       if (k === 'public_key') {
-        s.status.peers.push({
-          publicKey: new Uint8Array(Buffer.from(v, 'hex')),
-          presharedKey: null,
-          endpoint: null,
-          persistentKeepalive: 0,
-          allowedIps: [],
-          lastHandshakeSec: 0,
-          lastHandshakeNsec: 0,
-          rxBytes: 0,
-          txBytes: 0,
-        });
+        s.status.peers.push(peerStatus(new Uint8Array(Buffer.from(v, 'hex'))));
       }
       if (k === 'endpoint') {
         const m = /^\[?(.*?)\]?:(\d+)$/.exec(v)!;

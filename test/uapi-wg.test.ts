@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { encodeBase64Key } from '../crypto/keys.js';
 import { publicKey } from '../crypto/x25519.js';
 import { formatCidr, parseCidr } from '../src/allowedips.js';
-import type { DeviceChange, DeviceStatus } from '../src/types.js';
+import { peerStatus, type DeviceChange, type DeviceStatus } from '../src/types.js';
 import { EADDRINUSE, formatGet, uapiSocketPath } from '../src/uapi.js';
 import { serveUapi, type UapiServer } from '../src/uapi-server.js';
 
@@ -74,17 +74,7 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
           rxBytes: 1000,
           txBytes: 2000,
         },
-        {
-          publicKey: publicKey(key(4)),
-          presharedKey: null,
-          endpoint: null,
-          persistentKeepalive: 0,
-          allowedIps: [],
-          lastHandshakeSec: 0,
-          lastHandshakeNsec: 0,
-          rxBytes: 0,
-          txBytes: 0,
-        },
+        peerStatus(publicKey(key(4))),
       ],
     };
     server = await serveUapi(sock, {

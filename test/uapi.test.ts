@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeHexKey } from '../crypto/keys.js';
 import { publicKey } from '../crypto/x25519.js';
 import { formatCidr, parseCidr } from '../src/allowedips.js';
-import type { DeviceChange, DeviceStatus, PeerStatus } from '../src/types.js';
+import { peerStatus, type DeviceChange, type DeviceStatus, type PeerStatus } from '../src/types.js';
 import {
   EADDRINUSE,
   EINVAL,
@@ -220,18 +220,7 @@ describe('parseSet', () => {
 });
 
 function samplePeer(i: number, extra: Partial<PeerStatus> = {}): PeerStatus {
-  return {
-    publicKey: key(i),
-    presharedKey: null,
-    endpoint: null,
-    persistentKeepalive: 0,
-    allowedIps: [],
-    lastHandshakeSec: 0,
-    lastHandshakeNsec: 0,
-    rxBytes: 0,
-    txBytes: 0,
-    ...extra,
-  };
+  return peerStatus(key(i), extra);
 }
 
 describe('formatGet', () => {
