@@ -121,7 +121,8 @@ describe('device configuration', () => {
     expect(p.net.inbox(p.b).length).toBe(2);
   });
 
-  it('clamps padding to the MTU', () => {
+  /** A pair with a session and an MTU of 1420 on a, and the sizes of a's datagrams from now on. */
+  function paddingPair(): { p: ReturnType<typeof makePair>; sizes: number[] } {
     const p = makePair({ a: { mtu: 1420 } });
     const sizes: number[] = [];
     p.a.sendPacket(p.aToB());
@@ -130,6 +131,11 @@ describe('device configuration', () => {
       sizes.push(d.data.length);
       return true;
     };
+    return { p, sizes };
+  }
+
+  it('clamps padding to the MTU', () => {
+    const { p, sizes } = paddingPair();
     p.a.sendPacket(p.aToB(new Uint8Array(1400))); // 1420 bytes: 1424 would exceed the MTU
     p.a.sendPacket(p.aToB(new Uint8Array(1398))); // 1418 → 1420
     p.a.sendPacket(p.aToB(new Uint8Array(1380))); // 1400 → 1408
@@ -139,14 +145,7 @@ describe('device configuration', () => {
   });
 
   it('follows MTU changes (setMtu) in its padding, as the kernel pads to the current MTU', () => {
-    const p = makePair({ a: { mtu: 1420 } });
-    const sizes: number[] = [];
-    p.a.sendPacket(p.aToB());
-    p.net.pump();
-    p.net.filter = (d) => {
-      sizes.push(d.data.length);
-      return true;
-    };
+    const { p, sizes } = paddingPair();
     p.a.sendPacket(p.aToB(new Uint8Array(1478))); // 1498 bytes: above the MTU, no padding
     p.a.setMtu(9000);
     p.a.sendPacket(p.aToB(new Uint8Array(1478))); // now padded to 1504
