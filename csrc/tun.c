@@ -214,12 +214,35 @@ static napi_value tun_mtu(napi_env env, napi_callback_info info) {
   return wgts_i32(env, r < 0 ? -e : ifr.ifr_mtu);
 }
 
+/*
+ * packetPair() -> [fd0, fd1]: a connected non-blocking SOCK_SEQPACKET pair. Each write is one
+ * packet and each read returns one, as on a TUN fd, so a Tun can run over one end (the JIT
+ * warm-up and tests do, with no device and no privileges).
+ */
+static napi_value packet_pair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+    return wgts_throw_errno(env, "socketpair", errno);
+  napi_value result, a, b;
+  if (napi_create_array_with_length(env, 2, &result) != napi_ok || napi_create_int32(env, sv[0], &a) != napi_ok ||
+      napi_create_int32(env, sv[1], &b) != napi_ok || napi_set_element(env, result, 0, a) != napi_ok ||
+      napi_set_element(env, result, 1, b) != napi_ok) {
+    close(sv[0]);
+    close(sv[1]);
+    wgts_throw_last(env, "packetPair result");
+    return NULL;
+  }
+  return result;
+}
+
 napi_status wgts_init_tun(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunSetMtu", NULL, tun_set_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunProbe", NULL, tun_probe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunMtu", NULL, tun_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetPair", NULL, packet_pair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdWrite", NULL, fd_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdClose", NULL, fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

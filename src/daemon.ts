@@ -31,6 +31,14 @@ export interface DaemonOptions {
   logger: Logger;
 }
 
+/** For `Daemon.overTun`: a daemon without a UAPI socket, over a Tun made elsewhere. */
+export interface DaemonOverTunOptions {
+  logger: Logger;
+  mtu?: number;
+  /** Bind UDP to 127.0.0.1 and ::1 only (the JIT warm-up). */
+  udpLoopback?: boolean;
+}
+
 /** Linux interface names: 1..15 bytes, no '/', no white space, not '.' or '..'. */
 export function validateIfname(name: string): string | null {
   if (!name) return 'interface name is empty';
@@ -54,10 +62,12 @@ export class Daemon {
   private timer: NodeJS.Timeout | null = null;
   private timerDue = Number.POSITIVE_INFINITY;
   private closed = false;
+  private readonly udpLoopback: boolean;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
 
-  private constructor(opts: DaemonOptions, tun: Tun) {
+  private constructor(opts: DaemonOptions & { udpLoopback?: boolean }, tun: Tun) {
     this.ifname = opts.ifname;
+    this.udpLoopback = opts.udpLoopback === true;
     this.logger = opts.logger;
     this.socketPath = uapiSocketPath(opts.ifname, opts.runDir ?? DEFAULT_RUN_DIR);
     this.tun = tun;
@@ -92,18 +102,44 @@ export class Daemon {
       tun.close();
       throw e;
     }
-    tun.onRemoved((reason) => d.close(`interface ${d.ifname} removed: ${reason}`));
-    tun.onMtuChange((mtu) => {
-      d.device.setMtu(mtu);
-      opts.logger.verbose(`MTU updated: ${mtu}`);
-    });
-    tun.start(
-      (pkt) => d.device.sendPacket(pkt),
-      () => d.afterBatch(),
-    );
-    d.scheduleTick(MAX_TICK_MS);
+    d.wire();
     opts.logger.verbose(`Device started (UAPI at ${d.socketPath})`);
     return d;
+  }
+
+  /**
+   * A daemon over `tun` with no UAPI socket, configured through `configure`: the same data path
+   * as `start` gives, for the JIT warm-up (src/warmup.ts) and tests. Closing it closes `tun`.
+   */
+  static overTun(tun: Tun, opts: DaemonOverTunOptions): Daemon {
+    const d = new Daemon({ ifname: tun.name, logger: opts.logger, runDir: '/nonexistent', udpLoopback: opts.udpLoopback ?? false, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}) }, tun);
+    d.wire();
+    return d;
+  }
+
+  /** Connect the TUN to the device and start the timer (one place, for start and overTun alike). */
+  private wire(): void {
+    const tun = this.tun;
+    tun.onRemoved((reason) => this.close(`interface ${this.ifname} removed: ${reason}`));
+    tun.onMtuChange((mtu) => {
+      this.device.setMtu(mtu);
+      this.logger.verbose(`MTU updated: ${mtu}`);
+    });
+    tun.start(
+      (pkt) => this.device.sendPacket(pkt),
+      () => this.afterBatch(),
+    );
+    this.scheduleTick(MAX_TICK_MS);
+  }
+
+  /** The UDP port bound (0 before the first configuration that binds one). */
+  get port(): number {
+    return this.listenPort;
+  }
+
+  /** Apply a validated configuration change, as a UAPI set does; returns 0 or a UAPI errno. */
+  configure(change: DeviceChange): number {
+    return this.applyChange(change);
   }
 
   /** Resolves with the reason when the daemon has shut down. */
@@ -121,7 +157,7 @@ export class Daemon {
       let bind: UdpBind;
       try {
         // autoFlush off: every path that can send (batches, timers, UAPI sets) ends in flush().
-        bind = UdpBind.open(port, { fwmark: change.fwmark ?? this.fwmark, autoFlush: false });
+        bind = UdpBind.open(port, { fwmark: change.fwmark ?? this.fwmark, autoFlush: false, loopback: this.udpLoopback });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         this.logger.error(`UDP bind to port ${port} failed: ${(e as Error).message}`);

@@ -272,3 +272,27 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     t.close();
   });
 });
+
+describe.skipIf(!existsSync(new URL('../build/Release/wgts.node', import.meta.url)))('Tun.packetPair (no device, no root)', () => {
+  it('carries packets both ways through the same read and write code, and closes its fds', async () => {
+    const fds = readdirSync('/proc/self/fd').length;
+    const [a, b] = Tun.packetPair();
+    const atA: number[] = [];
+    const atB: number[] = [];
+    let batches = 0;
+    a.start((p) => atA.push(p.length), () => batches++);
+    b.start((p) => atB.push(p.length), () => batches++);
+    for (const n of [20, 1420, 9000]) expect(a.write(new Uint8Array(n))).toBe(true);
+    expect(b.write(new Uint8Array(60))).toBe(true);
+    const end = Date.now() + 2000;
+    while ((atB.length < 3 || atA.length < 1) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    expect(atB).toEqual([20, 1420, 9000]);
+    expect(atA).toEqual([60]);
+    expect(batches).toBeGreaterThanOrEqual(2);
+    expect(a.stats.txPackets).toBe(3);
+    expect(b.stats.rxPackets).toBe(3);
+    a.close();
+    b.close();
+    expect(readdirSync('/proc/self/fd').length).toBe(fds);
+  });
+});

@@ -51,6 +51,8 @@ export interface WgtsAddon {
   tunProbe(fd: number): string | number;
   /** The device's current MTU (asked in whichever namespace it lives now), or -errno. */
   tunMtu(fd: number): number;
+  /** A connected non-blocking SOCK_SEQPACKET pair: one packet per read and per write, like a TUN fd. */
+  packetPair(): [number, number];
   /** write(2): bytes written or -errno. */
   fdWrite(fd: number, data: Uint8Array): number;
   /** close(2): 0 or -errno. */

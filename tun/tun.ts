@@ -45,13 +45,23 @@ export class Tun {
   readonly netnsPid: number | undefined;
   readonly stats: TunStats = { rxPackets: 0, txPackets: 0, writeErrors: 0 };
 
-  private constructor(fd: number, name: string, netnsPid: number | undefined, mtu: number) {
+  private constructor(fd: number, name: string, netnsPid: number | undefined, mtu: number, probe = true) {
     this.#fd = fd;
     this.#mtu = mtu;
     this.#name = name;
     this.netnsPid = netnsPid;
-    this.#probe = setInterval(() => this.#check(), PROBE_MS);
-    this.#probe.unref();
+    this.#probe = probe ? setInterval(() => this.#check(), PROBE_MS) : null;
+    this.#probe?.unref();
+  }
+
+  /**
+   * Two Tuns over the ends of a SOCK_SEQPACKET pair (one packet per read and per write, as on a
+   * TUN fd): what one writes, the other reads. No device, no privileges and no removal probe;
+   * the same code as a real TUN otherwise. The JIT warm-up and tests use them.
+   */
+  static packetPair(names: [string, string] = ['pkt0', 'pkt1'], mtu = DEFAULT_MTU): [Tun, Tun] {
+    const [a, b] = native().packetPair();
+    return [new Tun(a, names[0], undefined, mtu, false), new Tun(b, names[1], undefined, mtu, false)];
   }
 
   /**
