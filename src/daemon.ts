@@ -223,8 +223,9 @@ export class Daemon {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.uapi?.close();
+    // The closed UdpBind stays referenced (closed, it sends nothing): the warm-up keeps its
+    // closed Daemons, and through them the UdpBind's hidden class (see src/warmup.ts).
     this.udp?.close();
-    this.udp = null;
     this.tun.close();
     this.device.close();
     for (const w of this.closeWaiters.splice(0)) w(reason);

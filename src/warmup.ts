@@ -19,8 +19,14 @@
  *   packets end to end: each over one end of a SOCK_SEQPACKET pair standing in for its TUN
  *   (`Tun.packetPair`), over UDP sockets bound to 127.0.0.1 and ::1 only. Without this the
  *   daemon's glue, the TUN and the UDP layers run baseline code for their first thousands of
- *   packets: measured, pings 50 ms apart cost ~0.75 ms instead of ~0.57.
+ *   packets: measured, pings 50 ms apart cost ~0.75 ms instead of ~0.57. Enough rounds that
+ *   nothing on that path is left for V8 to compile during the first real pings: a 5-30 ms
+ *   compile on a background thread, on two cores shared with the peer, shows as a 4-12 ms ping.
+ * - At the end, one full garbage collection (`collectGarbage`), so that the warm-up's garbage
+ *   does not bring on a mark-compact pause during the first real traffic.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Device, type DeviceSinks } from './device.js';
 import { Daemon } from './daemon.js';
 import { Tun } from '../tun/tun.js';
@@ -64,7 +70,10 @@ function ipv6Packet(size: number, src: number, dst: number): Uint8Array {
 }
 
 export interface WarmUpOptions {
-  /** Packets each way between two real Daemons over packet pairs and loopback UDP (default 300; 0: none). */
+  /** Packets each way between two real Daemons over packet pairs and loopback UDP (default 1000; 0: none).
+   * Enough that no function on the daemon's path is left just short of V8's tier-up budget:
+   * with 300, `afterBatch` was compiled during the 15th real ping, with 700 `#onBatch` (see
+   * test/warmup-jit.test.ts). */
   udpRounds?: number;
   /** Packets each way through the last pair (default 1500). */
   rounds?: number;
@@ -74,6 +83,8 @@ export interface WarmUpOptions {
   slice?: number;
   /** Pause between slices in ms (default 2). */
   pauseMs?: number;
+  /** End with a full garbage collection (default true); see `collectGarbage`. */
+  collect?: boolean;
 }
 
 type Pending = Array<[number, Uint8Array]>;
@@ -152,6 +163,8 @@ class Pair {
     const [a, b] = this.devices;
     a.sendPacket(ab);
     a.tick();
+    // Now and then two in a row, so that b also receives data while a keepalive is already due.
+    if (r % 8 === 4) a.sendPacket(ab);
     this.drain();
     b.sendPacket(ba);
     b.tick();
@@ -167,6 +180,17 @@ class Pair {
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
+ * The last warm-up objects, kept for the life of the process (closed: no socket, no fd, no
+ * timer; throw-away keys). Optimized code refers to the hidden classes ("maps") of the objects
+ * it ran on, and V8 holds those maps only as long as some object has them: were the warm-up's
+ * Devices, Peers, keypairs, endpoints, Daemons, Tuns and UdpBinds all collected before the
+ * daemon's own exist (it has no peer until `wg set`), their maps would die with them, and the
+ * collection would throw away most of the data path's optimized code ("weak objects" in
+ * --trace-deopt): measured, 20 functions from `sendPacket` to `receiveTransport`.
+ */
+const retained: object[] = [];
+
+/**
  * Take `handshakes` fresh pairs of in-memory Devices through a handshake (and two packets), and
  * the last pair through `rounds` packets each way, of a few sizes, both IP families inside and
  * outside. Resolves with how many packets were delivered, decrypted, to the other side.
@@ -178,6 +202,7 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
   const pauseMs = opts.pauseMs ?? 2;
   let delivered = 0;
   let sinceYield = 0;
+  retained.length = 0; // a second warm-up keeps its own objects instead (same hidden classes)
   const step = async (n: number): Promise<void> => {
     sinceYield += n;
     if (slice > 0 && sinceYield >= slice) {
@@ -194,18 +219,36 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
     await step(10);
   }
   const p = new Pair(false);
-  try {
-    for (let r = 0; r < rounds; r++) {
-      p.round(r);
-      await step(1);
-    }
-  } finally {
-    p.close();
+  for (let r = 0; r < rounds; r++) {
+    p.round(r);
+    await step(1);
   }
+  // Not closed: kept (see `retained`). A Device holds no OS resource of its own.
+  retained.push(p);
   delivered += p.count.delivered;
-  const udpRounds = opts.udpRounds ?? 300;
+  const udpRounds = opts.udpRounds ?? 1000;
   if (udpRounds > 0) delivered += await warmDaemons(udpRounds);
+  if (opts.collect ?? true) collectGarbage();
   return delivered;
+}
+
+/**
+ * One full, synchronous garbage collection, now, while no traffic flows. The warm-up leaves
+ * ~4 MB of dead objects in V8's old space; left there, they bring on the first mark-compact a
+ * second or two later, in the middle of real traffic: measured, an 8 ms pause that showed as a
+ * 10 ms ping. Collected now, the old space starts from what is live (~6 MB) and the next
+ * major collection is far off. V8 gives the collector only to code of a context created once
+ * --expose-gc is set, hence the throw-away context. Returns false if V8 refused.
+ */
+export function collectGarbage(): boolean {
+  let gc = (globalThis as { gc?: unknown }).gc;
+  if (typeof gc !== 'function') {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('typeof gc === "function" ? gc : undefined');
+  }
+  if (typeof gc !== 'function') return false;
+  (gc as () => void)();
+  return true;
 }
 
 /**
@@ -223,6 +266,14 @@ async function warmDaemons(rounds: number): Promise<number> {
   let delivered = 0;
   let wake: (() => void) | null = null;
   try {
+    // One daemon opened and closed first, so that what close() writes for the first time (a
+    // field's first change) has happened before the code that reads it is optimized: V8 throws
+    // away optimized code that relied on such a field never changing ("code dependencies").
+    const [t0, h0] = Tun.packetPair(['warm', 'host']);
+    tuns.push(t0, h0);
+    const first = Daemon.overTun(t0, { logger, udpLoopback: true });
+    first.configure({ listenPort: 0, peers: [] });
+    first.close('warm-up');
     const pairs = [Tun.packetPair(['warm0', 'host0']), Tun.packetPair(['warm1', 'host1'])];
     for (const [t, h] of pairs) tuns.push(t, h);
     const hosts = pairs.map(([, h]) => h);
@@ -278,6 +329,7 @@ async function warmDaemons(rounds: number): Promise<number> {
     wake = null;
     for (const d of daemons) d.close('warm-up done');
     for (const t of tuns) t.close();
+    retained.push(daemons, tuns);
   }
   return delivered;
 }

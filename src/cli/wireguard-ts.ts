@@ -10,7 +10,7 @@ import { closeSync, writeSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Daemon, DEFAULT_RUN_DIR, validateIfname } from '../daemon.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
-import { warmUp } from '../warmup.js';
+import { collectGarbage, warmUp } from '../warmup.js';
 
 const PROG = 'wireguard-ts';
 const READY_FD_ENV = 'WG_TS_READY_FD';
@@ -129,8 +129,11 @@ async function runForeground(args: Args): Promise<void> {
   report('READY');
   // Compile the data path now rather than on the first real packets (see src/warmup.ts).
   const t = performance.now();
-  warmUp().then(
-    () => logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms`),
+  warmUp({ collect: false }).then(
+    () => {
+      logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms; collecting its garbage`);
+      collectGarbage();
+    },
     (e: Error) => logger.error(`JIT warm-up failed: ${e.message}`),
   );
   const reason = await daemon.closedPromise();
