@@ -2,7 +2,7 @@
  * Interoperability with a real wireguard-go: our Device (in this process, on a node:dgram
  * socket at 127.0.0.1) handshakes and exchanges ICMP with the kernel behind wireguard-go,
  * whose TUN lives in a private network namespace. Each side initiates in turn, with and
- * without a preshared key.
+ * without a preshared key; then cookies under load, each side in turn being the loaded one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
@@ -74,8 +74,9 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     dir = mkdtempSync(join(tmpdir(), 'wgts-iop-'));
     await ip('netns', 'add', ns);
     daemon = spawn(WG_GO, ['-f', ifname], { env: { ...env, LOG_LEVEL: 'verbose' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon.stdout?.on('data', (d: Buffer) => (daemonLog += d.toString()));
-    daemon.stderr?.on('data', (d: Buffer) => (daemonLog += d.toString()));
+    // The last 256 KiB (under a flood, wireguard-go logs a line per packet).
+    daemon.stdout?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-262_144)));
+    daemon.stderr?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-262_144)));
     await waitFor('the wireguard-go UAPI socket', () => existsSync(`/var/run/wireguard/${ifname}.sock`));
     await ip('link', 'set', 'dev', ifname, 'netns', ns);
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
@@ -245,4 +246,62 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     expect(device!.stats.handshakesIn).toBeGreaterThanOrEqual(1);
     await pingThroughWireguardGo(4);
   }, 30_000);
+
+  it('wireguard-go under load answers us with a cookie reply; our retry carries a valid mac2 and the handshake completes', async () => {
+    const { theirPub } = await configure(false);
+    const theirPort = Number((await wg('show', ifname, 'listen-port')).trim());
+    // A flood of well-formed initiations (valid mac1, from a key wireguard-go does not know) from
+    // 127.0.0.2: each costs it a Diffie-Hellman, so its handshake queue passes 512 messages and
+    // it goes under load (for a second after each time it sees that), answering initiations that
+    // lack a valid mac2 with cookie replies. Its rate limiter counts 127.0.0.2, not us.
+    let initiation: Uint8Array | null = null;
+    const flooderKey = generatePrivateKey();
+    const flooder = new Device({
+      sinks: {
+        sendDatagram: (data) => {
+          initiation ??= data.slice();
+        },
+        writePacket: () => {},
+      },
+    });
+    flooder.apply({ privateKey: flooderKey, peers: [{ publicKey: theirPub, endpoint: { address: '127.0.0.1', port: theirPort, family: 4 }, allowedIps: [parseCidr(`${THEIR_ADDR}/32`)] }] });
+    flooder.sendPacket(icmpEcho(OUR_ADDR, THEIR_ADDR, 1, 1, new Uint8Array(8)));
+    flooder.tick();
+    flooder.close();
+    expect(initiation).not.toBeNull();
+    expect(initiation![0]).toBe(1);
+    const flood = createSocket('udp4');
+    await new Promise<void>((r) => flood.bind(0, '127.0.0.2', () => r()));
+    let cookiesToFlooder = 0;
+    let lastCookieToFlooder = 0;
+    flood.on('message', (msg) => {
+      if (msg[0] === 3 && msg.length === 64) {
+        cookiesToFlooder++;
+        lastCookieToFlooder = Date.now();
+      }
+    });
+    // Bursts of 2000 every 800 ms: each fills the queue past 512 (under load again before the
+    // last time lapses), and none comes near its 4096 slots, where our own packets would be dropped.
+    const burst = Buffer.from(initiation!);
+    const sendBurst = () => {
+      for (let i = 0; i < 2000; i++) flood.send(burst, theirPort, '127.0.0.1');
+    };
+    sendBurst();
+    const flooding = setInterval(sendBurst, 800);
+    try {
+      await waitFor('wireguard-go to go under load', () => cookiesToFlooder > 0, 10_000);
+      // Now we initiate: the answer is a cookie reply; our next initiation (REKEY_TIMEOUT, 5 s
+      // plus jitter, later) carries mac2 computed from it, which wireguard-go checks under load.
+      await pingThroughWireguardGo(5);
+      const done = Date.now();
+      expect(device!.stats.cookieRepliesIn).toBeGreaterThanOrEqual(1);
+      expect(device!.drops['invalid-cookie-reply'] ?? 0).toBe(0);
+      expect(device!.inspectPeer(theirPub)!.currentIsInitiator).toBe(true);
+      // wireguard-go was still under load when it accepted our retry.
+      expect(done - lastCookieToFlooder).toBeLessThan(1000);
+    } finally {
+      clearInterval(flooding);
+      flood.close();
+    }
+  }, 40_000);
 });
