@@ -236,6 +236,24 @@ static napi_value packet_pair(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * ifIndex(name) -> the index of interface `name` in the current network namespace, or 0 when
+ * there is none (SIOCGIFINDEX, as if_nametoindex(3)). For IPv6 zones ("fe80::1%eth0").
+ */
+static napi_value if_index(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (wgts_get_args(env, info, 1, argv) < 0) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (get_ifname(env, argv[0], ifr.ifr_name) < 0) return NULL;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return wgts_throw_errno(env, "socket", errno);
+  int r = ioctl(s, SIOCGIFINDEX, &ifr);
+  close(s);
+  return wgts_i32(env, r < 0 ? 0 : ifr.ifr_ifindex);
+}
+
 napi_status wgts_init_tun(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -243,6 +261,7 @@ napi_status wgts_init_tun(napi_env env, napi_value exports) {
       {"tunProbe", NULL, tun_probe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunMtu", NULL, tun_mtu, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetPair", NULL, packet_pair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ifIndex", NULL, if_index, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdWrite", NULL, fd_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdClose", NULL, fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

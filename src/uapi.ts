@@ -10,7 +10,8 @@
 import { decodeHexKey, encodeHexKey, isZero } from '../crypto/keys.js';
 import { publicKey as derivePublicKey } from '../crypto/x25519.js';
 import { formatCidr, formatIp, parseCidr, parseIp } from './allowedips.js';
-import { peerStatus, type Cidr, type DeviceChange, type DeviceStatus, type Endpoint, type PeerChange, type PeerStatus } from './types.js';
+import { interfaceIndex } from '../tun/ip.js';
+import { endpointOf, peerStatus, type Cidr, type DeviceChange, type DeviceStatus, type Endpoint, type PeerChange, type PeerStatus } from './types.js';
 
 /** The errno values wireguard-go's UAPI uses (ipc/uapi_unix.go), as positive numbers. */
 export const EIO = 5; // IpcErrorIO: reading or writing the socket failed
@@ -57,19 +58,29 @@ function parseUint(v: string, max: number): number | null {
   return n <= max ? n : null;
 }
 
+/** Interface name -> its index in this network namespace, 0 if there is none. */
+export type ZoneResolver = (name: string) => number;
+
 /**
- * Parse an endpoint: "a.b.c.d:port" or "[ipv6]:port" with a numeric IP (no host names, no
- * zone identifier) and a decimal port 0-65535. Returns the Endpoint or an error message.
+ * Parse an endpoint: "a.b.c.d:port" or "[ipv6]:port" with a numeric IP (no host names) and a
+ * decimal port 0-65535. An IPv6 address may carry a zone, as `wg` sends link-local endpoints:
+ * "[fe80::1%eth0]:51820" (an interface name, looked up in this network namespace, where the
+ * UDP socket lives) or "[fe80::1%2]:51820" (an index). Returns the Endpoint or an error message.
  */
-export function parseEndpoint(v: string): Endpoint | string {
+export function parseEndpoint(v: string, zoneIndex: ZoneResolver = interfaceIndex): Endpoint | string {
   let host: string;
   let portText: string;
+  let zone: string | null = null;
   if (v.startsWith('[')) {
     const close = v.indexOf(']');
     if (close < 0 || v.charCodeAt(close + 1) !== 0x3a /* : */) return `invalid endpoint ${echo(v)}: expected [IPv6]:port`;
     host = v.slice(1, close);
     portText = v.slice(close + 2);
-    if (host.includes('%')) return `invalid endpoint ${echo(v)}: IPv6 zone identifiers are not supported`;
+    const pct = host.indexOf('%');
+    if (pct >= 0) {
+      zone = host.slice(pct + 1);
+      host = host.slice(0, pct);
+    }
     if (!host.includes(':')) return `invalid endpoint ${echo(v)}: square brackets can only be used with IPv6 addresses`;
   } else {
     const colon = v.lastIndexOf(':');
@@ -82,12 +93,25 @@ export function parseEndpoint(v: string): Endpoint | string {
   if (port === null) return `invalid endpoint ${echo(v)}: invalid port ${echo(portText)}`;
   const ip = parseIp(host);
   if (!ip) return `invalid endpoint ${echo(v)}: invalid IP address ${echo(host)}`;
-  return { address: formatIp(ip.family, ip.bytes), port, family: ip.family };
+  let ifindex = 0;
+  if (zone !== null) {
+    ifindex = /^[0-9]+$/.test(zone) ? (parseUint(zone, 0xffffffff) ?? 0) : zone.length <= 15 ? zoneIndex(zone) : 0;
+    if (ifindex === 0) return `invalid endpoint ${echo(v)}: no interface ${echo(zone)} for the zone`;
+  }
+  return endpointOf(formatIp(ip.family, ip.bytes), port, ip.family, undefined, ifindex);
 }
 
-/** "1.2.3.4:51820" or "[2001:db8::1]:51820". */
+/** fe80::/10, from formatIp's lower-case text. */
+const isLinkLocal6 = (address: string): boolean => /^fe[89ab][0-9a-f]:/.test(address);
+
+/**
+ * "1.2.3.4:51820" or "[2001:db8::1]:51820"; a link-local IPv6 endpoint with its zone as an
+ * interface index, "[fe80::1%2]:51820", which `wg` shows by name.
+ */
 export function formatEndpoint(e: Endpoint): string {
-  return e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+  if (e.family !== 6) return `${e.address}:${e.port}`;
+  const zone = e.ifindex !== undefined && e.ifindex > 0 && isLinkLocal6(e.address) ? `%${e.ifindex}` : '';
+  return `[${e.address}${zone}]:${e.port}`;
 }
 
 const fail = (errno: number, message: string): { errno: number; message: string } => ({ errno, message });
@@ -381,18 +405,9 @@ export function parseGetResponse(text: string): UapiDeviceInfo {
         break;
       }
       case 'endpoint': {
-        // Tolerate a zone from other implementations: keep the address, numeric zone as ifindex.
-        let v = value;
-        let ifindex: number | undefined;
-        const m = /^\[([^\]%]+)%([^\]]+)\](:.*)$/.exec(v);
-        if (m) {
-          v = `[${m[1]}]${m[3]}`;
-          const z = parseUint(m[2]!, 0xffffffff);
-          if (z !== null) ifindex = z;
-        }
-        const ep = parseEndpoint(v);
+        const ep = parseEndpoint(value);
         if (typeof ep === 'string') throw bad(line, ep);
-        peer.endpoint = ifindex !== undefined ? { ...ep, ifindex } : ep;
+        peer.endpoint = ep;
         break;
       }
       case 'persistent_keepalive_interval':

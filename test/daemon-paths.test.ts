@@ -92,6 +92,55 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
 });
 
 /**
+ * Two hosts that share only a link, reached by IPv6 link-local address: the endpoint needs its
+ * zone ("[fe80::b%veth]:port"), as `wg` passes it. b has no endpoint and learns a's, zone and all.
+ */
+describe.skipIf(skip)(`link-local IPv6 endpoints${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  const nss = new Namespaces(uniqueTag());
+  let tmp = '';
+  beforeEach(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'wgts-ll-'));
+  });
+  afterEach(async () => {
+    await nss.cleanup();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('carries traffic over fe80:: endpoints with zones, set by name and shown back by name', async () => {
+    const t = nss.tag;
+    const hostA = await nss.add('ha');
+    const hostB = await nss.add('hb');
+    const ctA = await nss.add('ca');
+    const ctB = await nss.add('cb');
+    const [la, lb] = [`l${t}a`, `l${t}b`];
+    await run('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
+    await ipAll([
+      [hostA, ['addr', 'add', 'fe80::a/64', 'dev', la, 'nodad']],
+      [hostA, ['link', 'set', la, 'up']],
+      [hostB, ['addr', 'add', 'fe80::b/64', 'dev', lb, 'nodad']],
+      [hostB, ['link', 'set', lb, 'up']],
+    ]);
+    const k = await keys(tmp);
+    const ifa = `za${t}`;
+    const ifb = `zb${t}`;
+    await startDaemon(hostA, ifa, ctA);
+    await startDaemon(hostB, ifb, ctB);
+    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.246.2/32', 'endpoint', `[fe80::b%${la}]:51821`]);
+    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.246.1/32']);
+    await addressUp(ctA, ifa, '192.168.246.1/24');
+    await addressUp(ctB, ifb, '192.168.246.2/24');
+    const endpoint = async (ns: string, ifname: string) => (await nsRun(ns, 'wg', ['show', ifname, 'endpoints'])).stdout.trim().split('\t')[1];
+    expect(await endpoint(hostA, ifa)).toBe(`[fe80::b%${la}]:51821`);
+    expect(await ping(ctA, '192.168.246.2')).toBe(true);
+    expect(await endpoint(hostB, ifb)).toBe(`[fe80::a%${lb}]:51820`);
+    expect(await ping(ctB, '192.168.246.1')).toBe(true);
+    // showconf/setconf round trip keeps the zone.
+    const conf = (await nsRun(hostA, 'wg', ['showconf', ifa])).stdout;
+    expect(conf).toContain(`Endpoint = [fe80::b%${la}]:51821`);
+  }, 60_000);
+});
+
+/**
  * a (public, 192.168.251.1) <-veth-> router (NAT, short UDP conntrack timeout) <-veth-> b (private).
  * b knows a's endpoint; a learns b's NATed address. Without keepalives the mapping expires and a
  * cannot reach b; with persistent-keepalive it stays.

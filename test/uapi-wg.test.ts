@@ -155,12 +155,21 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
     } finally {
       setErrno = 0;
     }
-    // A zone id in an endpoint is refused by the parser: EINVAL.
+  });
+
+  it('takes a link-local endpoint with its zone as wg sends it, and wg shows it back by name', async () => {
     changes.length = 0;
     const r = await wg('set', ifname, 'peer', b64(publicKey(key(11))), 'endpoint', '[fe80::1%lo]:5');
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/Invalid argument/);
-    expect(changes.length).toBe(0);
+    expect(r.code).toBe(0);
+    const ep = changes[0]!.peers[0]!.endpoint!;
+    expect(ep).toMatchObject({ address: 'fe80::1', port: 5, family: 6, ifindex: 1 }); // lo is always 1
+    const saved = status.peers[1]!;
+    status.peers[1] = { ...saved, endpoint: ep };
+    try {
+      expect((await wg('show', ifname, 'endpoints')).stdout).toContain(`${b64(publicKey(key(4)))}\t[fe80::1%lo]:5`);
+    } finally {
+      status.peers[1] = saved;
+    }
   });
 
   it('wg setconf with 100,000 allowed IPs arrives complete; wg showconf reads them back', async () => {

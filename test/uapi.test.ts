@@ -147,7 +147,8 @@ describe('parseSet', () => {
     expect(formatEndpoint({ address: '1.2.3.4', port: 80, family: 4 })).toBe('1.2.3.4:80');
     for (const bad of [
       '1.2.3.4', '1.2.3.4:', '1.2.3.4:65536', '1.2.3.4:-1', '1.2.3.4:+1', '1.2.3.4:0x10', ':80', '2001:db8::1:80',
-      '[2001:db8::1]', '[2001:db8::1]80', '[2001:db8::1]:', '[1.2.3.4]:80', '[fe80::1%eth0]:80', '[fe80::1%2]:80',
+      '[2001:db8::1]', '[2001:db8::1]80', '[2001:db8::1]:', '[1.2.3.4]:80', '[fe80::1%nosuchif0]:80', '[fe80::1%0]:80',
+      '[fe80::1%]:80', '[fe80::1%4294967296]:80', '1.2.3.4%lo:80',
       'example.com:80', '01.2.3.4:80', '', '[]:80', '[::1', '1.2.3.4:80 ', ' 1.2.3.4:80',
     ]) {
       expect(typeof parseEndpoint(bad), bad).toBe('string');
@@ -155,7 +156,22 @@ describe('parseSet', () => {
       expect(r.errno, bad).toBe(EINVAL);
       expect(r.message).toMatch(/endpoint/);
     }
-    expect(parseEndpoint('[fe80::1%eth0]:80')).toMatch(/zone/);
+    expect(parseEndpoint('[fe80::1%nosuchif0]:80')).toMatch(/no interface "nosuchif0" for the zone/);
+  });
+
+  it('parses and formats IPv6 zones: interface names (resolved here) and indexes', () => {
+    const zones = (name: string) => (name === 'eth7' ? 7 : 0);
+    expect(parseEndpoint('[fe80::1%eth7]:80', zones)).toEqual({ address: 'fe80::1', port: 80, family: 6, ifindex: 7 });
+    expect(parseEndpoint('[FE80::1%3]:80', zones)).toEqual({ address: 'fe80::1', port: 80, family: 6, ifindex: 3 });
+    expect(parseEndpoint('[fe80::1%lo]:80')).toEqual({ address: 'fe80::1', port: 80, family: 6, ifindex: 1 }); // the real lookup
+    expect(typeof parseEndpoint('[fe80::1%eth8]:80', zones)).toBe('string');
+    expect(formatEndpoint({ address: 'fe80::1', port: 80, family: 6, ifindex: 7 })).toBe('[fe80::1%7]:80');
+    expect(formatEndpoint({ address: 'febf::1', port: 80, family: 6, ifindex: 7 })).toBe('[febf::1%7]:80');
+    // A zone only means something on link-local addresses; learned endpoints carry an ifindex always.
+    expect(formatEndpoint({ address: '2001:db8::1', port: 80, family: 6, ifindex: 7 })).toBe('[2001:db8::1]:80');
+    expect(formatEndpoint({ address: 'fec0::1', port: 80, family: 6, ifindex: 7 })).toBe('[fec0::1]:80');
+    expect(formatEndpoint({ address: '10.0.0.1', port: 80, family: 4, ifindex: 7 })).toBe('10.0.0.1:80');
+    expect(ok([`public_key=${hx(1)}`, 'endpoint=[fe80::9%12]:51820']).peers[0]!.endpoint).toEqual({ address: 'fe80::9', port: 51820, family: 6, ifindex: 12 });
   });
 
   it('rejects every kind of invalid input with wireguard-go errnos', () => {

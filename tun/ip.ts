@@ -6,6 +6,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { native } from './native.js';
 
 const IP_CANDIDATES = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
 const NSENTER_CANDIDATES = ['/usr/bin/nsenter', '/bin/nsenter', '/usr/sbin/nsenter', '/sbin/nsenter'];
@@ -129,6 +130,18 @@ export function getMtu(name: string, opts?: NsOptions): number {
   const m = /\bmtu (\d+)/.exec(ip(['-o', 'link', 'show', 'dev', name], opts));
   if (!m) throw new Error(`ip link show dev ${name}: no MTU in the output`);
   return Number(m[1]);
+}
+
+/**
+ * Interface index of `name` in this process's network namespace, 0 if there is none (or the
+ * addon is not built). One ioctl, no process spawned: the UAPI resolves IPv6 zones with it.
+ */
+export function interfaceIndex(name: string): number {
+  try {
+    return native().ifIndex(name);
+  } catch {
+    return 0;
+  }
 }
 
 /** Interface index of `name` (in the namespace of `netnsPid` if given). */

@@ -53,6 +53,8 @@ export interface WgtsAddon {
   tunMtu(fd: number): number;
   /** A connected non-blocking SOCK_SEQPACKET pair: one packet per read and per write, like a TUN fd. */
   packetPair(): [number, number];
+  /** The index of interface `name` in the current network namespace, 0 if there is none. */
+  ifIndex(name: string): number;
   /** write(2): bytes written or -errno. */
   fdWrite(fd: number, data: Uint8Array): number;
   /** close(2): 0 or -errno. */
