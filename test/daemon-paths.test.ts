@@ -14,6 +14,34 @@ import { startDaemonIn, wgKeypair } from './helpers/tunnel.js';
 const skip = skipReason('wg', 'ping');
 const skipNat = skip ?? (skipReason('nft') ? 'needs nft (apt-get install nftables)' : null);
 
+/** Namespaces and a private temporary directory per test, torn down after each, pass or fail. */
+function lab(name: string): { nss: Namespaces; tmp: () => string } {
+  const nss = new Namespaces(uniqueTag());
+  let dir = '';
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), `wgts-${name}-`));
+  });
+  afterEach(async () => {
+    await nss.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { nss, tmp: () => dir };
+}
+
+/**
+ * Two "host" namespaces joined by a veth pair (`la` in hostA, `lb` in hostB), a daemon started
+ * in each (`ifa`, `ifb`) with its device moved into a "container" namespace of its own.
+ */
+async function linkedHosts(nss: Namespaces, prefix: string) {
+  const t = nss.tag;
+  const [hostA, hostB, ctA, ctB] = [await nss.add('ha'), await nss.add('hb'), await nss.add('ca'), await nss.add('cb')];
+  const [la, lb, ifa, ifb] = [`${prefix}${t}a`, `${prefix}${t}b`, `${prefix}a${t}`, `${prefix}b${t}`];
+  await run('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
+  await startDaemon(hostA, ifa, ctA);
+  await startDaemon(hostB, ifb, ctB);
+  return { hostA, hostB, ctA, ctB, la, lb, ifa, ifb };
+}
+
 async function keys(tmp: string) {
   return { a: await wgKeypair(tmp, 'a.key'), b: await wgKeypair(tmp, 'b.key') };
 }
@@ -42,35 +70,18 @@ async function ipAll(cmds: ReadonlyArray<readonly [string, readonly string[]]>):
  * namespace on the same link, and b reaches a at .2 (not a's primary address).
  */
 describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const nss = new Namespaces(uniqueTag());
-  let tmp = '';
-  beforeEach(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'wgts-sticky-'));
-  });
-  afterEach(async () => {
-    await nss.cleanup();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { nss, tmp } = lab('sticky');
 
   it('answers from the address the peer sent to, and falls back when that address is removed', async () => {
-    const t = nss.tag;
-    const hostA = await nss.add('ha');
-    const hostB = await nss.add('hb');
-    const ctA = await nss.add('ca');
-    const ctB = await nss.add('cb');
-    await run('ip', ['link', 'add', `s${t}a`, 'netns', hostA, 'type', 'veth', 'peer', 'name', `s${t}b`, 'netns', hostB]);
+    const { hostA, hostB, ctA, ctB, la, lb, ifa, ifb } = await linkedHosts(nss, 's');
     await ipAll([
-      [hostA, ['addr', 'add', '192.168.250.1/24', 'dev', `s${t}a`]],
-      [hostA, ['addr', 'add', '192.168.250.2/24', 'dev', `s${t}a`]],
-      [hostA, ['link', 'set', `s${t}a`, 'up']],
-      [hostB, ['addr', 'add', '192.168.250.10/24', 'dev', `s${t}b`]],
-      [hostB, ['link', 'set', `s${t}b`, 'up']],
+      [hostA, ['addr', 'add', '192.168.250.1/24', 'dev', la]],
+      [hostA, ['addr', 'add', '192.168.250.2/24', 'dev', la]],
+      [hostA, ['link', 'set', la, 'up']],
+      [hostB, ['addr', 'add', '192.168.250.10/24', 'dev', lb]],
+      [hostB, ['link', 'set', lb, 'up']],
     ]);
-    const k = await keys(tmp);
-    const ifa = `ya${t}`;
-    const ifb = `yb${t}`;
-    await startDaemon(hostA, ifa, ctA);
-    await startDaemon(hostB, ifb, ctB);
+    const k = await keys(tmp());
     await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
     await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.245.1/32', 'endpoint', '192.168.250.2:51820']);
     await addressUp(ctA, ifa, '192.168.245.1/24');
@@ -84,7 +95,7 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
 
     // Remove the address a answers from: a's next packet must still leave (from the routing
     // table's choice), b roams to it, and traffic goes on both ways.
-    await run('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', `s${t}a`]);
+    await run('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', la]);
     expect(await ping(ctA, '192.168.245.2')).toBe(true);
     expect(await endpointAtB()).toBe('192.168.250.1:51820');
     expect(await ping(ctB, '192.168.245.1')).toBe(true);
@@ -96,35 +107,17 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
  * zone ("[fe80::b%veth]:port"), as `wg` passes it. b has no endpoint and learns a's, zone and all.
  */
 describe.skipIf(skip)(`link-local IPv6 endpoints${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const nss = new Namespaces(uniqueTag());
-  let tmp = '';
-  beforeEach(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'wgts-ll-'));
-  });
-  afterEach(async () => {
-    await nss.cleanup();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { nss, tmp } = lab('ll');
 
   it('carries traffic over fe80:: endpoints with zones, set by name and shown back by name', async () => {
-    const t = nss.tag;
-    const hostA = await nss.add('ha');
-    const hostB = await nss.add('hb');
-    const ctA = await nss.add('ca');
-    const ctB = await nss.add('cb');
-    const [la, lb] = [`l${t}a`, `l${t}b`];
-    await run('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
+    const { hostA, hostB, ctA, ctB, la, lb, ifa, ifb } = await linkedHosts(nss, 'l');
     await ipAll([
       [hostA, ['addr', 'add', 'fe80::a/64', 'dev', la, 'nodad']],
       [hostA, ['link', 'set', la, 'up']],
       [hostB, ['addr', 'add', 'fe80::b/64', 'dev', lb, 'nodad']],
       [hostB, ['link', 'set', lb, 'up']],
     ]);
-    const k = await keys(tmp);
-    const ifa = `za${t}`;
-    const ifb = `zb${t}`;
-    await startDaemon(hostA, ifa, ctA);
-    await startDaemon(hostB, ifb, ctB);
+    const k = await keys(tmp());
     await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.246.2/32', 'endpoint', `[fe80::b%${la}]:51821`]);
     await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.246.1/32']);
     await addressUp(ctA, ifa, '192.168.246.1/24');
@@ -146,15 +139,7 @@ describe.skipIf(skip)(`link-local IPv6 endpoints${skip ? ` (skipped: ${skip})` :
  * cannot reach b; with persistent-keepalive it stays.
  */
 describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (skipped: ${skipNat})` : ''}`, () => {
-  const nss = new Namespaces(uniqueTag());
-  let tmp = '';
-  beforeEach(() => {
-    tmp = mkdtempSync(join(tmpdir(), 'wgts-nat-'));
-  });
-  afterEach(async () => {
-    await nss.cleanup();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { nss, tmp } = lab('nat');
 
   it('keeps the NAT mapping alive so the public side can reach the private side', async () => {
     const t = nss.tag;
@@ -179,12 +164,12 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     await nsRun(router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await nsRun(router, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_udp_timeout=3']);
     await nsRun(router, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_udp_timeout_stream=3']);
-    const rules = join(tmp, 'nat.nft');
+    const rules = join(tmp(), 'nat.nft');
     // Masquerade with a random source port, so an expired mapping is not re-created identically.
     writeFileSync(rules, `table ip nat {\n chain post { type nat hook postrouting priority 100; oifname "n${t}r" masquerade random; }\n}\n`);
     await nsRun(router, 'nft', ['-f', rules]);
 
-    const k = await keys(tmp);
+    const k = await keys(tmp());
     const ifa = `xa${t}`;
     const ifb = `xb${t}`;
     await startDaemon(pubNs, ifa, ctA);
