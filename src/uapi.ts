@@ -95,7 +95,7 @@ export function parseEndpoint(v: string, zoneIndex: ZoneResolver = interfaceInde
   if (!ip) return `invalid endpoint ${echo(v)}: invalid IP address ${echo(host)}`;
   let ifindex = 0;
   if (zone !== null) {
-    ifindex = /^[0-9]+$/.test(zone) ? (parseUint(zone, 0xffffffff) ?? 0) : zone.length <= 15 ? zoneIndex(zone) : 0;
+    ifindex = /^[0-9]+$/.test(zone) ? (parseUint(zone, 0xffffffff) ?? 0) : zoneIndex(zone);
     if (ifindex === 0) return `invalid endpoint ${echo(v)}: no interface ${echo(zone)} for the zone`;
   }
   return endpointOf(formatIp(ip.family, ip.bytes), port, ip.family, undefined, ifindex);
@@ -405,7 +405,10 @@ export function parseGetResponse(text: string): UapiDeviceInfo {
         break;
       }
       case 'endpoint': {
-        const ep = parseEndpoint(value);
+        // A zone naming an interface this process cannot see (the daemon's socket may live in
+        // another namespace) is dropped rather than failing the whole answer.
+        let ep = parseEndpoint(value);
+        if (typeof ep === 'string' && value.includes('%')) ep = parseEndpoint(value.replace(/%[^\]]*\]/, ']'));
         if (typeof ep === 'string') throw bad(line, ep);
         peer.endpoint = ep;
         break;

@@ -373,6 +373,8 @@ describe('parseGetResponse', () => {
   it('skips unknown keys and accepts a zone from other implementations', () => {
     const r = parseGetResponse(`jc=4\npublic_key=${hx(1)}\nendpoint=[fe80::1%3]:51820\nfuture_key=1\nerrno=0\n\n`);
     expect(r.peers[0]!.endpoint).toEqual({ address: 'fe80::1', port: 51820, family: 6, ifindex: 3 });
+    const named = parseGetResponse(`public_key=${hx(1)}\nendpoint=[fe80::1%nosuchif0]:51820\nerrno=0\n\n`);
+    expect(named.peers[0]!.endpoint).toEqual({ address: 'fe80::1', port: 51820, family: 6 });
     expect(r.privateKey).toBeNull();
     expect(r.publicKey).toBeNull();
   });
