@@ -12,8 +12,8 @@ import { deterministicRng } from '../crypto/random.js';
 import { defaultX25519, generatePrivateKey, publicKey } from '../crypto/x25519.js';
 import { Handshake, StaticIdentity, consumeInitiation } from '../noise/handshake.js';
 import { parseInitiation, parseResponse, type Initiation, type Response } from '../noise/messages.js';
-import { Device } from '../src/device.js';
-import type { Endpoint } from '../src/types.js';
+import { Device } from '../noise/device.js';
+import type { Endpoint } from '../noise/types.js';
 import { cpus, loadavg } from 'node:os';
 
 const args = process.argv.slice(2);

@@ -20,9 +20,9 @@ import { read as fsRead } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Tun } from '../tun/tun.js';
-import { native, POLL_TUN } from '../tun/native.js';
+import { native, POLL_TUN } from '../tun/addon.js';
 import * as ipx from '../tun/ip.js';
-import { UdpBind } from '../src/udp.js';
+import { UdpBind } from '../tun/udp.js';
 
 const TUN_NAME = 'wgbench0';
 const TUN_ADDR = '10.201.0.1/24';

@@ -1,4 +1,4 @@
-export * from './hash.js';
+export * from './blake2s.js';
 export * from './x25519.js';
 export * from './aead.js';
 export * from './tai64n.js';

@@ -15,7 +15,7 @@
  * cookie reply for it once, and uses the cookie for mac2 for COOKIE_SECRET_MAX_AGE minus
  * COOKIE_SECRET_LATENCY.
  */
-import { hash, mac } from '../crypto/hash.js';
+import { hash, mac } from '../crypto/blake2s.js';
 import { xaeadOpen, xaeadSeal } from '../crypto/aead.js';
 import { equalBytes } from '../crypto/keys.js';
 import type { Rng } from '../crypto/random.js';

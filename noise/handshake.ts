@@ -12,7 +12,7 @@
  * changes state (everything is computed into locals first and committed at the end).
  * Messages are produced with zero MACs; the caller adds them (cookie.ts) before sending.
  */
-import { hash, kdf1, kdf2, kdf3 } from '../crypto/hash.js';
+import { hash, kdf1, kdf2, kdf3 } from '../crypto/blake2s.js';
 import { dh, generatePrivateKey, publicKey as derivePublicKey } from '../crypto/x25519.js';
 import { aeadOpen, aeadSeal, defaultAead, type AeadProvider } from '../crypto/aead.js';
 import { tai64n, compareTai64n } from '../crypto/tai64n.js';

@@ -2,12 +2,12 @@
  * The per-peer tunnel state (the kernel's struct wg_peer, boringtun's Tunn): the handshake,
  * the keypairs, the cookie state, the timers and the bounded queue of packets waiting for a
  * session, with the send/receive logic of the kernel's send.c and receive.c that is specific
- * to one peer. The device (src/device.ts) owns the peers and does the per-datagram dispatch,
+ * to one peer. The device (noise/device.ts) owns the peers and does the per-datagram dispatch,
  * MAC checks, cryptokey routing and IP validation; it gives each peer a `PeerHost`.
  */
 import { counterNonce, type AeadProvider } from '../crypto/aead.js';
 import { randomU16Pool, type Rng } from '../crypto/random.js';
-import type { Clock, Endpoint, Logger } from '../src/types.js';
+import type { Clock, Endpoint, Logger } from './types.js';
 import {
   MAX_STAGED_PACKETS,
   REJECT_AFTER_TIME,

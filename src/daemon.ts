@@ -7,12 +7,12 @@
  *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
  *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
  */
-import { Device } from './device.js';
-import { UdpBind } from './udp.js';
+import { Device } from '../noise/device.js';
+import { UdpBind } from '../tun/udp.js';
 import { Tun } from '../tun/tun.js';
-import { serveUapi, type UapiServer } from './uapi-server.js';
-import { DEFAULT_SOCKET_DIR, UAPI_ERRNO, formatGet, uapiSocketPath } from './uapi.js';
-import type { DeviceChange, Endpoint, Logger } from './types.js';
+import { serveUapi, type UapiServer } from './uapi/server.js';
+import { DEFAULT_SOCKET_DIR, UAPI_ERRNO, formatGet, uapiSocketPath } from './uapi/protocol.js';
+import type { DeviceChange, Endpoint, Logger } from '../noise/types.js';
 
 export const DEFAULT_RUN_DIR = DEFAULT_SOCKET_DIR;
 export const DEFAULT_MTU = 1420;

@@ -2,7 +2,7 @@
  * Logging in wireguard-go's style: LOG_LEVEL=verbose|debug|error|silent (default error),
  * lines like "DEBUG: 2026/11/22 10:00:00 (wg0) message". Never pass key material here.
  */
-import type { Logger } from './types.js';
+import type { Logger } from '../noise/types.js';
 
 export type LogLevel = 'verbose' | 'error' | 'silent';
 

@@ -27,12 +27,12 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Device, type DeviceSinks } from './device.js';
+import { Device, type DeviceSinks } from '../noise/device.js';
 import { Daemon } from './daemon.js';
 import { Tun } from '../tun/tun.js';
-import { parseCidr } from './allowedips.js';
+import { parseCidr } from '../noise/allowedips.js';
 import { createLogger } from './log.js';
-import { endpointOf, type Endpoint } from './types.js';
+import { endpointOf, type Endpoint } from '../noise/types.js';
 import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
 
 /** An IPv4/UDP packet of `size` bytes from 10.255.0.`src` to 10.255.0.`dst`. */

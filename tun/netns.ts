@@ -3,7 +3,7 @@
  * /proc/PID/ns/net, runs `fn`, and comes back before anything else can run. Sockets created
  * by `fn` stay in that namespace for their whole life (e.g. `UdpBind.open(port, { netnsPid })`).
  */
-import { native } from './native.js';
+import { native } from './addon.js';
 
 export function inNetns<T>(pid: number, fn: () => T): T {
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`invalid pid: ${String(pid)}`);

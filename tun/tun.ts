@@ -3,7 +3,7 @@
  * thread-pool job per packet. See docs/IO.md.
  */
 import { randomBytes } from 'node:crypto';
-import { native, POLL_TUN, TUN_META_STRIDE, TUN_MAX_PACKET, errnoName, Errno, type PollHandle } from './native.js';
+import { native, POLL_TUN, TUN_META_STRIDE, TUN_MAX_PACKET, errnoName, Errno, type PollHandle } from './addon.js';
 import { checkIfName, moveLink, netnsInode, linkExists, setMtu as ipSetMtu } from './ip.js';
 
 export const DEFAULT_MTU = 1420;

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { encodeBase64Key, encodeHexKey } from '../../crypto/keys.js';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
-import type { DeviceStatus } from '../types.js';
+import type { DeviceStatus } from '../../noise/types.js';
 import { hostCidr, netSubnet } from './addressing.js';
 import { deviceName } from './config.js';
 import { CwgError } from './errors.js';

@@ -4,9 +4,9 @@
  * The private key is always "(hidden)": cwg never prints a private key here.
  */
 import { encodeBase64Key } from '../../crypto/keys.js';
-import { formatIp } from '../allowedips.js';
-import { formatEndpoint } from '../uapi.js';
-import type { DeviceStatus, PeerStatus } from '../types.js';
+import { formatIp } from '../../noise/allowedips.js';
+import { formatEndpoint } from '../uapi/protocol.js';
+import type { DeviceStatus, PeerStatus } from '../../noise/types.js';
 
 const RESET = '\x1b[0m';
 const FG_RED = '\x1b[31m';

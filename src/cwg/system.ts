@@ -1,6 +1,6 @@
 /**
  * The real system behind the cwg commands: iproute2 (tun/ip.ts), the wireguard-ts daemon,
- * its UAPI socket (src/uapi-client.ts), /proc and the run directories.
+ * its UAPI socket (src/uapi/client.ts), /proc and the run directories.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type SocketType } from 'node:dgram';
@@ -9,7 +9,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ipx from '../../tun/ip.js';
-import { uapiGet, uapiSet } from '../uapi-client.js';
+import { uapiGet, uapiSet } from '../uapi/client.js';
 import type { CwgSystem } from './commands.js';
 import { CwgError, oneLine } from './errors.js';
 

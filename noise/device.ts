@@ -1,0 +1,712 @@
+/**
+ * The WireGuard device core, sans-I/O: peers keyed by public key, the receiver-index table,
+ * cryptokey routing (allowed IPs) both ways, endpoint roaming, cookies and rate limiting under
+ * load, the timer state machine, and counters of everything dropped. It never opens a socket,
+ * reads a clock or a random source except through what it is given; see docs/ENGINE.md.
+ *
+ * I/O contract: `sendPacket` (TUN → network) and `receiveDatagram` (network → TUN) call the
+ * sinks synchronously. Buffers passed in or out are only valid during the call. Nothing here
+ * throws on network or TUN input; a sink that throws is counted as 'sink-error' and logged.
+ */
+import { counterNonce, defaultAead, NONCE_LEN, type AeadProvider } from '../crypto/aead.js';
+import { equalBytes, encodeBase64Key, isZero } from '../crypto/keys.js';
+import { systemRng, type Rng } from '../crypto/random.js';
+import {
+  MAX_DATAGRAM_SIZE,
+  MAX_PEERS,
+  MAX_PLAINTEXT_SIZE,
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  TRANSPORT_HEADER_SIZE,
+  TRANSPORT_MIN_SIZE,
+  UNDER_LOAD_HANDSHAKES_PER_SECOND,
+  UNDER_LOAD_HOLD,
+} from './constants.js';
+import { CookieChecker } from './cookie.js';
+import { emptyDrops, type DropReason } from './drops.js';
+import { consumeInitiation, StaticIdentity, type HandshakeState } from './handshake.js';
+import { IndexTable } from './indextable.js';
+import {
+  messageType,
+  parseCookieReply,
+  parseInitiation,
+  parseResponse,
+  readU32,
+  readU64,
+  RESPONSE,
+  TRANSPORT,
+} from './messages.js';
+import { Peer, type PeerHost } from './peer.js';
+import { Ratelimiter } from './ratelimiter.js';
+import { AllowedIps, parseIp } from './allowedips.js';
+import { innerPacketLength, ipFamily, IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC } from './ippacket.js';
+import { silentLogger, systemClock, type Clock, type DeviceChange, type DeviceStatus, type Endpoint, type Logger, type PeerChange, type PeerStatus } from './types.js';
+
+export type { DropReason } from './drops.js';
+export { DROP_REASONS } from './drops.js';
+
+/** Where the device's output goes. Both are called synchronously; `data`/`packet` are only valid during the call. */
+export interface DeviceSinks {
+  /** Send a UDP datagram (a WireGuard message) to `to`. */
+  sendDatagram(data: Uint8Array, to: Endpoint): void;
+  /** Write a decrypted IP packet to the TUN side. */
+  writePacket(packet: Uint8Array): void;
+}
+
+export interface DeviceOptions {
+  sinks: DeviceSinks;
+  /** Monotonic and wall time (default: performance.now / Date.now). */
+  clock?: Clock;
+  /** Randomness for ephemeral keys, indices, jitter and cookie secrets (default: OS CSPRNG). */
+  rng?: Rng;
+  /** ChaCha20-Poly1305 for the data path and handshakes (default: crypto's defaultAead). */
+  aead?: AeadProvider;
+  logger?: Logger;
+  /**
+   * Cookie mode: 'auto' (default) = under load when handshake messages arrive at
+   * UNDER_LOAD_HANDSHAKES_PER_SECOND or more (see docs/ENGINE.md); true/false forces it.
+   */
+  underLoad?: 'auto' | boolean;
+  /**
+   * The tunnel MTU: padding never grows a packet's plaintext beyond it (as the kernel).
+   * Default: no clamp below the 65503-byte maximum.
+   */
+  mtu?: number;
+}
+
+/** Counters of the device's traffic (all monotonic). */
+export interface DeviceStats {
+  /** Datagrams offered to receiveDatagram, and their bytes. */
+  datagramsIn: number;
+  bytesIn: number;
+  /** Datagrams handed to sinks.sendDatagram, and their bytes. */
+  datagramsOut: number;
+  bytesOut: number;
+  /** Packets offered to sendPacket, and their bytes. */
+  packetsIn: number;
+  packetBytesIn: number;
+  /** Packets handed to sinks.writePacket, and their bytes. */
+  packetsOut: number;
+  packetBytesOut: number;
+  /** Authenticated keepalives received. */
+  keepalivesIn: number;
+  /** Handshake messages consumed (valid initiations and responses). */
+  handshakesIn: number;
+  /** Cookie replies sent (under load) and accepted. */
+  cookieRepliesOut: number;
+  cookieRepliesIn: number;
+}
+
+/** Introspection of one peer's protocol state (tests, debugging). Contains no key material. */
+export interface PeerState {
+  handshake: HandshakeState;
+  keypairs: { previous: boolean; current: boolean; next: boolean };
+  /** Whether the current keypair was derived by us as the initiator. */
+  currentIsInitiator: boolean | null;
+  stagedPackets: number;
+  handshakeAttempts: number;
+  endpoint: Endpoint | null;
+  /** Monotonic ms of the peer's next timer deadline (Infinity: none). */
+  nextTimer: number;
+}
+
+/** Bound on the per-size view caches of the scratch buffers (sizes seen beyond it get fresh views). */
+const MAX_CACHED_VIEWS = 4096;
+
+function keyId(k: Uint8Array): string {
+  return Buffer.from(k.buffer, k.byteOffset, k.length).toString('hex');
+}
+
+/** wireguard-go's short peer name: peer(abcd…wxyz) of the base64 public key. */
+function peerName(k: Uint8Array): string {
+  const b = encodeBase64Key(k);
+  return `peer(${b.slice(0, 4)}…${b.slice(39, 43)})`;
+}
+
+function endpointBytes(e: Endpoint): { ip: Uint8Array; source: Uint8Array } {
+  const parsed = parseIp(e.address);
+  const ip = parsed ? parsed.bytes : new TextEncoder().encode(e.address);
+  const source = new Uint8Array(ip.length + 2);
+  source.set(ip);
+  source[ip.length] = (e.port >>> 8) & 0xff;
+  source[ip.length + 1] = e.port & 0xff;
+  return { ip, source };
+}
+
+export class Device {
+  /** Dropped inputs by reason. */
+  readonly drops: Record<DropReason, number> = emptyDrops();
+  readonly stats: DeviceStats = {
+    datagramsIn: 0,
+    bytesIn: 0,
+    datagramsOut: 0,
+    bytesOut: 0,
+    packetsIn: 0,
+    packetBytesIn: 0,
+    packetsOut: 0,
+    packetBytesOut: 0,
+    keepalivesIn: 0,
+    handshakesIn: 0,
+    cookieRepliesOut: 0,
+    cookieRepliesIn: 0,
+  };
+
+  private readonly sinks: DeviceSinks;
+  private readonly clock: Clock;
+  private readonly rng: Rng;
+  private readonly aead: AeadProvider;
+  private readonly logger: Logger;
+  private underLoadMode: 'auto' | boolean;
+  private paddingLimit: number;
+
+  private identity: StaticIdentity | null = null;
+  private listenPort = 0;
+  private fwmark = 0;
+  private readonly peers = new Map<string, Peer>();
+  private readonly indices: IndexTable<Peer>;
+  private readonly allowedIps = new AllowedIps<Peer>();
+  private readonly checker: CookieChecker;
+  private readonly ratelimiter = new Ratelimiter();
+  private readonly host: PeerHost;
+  private closed = false;
+
+  // Under-load estimate: handshake messages in the current and the previous 1 s window.
+  private loadWindow = Number.NEGATIVE_INFINITY;
+  private loadCount = 0;
+  private loadPrevCount = 0;
+  private lastUnderLoad = Number.NEGATIVE_INFINITY;
+
+  // Scratch buffers of the data path. A sink may call back into this device synchronously
+  // (two devices wired together); nested calls then get fresh buffers.
+  private readonly txScratch = new Uint8Array(MAX_DATAGRAM_SIZE + 16);
+  private readonly rxScratch = new Uint8Array(MAX_DATAGRAM_SIZE);
+  private readonly txNonce = new Uint8Array(NONCE_LEN);
+  private readonly rxNonce = new Uint8Array(NONCE_LEN);
+  private txDepth = 0;
+  private rxDepth = 0;
+  // Views of the scratch buffers by length, so the data path allocates no view objects.
+  private readonly txViews = new Map<number, Uint8Array>();
+  private readonly txSealViews = new Map<number, Uint8Array>();
+  private readonly rxViews = new Map<number, Uint8Array>();
+  private nestedTx: Uint8Array | null = null;
+
+  constructor(opts: DeviceOptions) {
+    this.sinks = opts.sinks;
+    this.clock = opts.clock ?? systemClock;
+    this.rng = opts.rng ?? systemRng;
+    this.aead = opts.aead ?? defaultAead;
+    this.logger = opts.logger ?? silentLogger;
+    this.underLoadMode = opts.underLoad ?? 'auto';
+    this.paddingLimit = opts.mtu !== undefined && opts.mtu > 0 ? Math.min(opts.mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
+    this.indices = new IndexTable<Peer>(this.rng);
+    this.checker = new CookieChecker(this.rng);
+    const self = this;
+    this.host = {
+      clock: this.clock,
+      rng: this.rng,
+      aead: this.aead,
+      logger: this.logger,
+      get identity() {
+        return self.identity;
+      },
+      indices: this.indices,
+      paddingLimit: this.paddingLimit,
+      txNonce: this.txNonce,
+      txBuffer: (n) => this.txBuffer(n),
+      txSealView: (n) => this.txSealView(n),
+      transmit: (data, to) => this.transmit(data, to),
+      drop: (reason, count = 1) => {
+        this.drops[reason] += count;
+      },
+    };
+  }
+
+  /** The device's public key (null without a private key). */
+  get publicKey(): Uint8Array | null {
+    return this.identity ? this.identity.publicKey.slice() : null;
+  }
+
+  /**
+   * The tunnel MTU changed (`ip link set mtu`): padding follows it, as the kernel pads to the
+   * device's current MTU. 0 or less removes the clamp.
+   */
+  setMtu(mtu: number): void {
+    this.paddingLimit = mtu > 0 ? Math.min(mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
+    this.host.paddingLimit = this.paddingLimit;
+  }
+
+  /** Whether handshake messages currently need a valid mac2 (cookie). */
+  get underLoad(): boolean {
+    return this.underLoadMode === 'auto' ? this.clock.now() - this.lastUnderLoad < UNDER_LOAD_HOLD : this.underLoadMode;
+  }
+
+  /** Change the cookie mode (see DeviceOptions.underLoad). */
+  setUnderLoad(mode: 'auto' | boolean): void {
+    this.underLoadMode = mode;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Configuration
+
+  /**
+   * Apply a validated UAPI set transaction, in wireguard-go's order: private key, listen port,
+   * fwmark, replace_peers, then each peer. Peers with the device's own public key are ignored
+   * (and an existing one is removed when the private key changes to its key).
+   */
+  apply(change: DeviceChange): void {
+    if (this.closed) return;
+    if (change.privateKey !== undefined) this.setPrivateKey(change.privateKey);
+    if (change.listenPort !== undefined) this.listenPort = change.listenPort;
+    if (change.fwmark !== undefined) this.fwmark = change.fwmark;
+    if (change.replacePeers) {
+      for (const p of this.peers.values()) this.removePeer(p);
+    }
+    for (const pc of change.peers) this.applyPeer(pc);
+  }
+
+  private setPrivateKey(key: Uint8Array | null): void {
+    const k = key && key.length === 32 && !isZero(key) ? key : null;
+    const old = this.identity;
+    if (old === null && k === null) return;
+    if (old !== null && k !== null && equalBytes(old.privateKey, k)) return;
+    const identity = k ? new StaticIdentity(k.slice()) : null;
+    if (identity) {
+      const same = this.peers.get(keyId(identity.publicKey));
+      if (same) {
+        this.logger.verbose(`${peerName(same.publicKey)} - Removing: it has the device's own public key`);
+        this.removePeer(same);
+      }
+    }
+    this.identity = identity;
+    this.checker.setPublicKey(identity ? identity.publicKey : null);
+    for (const p of this.peers.values()) p.identityChanged(identity);
+    old?.zero();
+  }
+
+  private applyPeer(pc: PeerChange): void {
+    if (this.identity && equalBytes(pc.publicKey, this.identity.publicKey)) {
+      this.logger.verbose(`${peerName(pc.publicKey)} - Ignoring peer with the device's own public key`);
+      return;
+    }
+    const id = keyId(pc.publicKey);
+    let peer = this.peers.get(id);
+    if (pc.remove) {
+      if (peer) this.removePeer(peer);
+      return;
+    }
+    if (!peer) {
+      if (pc.updateOnly) return;
+      if (this.peers.size >= MAX_PEERS) {
+        this.logger.error(`${peerName(pc.publicKey)} - Too many peers; not added`);
+        return;
+      }
+      peer = new Peer(this.host, pc.publicKey);
+      this.peers.set(id, peer);
+      this.logger.verbose(`${peerName(pc.publicKey)} - Created`);
+    }
+    if (pc.presharedKey !== undefined) peer.handshake.setPresharedKey(pc.presharedKey);
+    if (pc.endpoint) peer.endpoint = pc.endpoint;
+    if (pc.replaceAllowedIps) this.allowedIps.removeValue(peer);
+    for (const cidr of pc.allowedIps) this.allowedIps.insert(cidr, peer);
+    let keepaliveOn = false;
+    if (pc.persistentKeepalive !== undefined) {
+      const old = peer.persistentKeepalive;
+      peer.persistentKeepalive = pc.persistentKeepalive;
+      keepaliveOn = old === 0 && pc.persistentKeepalive !== 0;
+    }
+    if (this.identity) {
+      // As wireguard-go after a peer's configuration: keepalive at once if just enabled, then
+      // flush anything that was waiting (for an endpoint or a key).
+      if (keepaliveOn) peer.sendKeepalive();
+      peer.sendStaged();
+    }
+  }
+
+  private removePeer(peer: Peer): void {
+    this.peers.delete(keyId(peer.publicKey));
+    this.allowedIps.removeValue(peer);
+    peer.destroy();
+    this.logger.verbose(`${peerName(peer.publicKey)} - Removed`);
+  }
+
+  /**
+   * The UDP layer could not send from `ep.localAddress` (the address went away, so the routing
+   * table chose instead): forget that sticky source for every peer using this endpoint, as the
+   * kernel's wg_socket_clear_peer_endpoint_src does, so later sends go straight to the route.
+   */
+  clearEndpointSource(ep: Endpoint): void {
+    for (const p of this.peers.values()) {
+      const e = p.endpoint;
+      if (e !== null && e.address === ep.address && e.port === ep.port && e.localAddress === ep.localAddress) p.clearEndpointSource();
+    }
+  }
+
+  /** The configuration and counters, as the UAPI `get` reports them. Keys are copies. */
+  status(): DeviceStatus {
+    const peers: PeerStatus[] = [];
+    for (const p of this.peers.values()) {
+      const wall = p.lastHandshakeWall;
+      const sec = Math.floor(wall / 1000);
+      peers.push({
+        publicKey: p.publicKey.slice(),
+        presharedKey: p.handshake.hasPresharedKey ? p.handshake.presharedKey.slice() : null,
+        endpoint: p.endpoint,
+        persistentKeepalive: p.persistentKeepalive,
+        allowedIps: this.allowedIps.cidrsOf(p),
+        lastHandshakeSec: sec,
+        lastHandshakeNsec: wall === 0 ? 0 : Math.floor((wall - sec * 1000) * 1e6),
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+      });
+    }
+    return {
+      privateKey: this.identity ? this.identity.privateKey.slice() : null,
+      listenPort: this.listenPort,
+      fwmark: this.fwmark,
+      peers,
+    };
+  }
+
+  /** Protocol state of one peer, or null if there is no such peer. */
+  inspectPeer(publicKey: Uint8Array): PeerState | null {
+    const p = this.peers.get(keyId(publicKey));
+    if (!p) return null;
+    const kp = p.keypairs;
+    return {
+      handshake: p.handshake.state,
+      keypairs: { previous: kp.previous !== null, current: kp.current !== null, next: kp.next !== null },
+      currentIsInitiator: kp.current ? kp.current.isInitiator : null,
+      stagedPackets: p.stagedCount,
+      handshakeAttempts: p.timers.handshakeAttempts,
+      endpoint: p.endpoint,
+      nextTimer: p.timers.next,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Timers
+
+  /** Run the due timers of every peer; returns ms until the next deadline (Infinity if none). */
+  tick(): number {
+    if (this.closed) return Number.POSITIVE_INFINITY;
+    const now = this.clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    try {
+      for (const p of this.peers.values()) {
+        const d = p.tick(now);
+        if (d < next) next = d;
+      }
+    } catch (e) {
+      this.internalError(e);
+    }
+    return next === Number.POSITIVE_INFINITY ? next : Math.max(0, next - now);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // TUN → network
+
+  /** An IP packet from the TUN side: route it by destination to a peer and send it. */
+  sendPacket(packet: Uint8Array): void {
+    this.stats.packetsIn++;
+    this.stats.packetBytesIn += packet.length;
+    if (this.closed) {
+      this.drops.closed++;
+      return;
+    }
+    const n = packet.length;
+    const fam = ipFamily(packet, n);
+    if (fam === 0 || n > MAX_PLAINTEXT_SIZE) {
+      this.drops['invalid-outbound-packet']++;
+      return;
+    }
+    const peer = this.allowedIps.lookup(fam, packet, fam === 4 ? IPV4_DST : IPV6_DST);
+    if (peer === undefined) {
+      this.drops['no-route']++;
+      return;
+    }
+    if (peer.endpoint === null) {
+      this.drops['no-endpoint']++;
+      return;
+    }
+    try {
+      peer.send(packet);
+    } catch (e) {
+      this.internalError(e);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Network → TUN
+
+  /** A UDP datagram and its source. Never throws; anything invalid is dropped and counted. */
+  receiveDatagram(data: Uint8Array, from: Endpoint): void {
+    this.stats.datagramsIn++;
+    this.stats.bytesIn += data.length;
+    if (this.closed) {
+      this.drops.closed++;
+      return;
+    }
+    const type = messageType(data);
+    try {
+      switch (type) {
+        case MESSAGE_TRANSPORT:
+          this.receiveTransport(data, from);
+          return;
+        case MESSAGE_INITIATION:
+        case MESSAGE_RESPONSE:
+          this.receiveHandshake(type, data, from);
+          return;
+        case MESSAGE_COOKIE_REPLY:
+          this.receiveCookieReply(data);
+          return;
+        default:
+          this.drops[type]++;
+      }
+    } catch (e) {
+      this.internalError(e);
+    }
+  }
+
+  private receiveTransport(data: Uint8Array, from: Endpoint): void {
+    const entry = this.indices.get(readU32(data, TRANSPORT.receiver));
+    if (entry === undefined || entry.kind !== 'keypair') {
+      this.drops['unknown-index']++;
+      return;
+    }
+    const kp = entry.keypair;
+    const peer = entry.peer;
+    const now = this.clock.now();
+    if (!kp.canReceive(now)) {
+      kp.recvValid = false;
+      this.drops['expired-keypair']++;
+      return;
+    }
+    const counter = readU64(data, TRANSPORT.counter);
+    if (!kp.replay.check(counter)) {
+      this.drops['replayed-counter']++;
+      return;
+    }
+    const n = data.length - TRANSPORT_MIN_SIZE;
+    const nested = this.rxDepth !== 0;
+    const out = nested ? new Uint8Array(n) : this.rxView(n);
+    const nonce = nested ? counterNonce(counter) : counterNonce(counter, this.rxNonce);
+    if (!this.aead.open(kp.recvKey, nonce, data.subarray(TRANSPORT_HEADER_SIZE), undefined, out)) {
+      this.drops['invalid-tag']++;
+      return;
+    }
+    if (!kp.replay.update(counter)) {
+      this.drops['replayed-counter']++;
+      return;
+    }
+    this.rxDepth++;
+    try {
+      peer.transportReceived(kp, from, data.length, now);
+      if (n === 0) {
+        this.stats.keepalivesIn++;
+        return;
+      }
+      peer.timers.dataReceived(now);
+      const len = innerPacketLength(out, n);
+      if (len < 0) {
+        this.drops['invalid-inner-packet']++;
+        return;
+      }
+      const fam = out[0]! >>> 4 === 4 ? 4 : 6;
+      if (this.allowedIps.lookup(fam, out, fam === 4 ? IPV4_SRC : IPV6_SRC) !== peer) {
+        this.drops['disallowed-source']++;
+        return;
+      }
+      const packet = len === n ? out : nested ? out.subarray(0, len) : this.rxView(len);
+      this.stats.packetsOut++;
+      this.stats.packetBytesOut += len;
+      try {
+        this.sinks.writePacket(packet);
+      } catch (e) {
+        this.sinkError(e);
+      }
+    } finally {
+      this.rxDepth--;
+    }
+  }
+
+  private receiveHandshake(type: typeof MESSAGE_INITIATION | typeof MESSAGE_RESPONSE, data: Uint8Array, from: Endpoint): void {
+    const now = this.clock.now();
+    const underLoad = this.measureLoad(now);
+    const identity = this.identity;
+    if (identity === null) {
+      this.drops['no-private-key']++;
+      return;
+    }
+    if (!this.checker.checkMac1(data)) {
+      this.drops['invalid-mac1']++;
+      return;
+    }
+    if (underLoad) {
+      const { ip, source } = endpointBytes(from);
+      if (!this.checker.checkMac2(data, source, now)) {
+        const reply = this.checker.createReply(data, readU32(data, 4), source, now);
+        if (reply) {
+          this.stats.cookieRepliesOut++;
+          this.transmit(reply, from);
+        }
+        this.drops['cookie-sent']++;
+        return;
+      }
+      if (!this.ratelimiter.allow(ip, now)) {
+        this.drops.ratelimited++;
+        return;
+      }
+    }
+    if (type === MESSAGE_INITIATION) {
+      const msg = parseInitiation(data);
+      if (typeof msg === 'string') {
+        this.drops[msg]++;
+        return;
+      }
+      const r = consumeInitiation(msg, identity, (pub) => {
+        const p = this.peers.get(keyId(pub));
+        return p ? { peer: p, handshake: p.handshake } : undefined;
+      }, now, this.aead);
+      if (typeof r === 'string') {
+        this.drops[r]++;
+        return;
+      }
+      this.stats.handshakesIn++;
+      this.logger.verbose(`${peerName(r.peer.publicKey)} - Received handshake initiation`);
+      r.peer.initiationConsumed(from, data.length);
+    } else {
+      const msg = parseResponse(data);
+      if (typeof msg === 'string') {
+        this.drops[msg]++;
+        return;
+      }
+      const entry = this.indices.get(readU32(data, RESPONSE.receiver));
+      if (entry === undefined || entry.kind !== 'handshake') {
+        this.drops['unknown-index']++;
+        return;
+      }
+      if (!entry.peer.responseReceived(msg, from, data.length)) {
+        this.drops['invalid-response']++;
+        return;
+      }
+      this.stats.handshakesIn++;
+      this.logger.verbose(`${peerName(entry.peer.publicKey)} - Received handshake response`);
+    }
+  }
+
+  private receiveCookieReply(data: Uint8Array): void {
+    const msg = parseCookieReply(data);
+    if (typeof msg === 'string') {
+      this.drops[msg]++;
+      return;
+    }
+    const entry = this.indices.get(msg.receiver);
+    if (entry === undefined) {
+      this.drops['unknown-index']++;
+      return;
+    }
+    if (!entry.peer.cookieReplyReceived(msg)) {
+      this.drops['invalid-cookie-reply']++;
+      return;
+    }
+    this.stats.cookieRepliesIn++;
+    this.logger.verbose(`${peerName(entry.peer.publicKey)} - Received cookie reply`);
+  }
+
+  /**
+   * Count a handshake message towards the load estimate and tell whether we are under load.
+   * 'auto': the rate over a sliding second (current window plus the previous one, weighted by
+   * how much of it the sliding second still covers) reaching UNDER_LOAD_HANDSHAKES_PER_SECOND;
+   * once under load, the device stays so for UNDER_LOAD_HOLD after the last such moment.
+   */
+  private measureLoad(now: number): boolean {
+    const w = Math.floor(now / 1000);
+    if (w !== this.loadWindow) {
+      this.loadPrevCount = w === this.loadWindow + 1 ? this.loadCount : 0;
+      this.loadWindow = w;
+      this.loadCount = 0;
+    }
+    this.loadCount++;
+    if (this.underLoadMode !== 'auto') return this.underLoadMode;
+    const rate = this.loadCount + this.loadPrevCount * (1 - (now / 1000 - w));
+    if (rate >= UNDER_LOAD_HANDSHAKES_PER_SECOND) {
+      this.lastUnderLoad = now;
+      return true;
+    }
+    return now - this.lastUnderLoad < UNDER_LOAD_HOLD;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Output
+
+  /** A buffer of exactly n bytes for an outgoing message (a view of the scratch buffer unless nested). */
+  private txBuffer(n: number): Uint8Array {
+    if (this.txDepth !== 0) return (this.nestedTx = new Uint8Array(n));
+    let v = this.txViews.get(n);
+    if (v === undefined) {
+      v = this.txScratch.subarray(0, n);
+      if (this.txViews.size < MAX_CACHED_VIEWS) this.txViews.set(n, v);
+    }
+    return v;
+  }
+
+  /** Bytes [TRANSPORT_HEADER_SIZE, n) of the buffer the last txBuffer(n) returned. */
+  private txSealView(n: number): Uint8Array {
+    if (this.txDepth !== 0) return this.nestedTx!.subarray(TRANSPORT_HEADER_SIZE, n);
+    let v = this.txSealViews.get(n);
+    if (v === undefined) {
+      v = this.txScratch.subarray(TRANSPORT_HEADER_SIZE, n);
+      if (this.txSealViews.size < MAX_CACHED_VIEWS) this.txSealViews.set(n, v);
+    }
+    return v;
+  }
+
+  private rxView(n: number): Uint8Array {
+    let v = this.rxViews.get(n);
+    if (v === undefined) {
+      v = this.rxScratch.subarray(0, n);
+      if (this.rxViews.size < MAX_CACHED_VIEWS) this.rxViews.set(n, v);
+    }
+    return v;
+  }
+
+  private transmit(data: Uint8Array, to: Endpoint): void {
+    this.stats.datagramsOut++;
+    this.stats.bytesOut += data.length;
+    this.txDepth++;
+    try {
+      this.sinks.sendDatagram(data, to);
+    } catch (e) {
+      this.sinkError(e);
+    } finally {
+      this.txDepth--;
+    }
+  }
+
+  private sinkError(e: unknown): void {
+    this.drops['sink-error']++;
+    this.logger.error(`Sink failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  private internalError(e: unknown): void {
+    this.drops['internal-error']++;
+    this.logger.error(`Internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  }
+
+  /** Remove all peers, zero every key, and drop all further input ('closed'). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    for (const p of this.peers.values()) this.removePeer(p);
+    this.indices.clear();
+    this.allowedIps.clear();
+    this.ratelimiter.clear();
+    this.checker.zero();
+    this.identity?.zero();
+    this.identity = null;
+    this.txScratch.fill(0);
+    this.rxScratch.fill(0);
+    this.closed = true;
+  }
+}

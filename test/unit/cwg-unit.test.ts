@@ -1,0 +1,522 @@
+/**
+ * cwg without root: argument validation, the address scheme, the prefix and device names,
+ * the key tools, `wg show` formatting, and the commands' logic over an in-memory system.
+ */
+import { mkdtempSync, writeFileSync, chmodSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, afterAll } from 'vitest';
+import { decodeBase64Key, encodeBase64Key } from '../../crypto/keys.js';
+import { publicKey } from '../../crypto/x25519.js';
+import { deterministicRng } from '../../crypto/random.js';
+import { hostAddress, hostCidr, netSubnet } from '../../src/cwg/addressing.js';
+import { deviceName, isCwgName, loadPrefix, parseConfigText, validatePrefix } from '../../src/cwg/config.js';
+import { CwgError } from '../../src/cwg/errors.js';
+import { genkey, genpsk, pubkey } from '../../src/cwg/keytools.js';
+import { formatShow } from '../../src/cwg/show.js';
+import { formatIp } from '../../noise/allowedips.js';
+const formatIPv6 = (b: Uint8Array) => formatIp(6, b);
+import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../../src/cwg/validate.js';
+import { cwgConnect, cwgCreate, cwgDestroy, cwgShow, type CwgContext, type CwgSystem } from '../../src/cwg/commands.js';
+import { run, type RunIo } from '../../src/cli/cwg.js';
+import { peerStatus, type DeviceStatus } from '../../noise/types.js';
+
+const err = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(CwgError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a CwgError');
+};
+
+describe('argument validation', () => {
+  it('accepts decimal numbers in range only', () => {
+    expect(parseNet('0')).toBe(0);
+    expect(parseNet('8388607')).toBe(8388607);
+    expect(parseHost('1')).toBe(1);
+    expect(parsePort('65535')).toBe(65535);
+    expect(parsePid('1')).toBe(1);
+    for (const bad of ['', ' 1', '1 ', '+1', '-1', '1.0', '0x10', '1e3', '８', '01', '00', '٣']) {
+      expect(() => parseNet(bad), bad).toThrow(CwgError);
+    }
+    expect(err(() => parseNet('8388608'))).toMatch(/out of range 0\.\.8388607/);
+    expect(err(() => parseNet('99999999999999999999'))).toMatch(/out of range/);
+    expect(err(() => parseHost('2'))).toMatch(/host '2'/);
+    expect(err(() => parsePort('0'))).toMatch(/port '0'.*1\.\.65535/);
+    expect(() => parsePort('65536')).toThrow(CwgError);
+    expect(() => parsePid('0')).toThrow(CwgError);
+    expect(() => parsePid('4194305')).toThrow(CwgError);
+    expect(err(() => parseNet('01'))).toMatch(/leading zeros/);
+  });
+
+  it('parses endpoints strictly', () => {
+    expect(parseEndpoint('192.168.1.2:51820')).toEqual({ address: '192.168.1.2', port: 51820, family: 4 });
+    expect(parseEndpoint('[2001:db8::1]:1')).toEqual({ address: '2001:db8::1', port: 1, family: 6 });
+    expect(parseEndpoint('[::ffff:1.2.3.4]:9')).toMatchObject({ family: 6, port: 9 });
+    const bad = [
+      '192.168.1.2', '192.168.1.2:', '192.168.1.2:0', '192.168.1.2:65536', '192.168.1.256:1', '192.168.1:1',
+      '192.168.01.2:1', '1.2.3.4.5:1', 'example.com:1', '2001:db8::1:1', '[2001:db8::1]', '[2001:db8::1]:',
+      '[2001:db8::g]:1', '[fe80::1%eth0]:1', '0.0.0.0:1', '[::]:1', '[0::0]:1', ' 1.2.3.4:1', '1.2.3.4:1 ',
+      '1.2.3.4:+1', '1.2.3.4:01', '[1.2.3.4]:1', '',
+    ];
+    for (const b of bad) expect(() => parseEndpoint(b), b).toThrow(CwgError);
+    expect(err(() => parseEndpoint('[fe80::1%eth0]:1'))).toMatch(/zone/);
+    expect(err(() => parseEndpoint('2001:db8::1:1'))).toMatch(/brackets/);
+  });
+
+  it('accepts only canonical 44-character base64 keys of 32 bytes', () => {
+    const k = encodeBase64Key(new Uint8Array(32).fill(7));
+    expect(parsePeerKey(k)).toEqual(new Uint8Array(32).fill(7));
+    const nonCanonical = k.slice(0, 42) + 'x='; // low bits set in the last character
+    for (const b of [k.slice(1), `${k}=`, ` ${k}`, k.replace('=', ''), nonCanonical, k.replace(/./, '-'), 'A'.repeat(43) + '=']) {
+      expect(() => parsePeerKey(b), b).toThrow(CwgError);
+    }
+    expect(err(() => parsePeerKey('A'.repeat(43) + '='))).toMatch(/all-zero/);
+  });
+});
+
+describe('address scheme', () => {
+  it('maps net and host to the /31s of 10.0.0.0/8', () => {
+    expect(netSubnet(0)).toBe('10.0.0.0/31');
+    expect(netSubnet(1)).toBe('10.0.0.2/31');
+    expect(netSubnet(1024)).toBe('10.0.8.0/31');
+    expect(netSubnet(8388607)).toBe('10.255.255.254/31');
+    expect(hostAddress(0, 1)).toBe('10.0.0.1');
+    expect(hostAddress(128, 0)).toBe('10.0.1.0');
+    expect(hostCidr(1024, 1)).toBe('10.0.8.1/31');
+    expect(hostCidr(8388607, 1)).toBe('10.255.255.255/31');
+    expect(() => netSubnet(8388608)).toThrow(CwgError);
+  });
+});
+
+describe('prefix and device names', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cwg-conf-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const uid = process.getuid?.() ?? 0;
+  const conf = (name: string, text: string, mode = 0o644) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    chmodSync(p, mode);
+    return p;
+  };
+
+  it('names devices <prefix>-<net>-<host> and never truncates', () => {
+    expect(deviceName('cwg', 0, 0)).toBe('cwg-0-0');
+    expect(deviceName('cwg', 8388607, 1)).toBe('cwg-8388607-1');
+    expect(deviceName('abcdefg', 1, 1)).toBe('abcdefg-1-1');
+    expect(deviceName('abcde', 8388607, 1)).toBe('abcde-8388607-1'); // 15 bytes
+    expect(err(() => deviceName('abcdef', 8388607, 1))).toMatch(/'abcdef-8388607-1' would be 16 bytes.*at most 5 characters/);
+    expect(isCwgName('cwg', 'cwg-12-1')).toBe(true);
+    expect(isCwgName('cwg', 'cwg-12-2')).toBe(false);
+    expect(isCwgName('cwg', 'cwgx-12-1')).toBe(false);
+    expect(isCwgName('cwg', 'cwg-012-1')).toBe(false);
+    expect(isCwgName('cwg', 'eth0')).toBe(false);
+  });
+
+  it('validates prefixes', () => {
+    expect(validatePrefix('wg', 'x')).toBe('wg');
+    expect(validatePrefix('my_app2', 'x')).toBe('my_app2');
+    for (const b of ['', '1wg', 'w-g', 'w g', 'wg/', 'w.g', 'abcdefghijkl', 'wé']) expect(() => validatePrefix(b, 'x'), b).toThrow(CwgError);
+  });
+
+  it('reads the configuration file, which wins over CWG_PREFIX', () => {
+    const p = conf('a.conf', '# comment\n\nprefix = myapp\n');
+    expect(loadPrefix({ path: p, env: { CWG_PREFIX: 'other' }, ownerUid: uid })).toEqual({ prefix: 'myapp', source: 'file', origin: p });
+    expect(loadPrefix({ path: join(dir, 'missing'), env: { CWG_PREFIX: 'other' } })).toMatchObject({ prefix: 'other', source: 'env' });
+    expect(loadPrefix({ path: join(dir, 'missing'), env: {} })).toMatchObject({ prefix: 'cwg', source: 'default' });
+    // a file without a prefix setting leaves the choice to the environment
+    const empty = conf('empty.conf', '# nothing\n');
+    expect(loadPrefix({ path: empty, env: { CWG_PREFIX: 'envp' }, ownerUid: uid })).toMatchObject({ prefix: 'envp', source: 'env' });
+    expect(() => loadPrefix({ path: join(dir, 'missing'), env: { CWG_PREFIX: 'bad-prefix' } })).toThrow(/CWG_PREFIX/);
+  });
+
+  it('refuses an insecure or malformed configuration file', () => {
+    const ww = conf('ww.conf', 'prefix = x\n', 0o666);
+    expect(() => loadPrefix({ path: ww, env: {}, ownerUid: uid })).toThrow(/writable by group or others/);
+    const gw = conf('gw.conf', 'prefix = x\n', 0o664);
+    expect(() => loadPrefix({ path: gw, env: {}, ownerUid: uid })).toThrow(/writable by group or others/);
+    const ok = conf('ok.conf', 'prefix = x\n', 0o600);
+    expect(() => loadPrefix({ path: ok, env: {}, ownerUid: uid + 1 })).toThrow(/must be owned by root/);
+    const link = join(dir, 'link.conf');
+    symlinkSync(ok, link);
+    expect(() => loadPrefix({ path: link, env: {}, ownerUid: uid })).toThrow(/symbolic link/);
+    expect(() => loadPrefix({ path: dir, env: {}, ownerUid: uid })).toThrow(CwgError);
+    expect(() => parseConfigText('prefix: x\n', 'f')).toThrow(/f:1: expected 'prefix = NAME'/);
+    expect(() => parseConfigText('\nport = 1\n', 'f')).toThrow(/f:2: unknown setting 'port'/);
+    expect(() => parseConfigText('prefix = a-b\n', 'f')).toThrow(/invalid prefix 'a-b' in f:1/);
+  });
+});
+
+describe('key tools', () => {
+  it('genkey gives clamped keys, genpsk random bytes', () => {
+    const k = decodeBase64Key(genkey().trimEnd());
+    expect(k[0]! & 7).toBe(0);
+    expect(k[31]! & 0x80).toBe(0);
+    expect(k[31]! & 0x40).toBe(0x40);
+    expect(genkey()).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    expect(genpsk()).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    expect(genpsk()).not.toBe(genpsk());
+    expect(genkey(deterministicRng(1))).toBe(genkey(deterministicRng(1)));
+  });
+
+  it('pubkey follows wg pubkey', () => {
+    const priv = genkey(deterministicRng(5));
+    const want = `${encodeBase64Key(publicKey(decodeBase64Key(priv.trimEnd())))}\n`;
+    const b = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
+    expect(pubkey(b(priv))).toEqual({ ok: true, output: want });
+    expect(pubkey(b(priv.trimEnd()))).toEqual({ ok: true, output: want });
+    expect(pubkey(b(`${priv.trimEnd()} \t\r\n\n\0`))).toEqual({ ok: true, output: want });
+    expect(pubkey(b(''))).toEqual({ ok: false, error: 'Key is not the correct length or format' });
+    // as wg: the first 44 bytes are the key, whatever follows is checked first
+    expect(pubkey(b(` ${priv}`))).toEqual({ ok: false, error: 'Trailing characters found after key' });
+    expect(pubkey(b(` ${priv.slice(0, 43)}`))).toEqual({ ok: false, error: 'Key is not the correct length or format' });
+    expect(pubkey(b(priv.slice(0, 40)))).toEqual({ ok: false, error: 'Key is not the correct length or format' });
+    expect(pubkey(b(`${priv.trimEnd()}x`))).toEqual({ ok: false, error: 'Trailing characters found after key' });
+    expect(pubkey(b(`${priv.slice(0, 42)}B=`))).toEqual({ ok: false, error: 'Key is not the correct length or format' });
+  });
+});
+
+describe('wg show format', () => {
+  const key = (n: number) => new Uint8Array(32).fill(n);
+  const status = (): DeviceStatus => ({
+    privateKey: key(1),
+    listenPort: 51820,
+    fwmark: 0,
+    peers: [
+      {
+        publicKey: key(2),
+        presharedKey: null,
+        endpoint: { address: '192.168.56.11', port: 51821, family: 4 },
+        persistentKeepalive: 10,
+        allowedIps: [{ family: 4, bytes: new Uint8Array([10, 0, 10, 2]), prefix: 31 }],
+        lastHandshakeSec: 1000 - 56,
+        lastHandshakeNsec: 0,
+        rxBytes: 532,
+        txBytes: 4864,
+      },
+    ],
+  });
+
+  it('prints what wg show prints', () => {
+    const out = formatShow('cwg-5-0', status(), key(9), { nowSec: 1000, color: false });
+    expect(out).toBe(
+      [
+        'interface: cwg-5-0',
+        `  public key: ${encodeBase64Key(key(9))}`,
+        '  private key: (hidden)',
+        '  listening port: 51820',
+        '',
+        `peer: ${encodeBase64Key(key(2))}`,
+        '  endpoint: 192.168.56.11:51821',
+        '  allowed ips: 10.0.10.2/31',
+        '  latest handshake: 56 seconds ago',
+        '  transfer: 532 B received, 4.75 KiB sent',
+        '  persistent keepalive: every 10 seconds',
+        '',
+      ].join('\n'),
+    );
+    const bare = formatShow('x', { privateKey: null, listenPort: 0, fwmark: 0, peers: [] }, null, { nowSec: 1, color: false });
+    expect(bare).toBe('interface: x\n');
+    const st = status();
+    st.peers[0]!.allowedIps = [];
+    st.peers[0]!.lastHandshakeSec = 1000 - 3661;
+    st.peers[0]!.endpoint = { address: '2001:db8::1', port: 5, family: 6 };
+    st.peers[0]!.rxBytes = 0;
+    st.peers[0]!.txBytes = 0;
+    st.peers[0]!.persistentKeepalive = 0;
+    expect(formatShow('x', st, key(9), { nowSec: 1000, color: false })).toContain(
+      '  endpoint: [2001:db8::1]:5\n  allowed ips: (none)\n  latest handshake: 1 hour, 1 minute, 1 second ago\n',
+    );
+    expect(formatShow('x', st, key(9), { nowSec: 1000, color: true })).toContain('\x1b[32minterface\x1b[0m'.replace('\x1b[32m', '\x1b[32m\x1b[1m'));
+  });
+
+  it('formats IPv6 as inet_ntop', () => {
+    const v6 = (s: string) => {
+      const out = new Uint8Array(16);
+      const [h, t] = s.split('::');
+      const hg = h ? h.split(':') : [];
+      const tg = t ? t.split(':') : [];
+      const groups = [...hg, ...Array(8 - hg.length - tg.length).fill('0'), ...tg];
+      groups.forEach((g, i) => {
+        const n = parseInt(g, 16);
+        out[2 * i] = n >> 8;
+        out[2 * i + 1] = n & 0xff;
+      });
+      return out;
+    };
+    expect(formatIPv6(v6('2001:db8::1'))).toBe('2001:db8::1');
+    expect(formatIPv6(v6('::'))).toBe('::');
+    expect(formatIPv6(v6('::1'))).toBe('::1');
+    expect(formatIPv6(v6('fe80::'))).toBe('fe80::');
+    expect(formatIPv6(v6('1:0:0:2:0:0:0:3'))).toBe('1:0:0:2::3');
+    expect(formatIPv6(v6('1:0:2:3:4:5:6:7'))).toBe('1:0:2:3:4:5:6:7');
+    expect(formatIPv6(v6('::ffff:102:304'))).toBe('::ffff:1.2.3.4');
+  });
+});
+
+/** An in-memory system: namespaces are pids, links are names, daemons are sockets. */
+class FakeSystem implements CwgSystem {
+  links = new Map<number, Map<string, { addrs: string[]; up: boolean; socket: string }>>();
+  sockets = new Map<string, { name: string; pid: number; status: DeviceStatus }>();
+  usedPorts = new Set<number>();
+  dirs = new Set<string>();
+  root = true;
+  failAddr = false;
+  sets: string[][] = [];
+  constructor(readonly pids: Map<number, number>) {}
+  checkPrivileges(): void {
+    if (!this.root) throw new CwgError('must be run as root');
+  }
+  netnsInode(pid: number): number {
+    const ino = this.pids.get(pid);
+    if (ino === undefined) throw new CwgError(`no process with pid ${pid}`);
+    return ino;
+  }
+  private ns(pid: number) {
+    let m = this.links.get(this.netnsInode(pid));
+    if (!m) this.links.set(this.netnsInode(pid), (m = new Map()));
+    return m;
+  }
+  async linkExists(name: string, pid: number) {
+    return this.ns(pid).has(name);
+  }
+  async addrAdd(name: string, cidr: string, pid: number) {
+    if (this.failAddr) throw new CwgError('ip addr add failed');
+    this.ns(pid).get(name)!.addrs.push(cidr);
+  }
+  async linkSetUp(name: string, pid: number) {
+    this.ns(pid).get(name)!.up = true;
+  }
+  async linkDel(name: string, pid: number) {
+    if (this.failLinkDel) throw new CwgError('ip link del failed');
+    const l = this.ns(pid).get(name);
+    if (!l) return false;
+    this.ns(pid).delete(name);
+    const s = this.sockets.get(l.socket);
+    if (s) this.usedPorts.delete(s.status.listenPort);
+    for (const [id, d] of this.daemons) if (d.name === name && this.netnsInode(d.pid) === this.netnsInode(pid)) this.daemons.delete(id);
+    this.sockets.delete(l.socket);
+    return true;
+  }
+  async udpPortFree(port: number) {
+    return !this.usedPorts.has(port);
+  }
+  ensureRunDir(dir: string) {
+    this.dirs.add(dir);
+  }
+  removeRunDirIfEmpty(dir: string) {
+    if (![...this.sockets.keys()].some((s) => s.startsWith(`${dir}/`))) this.dirs.delete(dir);
+  }
+  socketExists(path: string) {
+    return this.sockets.has(path) || this.staleSockets.has(path);
+  }
+  staleSockets = new Set<string>();
+  async removeStaleSocket(path: string) {
+    this.staleSockets.delete(path);
+  }
+  daemons = new Map<number, { name: string; pid: number }>();
+  nextDaemon = 5000;
+  failLinkDel = false;
+  async startDaemon(ifname: string, pid: number, runDir: string) {
+    if (this.ns(pid).has(ifname)) throw new CwgError(`cannot create device ${ifname}: exists`);
+    const socket = `${runDir}/${ifname}.sock`;
+    this.ns(pid).set(ifname, { addrs: [], up: false, socket });
+    this.sockets.set(socket, { name: ifname, pid, status: { privateKey: null, listenPort: 0, fwmark: 0, peers: [] } });
+    this.daemons.set(++this.nextDaemon, { name: ifname, pid });
+    return this.nextDaemon;
+  }
+  stopDaemon(daemonPid: number) {
+    const d = this.daemons.get(daemonPid);
+    if (!d) return;
+    this.daemons.delete(daemonPid);
+    const failing = this.failLinkDel;
+    this.failLinkDel = false;
+    void this.linkDel(d.name, d.pid);
+    this.failLinkDel = failing;
+  }
+  async uapiSet(socketPath: string, lines: string[]) {
+    this.sets.push(lines);
+    const s = this.sockets.get(socketPath)!;
+    for (const l of lines) {
+      const [k, v] = l.split('=') as [string, string];
+      if (k === 'listen_port') {
+        if (this.usedPorts.has(Number(v))) return 98;
+        this.usedPorts.add(Number(v));
+        s.status.listenPort = Number(v);
+      }
+      if (k === 'private_key') s.status.privateKey = new Uint8Array(Buffer.from(v, 'hex'));
+      if (k === 'replace_peers') s.status.peers = [];
+      if (k === 'public_key') {
+        s.status.peers.push(peerStatus(new Uint8Array(Buffer.from(v, 'hex'))));
+      }
+      if (k === 'endpoint') {
+        const m = /^\[?(.*?)\]?:(\d+)$/.exec(v)!;
+        s.status.peers.at(-1)!.endpoint = { address: m[1]!, port: Number(m[2]), family: m[1]!.includes(':') ? 6 : 4 };
+      }
+      if (k === 'allowed_ip') {
+        const [a, p] = v.split('/') as [string, string];
+        s.status.peers.at(-1)!.allowedIps.push({ family: 4, bytes: new Uint8Array(a.split('.').map(Number)), prefix: Number(p) });
+      }
+    }
+    return 0;
+  }
+  async uapiGet(socketPath: string) {
+    const s = this.sockets.get(socketPath)!.status;
+    return { ...s, privateKey: s.privateKey ? new Uint8Array(s.privateKey) : null };
+  }
+  async sleep() {}
+}
+
+describe('commands over an in-memory system', () => {
+  const setup = () => {
+    const sys = new FakeSystem(new Map([[100, 4001], [200, 4002], [300, 4001]]));
+    const ctx: CwgContext = { prefix: 'cwg', runBase: '/run/x', sys };
+    return { sys, ctx };
+  };
+
+  it('creates, connects, shows and destroys', async () => {
+    const { sys, ctx } = setup();
+    const pub = await cwgCreate(ctx, ['100', '1024', '1', '51820']);
+    expect(pub).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    const link = sys.links.get(4001)!.get('cwg-1024-1')!;
+    expect(link).toMatchObject({ addrs: ['10.0.8.1/31'], up: true, socket: '/run/x/4001/cwg-1024-1.sock' });
+    const status = sys.sockets.get(link.socket)!.status;
+    expect(`${encodeBase64Key(publicKey(status.privateKey!))}\n`).toBe(pub);
+    expect(sys.sets[0]![1]).toBe('listen_port=51820');
+
+    const peer = encodeBase64Key(key32(3));
+    await cwgConnect(ctx, ['100', '1024', '1', '192.168.7.2:51821', peer]);
+    expect(sys.sets[1]).toEqual([
+      'replace_peers=true',
+      `public_key=${Buffer.from(key32(3)).toString('hex')}`,
+      'endpoint=192.168.7.2:51821',
+      'replace_allowed_ips=true',
+      'allowed_ip=10.0.8.0/31',
+    ]);
+    await cwgConnect(ctx, ['100', '1024', '1', '[2001:db8::2]:9', encodeBase64Key(key32(4))]);
+    expect(status.peers).toHaveLength(1);
+    const shown = await cwgShow(ctx, ['100', '1024', '1'], { nowSec: 0, color: false });
+    expect(shown).toContain(`peer: ${encodeBase64Key(key32(4))}\n  endpoint: [2001:db8::2]:9\n  allowed ips: 10.0.8.0/31\n`);
+    expect(shown).toContain(`  public key: ${pub}`);
+    expect(shown).not.toContain(encodeBase64Key(status.privateKey!));
+
+    await cwgDestroy(ctx, ['100', '1024', '1']);
+    expect(sys.links.get(4001)!.size).toBe(0);
+    expect(sys.sockets.size).toBe(0);
+    expect(sys.dirs.size).toBe(0);
+    expect(sys.usedPorts.size).toBe(0);
+    await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1 in the network namespace of pid 100');
+    // the socket of a killed daemon is tidied away by destroy (which still reports the missing device)
+    sys.staleSockets.add('/run/x/4001/cwg-1024-1.sock');
+    sys.dirs.add('/run/x/4001');
+    await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1');
+    expect(sys.staleSockets.size).toBe(0);
+  });
+
+  it('removes a socket left by a killed daemon before creating', async () => {
+    const { sys, ctx } = setup();
+    sys.staleSockets.add('/run/x/4002/cwg-8-0.sock');
+    expect(await cwgCreate(ctx, ['200', '8', '0', '6000'])).toMatch(/=\n$/);
+    expect(sys.staleSockets.size).toBe(0);
+    expect(sys.sockets.has('/run/x/4002/cwg-8-0.sock')).toBe(true);
+  });
+
+  it('undoes a create that is interrupted', async () => {
+    const { sys, ctx } = setup();
+    const ac = new AbortController();
+    const start = sys.startDaemon.bind(sys);
+    sys.startDaemon = async (...a) => {
+      const pid = await start(...a);
+      ac.abort('SIGTERM'); // the signal arrives while the daemon starts
+      return pid;
+    };
+    await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted; nothing was left behind');
+    expect(sys.links.get(4001)!.size).toBe(0);
+    expect(sys.sockets.size).toBe(0);
+    expect(sys.dirs.size).toBe(0);
+    // aborted before anything was made: nothing is started at all
+    await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted');
+    expect(sys.sockets.size).toBe(0);
+  });
+
+  it('keeps same-named devices of different namespaces apart', async () => {
+    const { sys, ctx } = setup();
+    await cwgCreate(ctx, ['100', '7', '0', '1000']);
+    await cwgCreate(ctx, ['200', '7', '0', '1001']);
+    await expect(cwgCreate(ctx, ['300', '7', '0', '1002'])).rejects.toThrow(/cwg-7-0 in the network namespace of pid 300 already exists/);
+    await cwgDestroy(ctx, ['200', '7', '0']);
+    expect(sys.links.get(4001)!.has('cwg-7-0')).toBe(true);
+    await expect(cwgConnect(ctx, ['200', '7', '0', '1.2.3.4:5', encodeBase64Key(key32(1))])).rejects.toThrow(/no device cwg-7-0/);
+  });
+
+  it('fails cleanly and leaves nothing behind', async () => {
+    const { sys, ctx } = setup();
+    sys.usedPorts.add(5000);
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5000'])).rejects.toThrow('UDP port 5000 is already in use');
+    await expect(cwgCreate(ctx, ['999', '1', '0', '5001'])).rejects.toThrow('no process with pid 999');
+    sys.failAddr = true;
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
+    expect(sys.sockets.size).toBe(0);
+    expect(sys.links.get(4001)!.size).toBe(0);
+    expect(sys.usedPorts).toEqual(new Set([5000]));
+    expect(sys.dirs.size).toBe(0);
+    // the device cannot be deleted: the daemon this create started is stopped instead
+    sys.failLinkDel = true;
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
+    expect(sys.sockets.size).toBe(0);
+    expect(sys.daemons.size).toBe(0);
+    expect(sys.usedPorts).toEqual(new Set([5000]));
+    sys.failLinkDel = false;
+    sys.failAddr = false;
+    sys.root = false;
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('must be run as root');
+    // argument errors come before the privilege check
+    await expect(cwgCreate(ctx, ['100', '1', '0', '0'])).rejects.toThrow(/invalid port/);
+    await expect(cwgCreate(ctx, ['100', '1', '0'])).rejects.toThrow('expected 4 arguments (<pid> <net> <host> <port>), got 3');
+    await expect(cwgCreate({ ...ctx, prefix: 'longprefix' }, ['100', '100000', '0', '1'])).rejects.toThrow(/15/);
+  });
+});
+
+function key32(n: number): Uint8Array {
+  return new Uint8Array(32).fill(n);
+}
+
+describe('cli dispatch', () => {
+  const io = (stdin = '', ctx?: CwgContext): RunIo => ({
+    readStdin: async () => new Uint8Array(Buffer.from(stdin)),
+    stdoutIsTty: false,
+    stdoutWorldAccessible: false,
+    env: {},
+    context: async () => ctx ?? { prefix: 'cwg', runBase: '/x', sys: new FakeSystem(new Map()) },
+  });
+
+  it('prints usage and one-line errors', async () => {
+    const help = await run(['--help'], io());
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toContain('cwg_create <pid> <net> <host> <port>');
+    expect((await run(['cwg_connect', '--help'], io())).stdout).toContain('Usage: cwg cwg_connect <pid> <net> <host> <peer_endpoint> <peer_key>');
+    expect((await run(['help', 'show'], io())).stdout).toContain('Usage: cwg show <pid> <net> <host>');
+    for (const argv of [[], ['nope'], ['cwg_create', '1'], ['cwg_destroy', 'x', '1', '0'], ['genkey', 'x'], ['cwg_connect', '1', '1', '0', '1.2.3.4:5', 'bad']]) {
+      const r = await run(argv, io());
+      expect(r.code, argv.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.split('\n')).toHaveLength(2);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect((await run(['cwg_destroy', 'x', '1', '0'], io())).stderr).toBe(
+      "cwg_destroy: invalid pid 'x': expected a decimal number in 1..4194304 (digits only)\n",
+    );
+    expect((await run(['pubkey'], io('nonsense'))).stderr).toBe('cwg: Key is not the correct length or format\n');
+  });
+
+  it('reports unexpected errors on one line', async () => {
+    const sys = new FakeSystem(new Map([[1, 1]]));
+    sys.linkExists = async () => {
+      throw new TypeError('boom\nsecond line');
+    };
+    const r = await run(['cwg_destroy', '1', '1', '0'], io('', { prefix: 'cwg', runBase: '/x', sys }));
+    expect(r).toEqual({ code: 1, stdout: '', stderr: 'cwg_destroy: internal error: boom; second line\n' });
+  });
+});
