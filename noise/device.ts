@@ -8,7 +8,8 @@
  * sinks synchronously. Buffers passed in or out are only valid during the call. Nothing here
  * throws on network or TUN input; a sink that throws is counted as 'sink-error' and logged.
  */
-import { counterNonce, defaultAead, NONCE_LEN, type AeadProvider } from '../crypto/aead.js';
+import { counterNonce, NONCE_LEN, type AeadProvider } from '../crypto/aead.js';
+import { jsSuite, type CryptoSuite } from '../crypto/suite.js';
 import { equalBytes, encodeBase64Key, isZero } from '../crypto/keys.js';
 import { systemRng, type Rng } from '../crypto/random.js';
 import {
@@ -61,8 +62,11 @@ export interface DeviceOptions {
   clock?: Clock;
   /** Randomness for ephemeral keys, indices, jitter and cookie secrets (default: OS CSPRNG). */
   rng?: Rng;
-  /** ChaCha20-Poly1305 for the data path and handshakes (default: crypto's defaultAead). */
-  aead?: AeadProvider;
+  /**
+   * ChaCha20-Poly1305, X25519 and BLAKE2s for the data path and handshakes (default: crypto's
+   * jsSuite; the daemon passes the addon's, tun/openssl.ts). All suites give identical bytes.
+   */
+  crypto?: CryptoSuite;
   logger?: Logger;
   /**
    * Cookie mode: 'auto' (default) = under load when handshake messages arrive at
@@ -156,6 +160,7 @@ export class Device {
   private readonly sinks: DeviceSinks;
   private readonly clock: Clock;
   private readonly rng: Rng;
+  private readonly crypto: CryptoSuite;
   private readonly aead: AeadProvider;
   private readonly logger: Logger;
   private underLoadMode: 'auto' | boolean;
@@ -196,17 +201,18 @@ export class Device {
     this.sinks = opts.sinks;
     this.clock = opts.clock ?? systemClock;
     this.rng = opts.rng ?? systemRng;
-    this.aead = opts.aead ?? defaultAead;
+    this.crypto = opts.crypto ?? jsSuite;
+    this.aead = this.crypto.aead;
     this.logger = opts.logger ?? silentLogger;
     this.underLoadMode = opts.underLoad ?? 'auto';
     this.paddingLimit = opts.mtu !== undefined && opts.mtu > 0 ? Math.min(opts.mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
     this.indices = new IndexTable<Peer>(this.rng);
-    this.checker = new CookieChecker(this.rng);
+    this.checker = new CookieChecker(this.rng, this.crypto.blake2s);
     const self = this;
     this.host = {
       clock: this.clock,
       rng: this.rng,
-      aead: this.aead,
+      crypto: this.crypto,
       logger: this.logger,
       get identity() {
         return self.identity;
@@ -271,7 +277,7 @@ export class Device {
     const old = this.identity;
     if (old === null && k === null) return;
     if (old !== null && k !== null && equalBytes(old.privateKey, k)) return;
-    const identity = k ? new StaticIdentity(k.slice()) : null;
+    const identity = k ? new StaticIdentity(k.slice(), this.crypto) : null;
     if (identity) {
       const same = this.peers.get(keyId(identity.publicKey));
       if (same) {
@@ -568,7 +574,7 @@ export class Device {
       const r = consumeInitiation(msg, identity, (pub) => {
         const p = this.peers.get(keyId(pub));
         return p ? { peer: p, handshake: p.handshake } : undefined;
-      }, now, this.aead);
+      }, now, this.crypto);
       if (typeof r === 'string') {
         this.drops[r]++;
         return;

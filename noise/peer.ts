@@ -5,7 +5,8 @@
  * to one peer. The device (noise/device.ts) owns the peers and does the per-datagram dispatch,
  * MAC checks, cryptokey routing and IP validation; it gives each peer a `PeerHost`.
  */
-import { counterNonce, type AeadProvider } from '../crypto/aead.js';
+import { counterNonce } from '../crypto/aead.js';
+import type { CryptoSuite } from '../crypto/suite.js';
 import { randomU16Pool, type Rng } from '../crypto/random.js';
 import type { Clock, Endpoint, Logger } from './types.js';
 import {
@@ -32,7 +33,7 @@ const EMPTY = new Uint8Array(0);
 export interface PeerHost {
   readonly clock: Clock;
   readonly rng: Rng;
-  readonly aead: AeadProvider;
+  readonly crypto: CryptoSuite;
   readonly logger: Logger;
   /** The device's static identity (null: no private key). */
   readonly identity: StaticIdentity | null;
@@ -83,9 +84,9 @@ export class Peer implements TimerActions {
     publicKey: Uint8Array,
   ) {
     this.publicKey = publicKey.slice();
-    this.handshake = new Handshake(this.publicKey, host.aead);
+    this.handshake = new Handshake(this.publicKey, host.crypto);
     this.handshake.setIdentity(host.identity);
-    this.cookie = new CookieState(this.publicKey);
+    this.cookie = new CookieState(this.publicKey, host.crypto.blake2s);
     this.keypairs = new Keypairs((kp) => host.indices.remove(kp.localIndex, (e) => e.kind === 'keypair' && e.keypair === kp));
     const u16 = randomU16Pool(host.rng);
     this.timers = new Timers(() => (u16() * REKEY_TIMEOUT_JITTER_MAX) / 65536);
@@ -176,7 +177,7 @@ export class Peer implements TimerActions {
     const out = host.txBuffer(total);
     const counter = kp.sendCounter++;
     writeTransportHeader(out, kp.remoteIndex, counter);
-    host.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, host.txSealView(total), pad);
+    host.crypto.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, host.txSealView(total), pad);
     this.txBytes += total;
     host.transmit(out, to);
   }

@@ -13,6 +13,8 @@ import { Tun } from '../tun/tun.js';
 import { serveUapi, type UapiServer } from './uapi/server.js';
 import { DEFAULT_SOCKET_DIR, UAPI_ERRNO, formatGet, uapiSocketPath } from './uapi/protocol.js';
 import type { DeviceChange, Endpoint, Logger } from '../noise/types.js';
+import type { CryptoSuite } from '../crypto/suite.js';
+import { selectSuite } from '../tun/openssl.js';
 
 export const DEFAULT_RUN_DIR = DEFAULT_SOCKET_DIR;
 export const DEFAULT_MTU = 1420;
@@ -29,11 +31,14 @@ export interface DaemonOptions {
   runDir?: string;
   mtu?: number;
   logger: Logger;
+  /** The engine's crypto (default: the addon's OpenSSL suite when built, else crypto's jsSuite). */
+  crypto?: CryptoSuite;
 }
 
 /** For `Daemon.overTun`: a daemon without a UAPI socket, over a Tun made elsewhere. */
 export interface DaemonOverTunOptions {
   logger: Logger;
+  crypto?: CryptoSuite;
   mtu?: number;
   /** Bind UDP to 127.0.0.1 and ::1 only (the JIT warm-up). */
   udpLoopback?: boolean;
@@ -73,6 +78,7 @@ export class Daemon {
     this.tun = tun;
     this.device = new Device({
       logger: opts.logger,
+      crypto: opts.crypto ?? selectSuite(undefined),
       mtu: opts.mtu ?? DEFAULT_MTU,
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
@@ -112,7 +118,7 @@ export class Daemon {
    * as `start` gives, for the JIT warm-up (src/warmup.ts) and tests. Closing it closes `tun`.
    */
   static overTun(tun: Tun, opts: DaemonOverTunOptions): Daemon {
-    const d = new Daemon({ ifname: tun.name, logger: opts.logger, runDir: '/nonexistent', udpLoopback: opts.udpLoopback ?? false, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}) }, tun);
+    const d = new Daemon({ ifname: tun.name, logger: opts.logger, runDir: '/nonexistent', udpLoopback: opts.udpLoopback ?? false, ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}), ...(opts.crypto !== undefined ? { crypto: opts.crypto } : {}) }, tun);
     d.wire();
     return d;
   }

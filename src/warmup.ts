@@ -34,6 +34,8 @@ import { parseCidr } from '../noise/allowedips.js';
 import { createLogger } from './log.js';
 import { endpointOf, type Endpoint } from '../noise/types.js';
 import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
+import type { CryptoSuite } from '../crypto/suite.js';
+import { selectSuite } from '../tun/openssl.js';
 
 /** An IPv4/UDP packet of `size` bytes from 10.255.0.`src` to 10.255.0.`dst`. */
 function ipv4Packet(size: number, src: number, dst: number): Uint8Array {
@@ -70,6 +72,8 @@ function ipv6Packet(size: number, src: number, dst: number): Uint8Array {
 }
 
 export interface WarmUpOptions {
+  /** The crypto suite the daemon's Device uses: the warm-up must run the same code (default as Daemon's). */
+  crypto?: CryptoSuite;
   /** Packets each way between two real Daemons over packet pairs and loopback UDP (default 1000; 0: none).
    * Enough that no function on the daemon's path is left just short of V8's tier-up budget:
    * with 300, `afterBatch` was compiled during the 15th real ping, with 700 `#onBatch` (see
@@ -121,15 +125,15 @@ class Pair {
   private readonly packets: Array<readonly [Uint8Array, Uint8Array]>;
   private readonly noRoute = [ipv4Packet(84, 1, 99), ipv6Packet(76, 1, 0)];
 
-  constructor(v6Outer: boolean) {
+  constructor(v6Outer: boolean, crypto: CryptoSuite) {
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
     this.eps = v6Outer
       ? [endpointOf('::1', 1, 6, '::1', 1), endpointOf('::1', 2, 6, '::1', 1)]
       : [endpointOf('127.0.0.1', 1, 4, '127.0.0.1', 1), endpointOf('127.0.0.1', 2, 4, '127.0.0.1', 1)];
     const logger = createLogger('silent', '');
     this.devices = [
-      new Device({ logger, sinks: sinksA(1, this.pending, this.count) }),
-      new Device({ logger, sinks: sinksB(0, this.pending, this.count) }),
+      new Device({ logger, crypto, sinks: sinksA(1, this.pending, this.count) }),
+      new Device({ logger, crypto, sinks: sinksB(0, this.pending, this.count) }),
     ];
     this.devices.forEach((d, i) =>
       d.apply({
@@ -196,6 +200,7 @@ const retained: object[] = [];
  * outside. Resolves with how many packets were delivered, decrypted, to the other side.
  */
 export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
+  const crypto = opts.crypto ?? selectSuite(undefined);
   const rounds = opts.rounds ?? 1500;
   const handshakes = Math.max(1, opts.handshakes ?? 8);
   const slice = opts.slice ?? 100;
@@ -211,14 +216,14 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
     }
   };
   for (let i = 1; i < handshakes; i++) {
-    const p = new Pair(i % 2 === 0);
+    const p = new Pair(i % 2 === 0, crypto);
     p.round(0);
     p.round(1);
     p.close();
     delivered += p.count.delivered;
     await step(10);
   }
-  const p = new Pair(false);
+  const p = new Pair(false, crypto);
   for (let r = 0; r < rounds; r++) {
     p.round(r);
     await step(1);
@@ -227,7 +232,7 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
   retained.push(p);
   delivered += p.count.delivered;
   const udpRounds = opts.udpRounds ?? 1000;
-  if (udpRounds > 0) delivered += await warmDaemons(udpRounds);
+  if (udpRounds > 0) delivered += await warmDaemons(udpRounds, crypto);
   if (opts.collect ?? true) collectGarbage();
   return delivered;
 }
@@ -259,7 +264,7 @@ export function collectGarbage(): boolean {
  * real traffic will use. Resolves with the packets delivered; 0 if it cannot set up (no addon,
  * no loopback). Stops quietly if a packet is lost (loopback does not lose them).
  */
-async function warmDaemons(rounds: number): Promise<number> {
+async function warmDaemons(rounds: number, crypto: CryptoSuite): Promise<number> {
   const logger = createLogger('silent', '');
   const tuns: Tun[] = [];
   const daemons: Daemon[] = [];
@@ -271,13 +276,13 @@ async function warmDaemons(rounds: number): Promise<number> {
     // away optimized code that relied on such a field never changing ("code dependencies").
     const [t0, h0] = Tun.packetPair(['warm', 'host']);
     tuns.push(t0, h0);
-    const first = Daemon.overTun(t0, { logger, udpLoopback: true });
+    const first = Daemon.overTun(t0, { logger, crypto, udpLoopback: true });
     first.configure({ listenPort: 0, peers: [] });
     first.close('warm-up');
     const pairs = [Tun.packetPair(['warm0', 'host0']), Tun.packetPair(['warm1', 'host1'])];
     for (const [t, h] of pairs) tuns.push(t, h);
     const hosts = pairs.map(([, h]) => h);
-    for (const [t] of pairs) daemons.push(Daemon.overTun(t, { logger, udpLoopback: true }));
+    for (const [t] of pairs) daemons.push(Daemon.overTun(t, { logger, crypto, udpLoopback: true }));
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
     const configure = (v6: boolean): boolean =>
       daemons.every(

@@ -11,9 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { Daemon, DEFAULT_RUN_DIR, validateIfname } from '../daemon.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { collectGarbage, warmUp } from '../warmup.js';
+import { selectSuite } from '../../tun/openssl.js';
+import type { CryptoSuite } from '../../crypto/suite.js';
 
 const PROG = 'wireguard-ts';
 const READY_FD_ENV = 'WG_TS_READY_FD';
+const CRYPTO_ENV = 'WG_TS_CRYPTO';
 const STARTUP_TIMEOUT_MS = 15_000;
 
 const USAGE = `Usage: ${PROG} [-f/--foreground] [--netns-pid PID] [--run-dir DIR] INTERFACE-NAME
@@ -29,6 +32,8 @@ drive it. Without --foreground it runs in the background once the device is read
   --run-dir DIR        directory for the UAPI socket (default ${DEFAULT_RUN_DIR})
   --version            print the version
 Environment: LOG_LEVEL=verbose|error|silent (default error).
+  WG_TS_CRYPTO=NAME    crypto suite: openssl (the addon; the default when built), js
+                       (node:crypto and @noble) or noble (pure JavaScript)
   WG_TS_READY_FD=N     for supervisors: run in the foreground and write "READY" (or
                        "ERROR <message>") and a newline to the inherited fd N once the
                        device and the socket are ready (or start-up failed)`;
@@ -103,8 +108,11 @@ async function runForeground(args: Args): Promise<void> {
   };
   const logger = createLogger(logLevelFromEnv(), `(${args.ifname}) `);
   let daemon: Daemon;
+  let crypto: CryptoSuite;
   try {
+    crypto = selectSuite(process.env[CRYPTO_ENV]);
     daemon = await Daemon.start({
+      crypto,
       ifname: args.ifname,
       runDir: args.runDir,
       logger,
@@ -129,7 +137,7 @@ async function runForeground(args: Args): Promise<void> {
   report('READY');
   // Compile the data path now rather than on the first real packets (see src/warmup.ts).
   const t = performance.now();
-  warmUp({ collect: false }).then(
+  warmUp({ collect: false, crypto }).then(
     () => {
       logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms; collecting its garbage`);
       collectGarbage();
