@@ -260,3 +260,24 @@ export class RefReplay {
     return true;
   }
 }
+
+/**
+ * The initiator consuming a response (§5.4.3 from the initiator's side), after the initiation
+ * that left `C` and `H`: the transport keys, or null when `msg.empty` does not authenticate.
+ */
+export function refConsumeResponse(msg: Uint8Array, i: { sprivI: Uint8Array; eprivI: Uint8Array; psk: Uint8Array; C: Uint8Array; H: Uint8Array }): { send: Uint8Array; recv: Uint8Array } | null {
+  const epubR = msg.subarray(12, 44);
+  let C = KDF(1, i.C, epubR)[0]!;
+  let h = H(i.H, epubR);
+  C = KDF(1, C, DH(i.eprivI, epubR))[0]!;
+  C = KDF(1, C, DH(i.sprivI, epubR))[0]!;
+  const [c3, tau, k] = KDF(3, C, i.psk) as [Uint8Array, Uint8Array, Uint8Array];
+  h = H(h, tau);
+  try {
+    if (open(k, msg.subarray(44, 60), h).length !== 0) return null;
+  } catch {
+    return null;
+  }
+  const [send, recv] = KDF(2, c3, new Uint8Array(0)) as [Uint8Array, Uint8Array];
+  return { send, recv };
+}
