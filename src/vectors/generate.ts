@@ -11,9 +11,11 @@
 import type { CryptoSuite } from '../../crypto/suite.js';
 import { jsSuite } from '../../crypto/suite.js';
 import { clampPrivateKey } from '../../crypto/x25519.js';
+import { parseIpStrict } from '../../noise/allowedips.js';
 import { KEEPALIVE_TIMEOUT, REKEY_TIMEOUT } from '../../noise/constants.js';
 import { EnginePair, ENDPOINT, TUNNEL, type Sent } from './engine-run.js';
 import {
+  fromHex,
   toHex,
   type CounterSequence,
   type CounterStep,
@@ -206,9 +208,9 @@ function withPsk(s: CryptoSuite, st: Statics, h: HandshakeSpec): { vector: Hands
  */
 function underLoad(s: CryptoSuite, st: Statics, h: HandshakeSpec, first: { E_i_priv: Uint8Array; I_i: number; wallMs: number }, R_m: Uint8Array, nonce: Uint8Array): HandshakeVector {
   const source = ENDPOINT.initiator;
-  const A_m = new Uint8Array([...source.address.split('.').map(Number), source.port >>> 8, source.port & 0xff]);
+  const A_m = Uint8Array.from([...parseIpStrict(source.address).bytes, source.port >>> 8, source.port & 0xff]);
   const init1 = wp.initiation(s, { S_i_priv: st.S_i_priv, S_r_pub: st.S_r_pub, E_i_priv: first.E_i_priv, I_i: first.I_i, wallMs: first.wallMs, cookie: null });
-  const mac1 = init1.bytes.subarray(116, 132);
+  const mac1 = fromHex(init1.vector.fields.mac1!);
   const reply = wp.cookieReply(s, { R_m, A_m, S_r_pub: st.S_r_pub, nonce, mac1, receiver: first.I_i });
   if (h.wallMs !== first.wallMs + REKEY_TIMEOUT) throw new Error('the retry comes REKEY_TIMEOUT after the first initiation');
   const c = computeHandshake(s, st, h, reply.cookie);

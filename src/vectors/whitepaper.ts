@@ -10,7 +10,7 @@
 import { xaeadSeal } from '../../crypto/aead.js';
 import type { CryptoSuite } from '../../crypto/suite.js';
 import { tai64n } from '../../crypto/tai64n.js';
-import { toHex, type Line, type MessageVector } from './format.js';
+import { toHex, type Hex, type Line, type MessageVector } from './format.js';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -61,7 +61,7 @@ class Primitives {
   hash(a: Uint8Array, b?: Uint8Array): Uint8Array {
     return this.s.blake2s.hash(a, b);
   }
-  kdf<N extends 1 | 2 | 3>(n: N, key: Uint8Array, input: Uint8Array): Uint8Array[] {
+  kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
     return this.s.blake2s.kdf(n, key, input);
   }
   mac(key: Uint8Array, input: Uint8Array): Uint8Array {
@@ -236,7 +236,7 @@ export function session(suite: CryptoSuite, C: Uint8Array): SessionKeys {
 }
 
 export interface Transport {
-  fields: Record<string, string>;
+  fields: Record<string, Hex>;
   bytes: Uint8Array;
 }
 
