@@ -17,6 +17,7 @@ import { opensslSuite } from '../tun/openssl.js';
 import { Handshake, StaticIdentity, consumeInitiation } from '../noise/handshake.js';
 import { parseInitiation, parseResponse, type Initiation, type Response } from '../noise/messages.js';
 import { Device } from '../noise/device.js';
+import { ipv4Packet } from '../noise/packets.js';
 import type { Endpoint } from '../noise/types.js';
 import { cpus, loadavg } from 'node:os';
 
@@ -144,17 +145,6 @@ table('Complete handshakes (both roles in one thread)', ['suite', 'per second'],
 // Two Devices in memory
 
 const PACKET = 1420;
-function ipv4(src: number[], dst: number[], size: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x45;
-  p[2] = size >>> 8;
-  p[3] = size & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src, 12);
-  p.set(dst, 16);
-  return p;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -204,7 +194,7 @@ function deviceThroughput(suite: CryptoSuite): { pps: number; mbit: number; raw:
   const cidr = (x: number) => ({ family: 4 as const, bytes: new Uint8Array([10, 0, 0, x]), prefix: 32 });
   a.apply({ privateKey: ka, peers: [{ publicKey: suite.x25519.publicKey(kb), endpoint: EP_B, allowedIps: [cidr(2)] }] });
   b.apply({ privateKey: kb, peers: [{ publicKey: suite.x25519.publicKey(ka), endpoint: EP_A, allowedIps: [cidr(1)] }] });
-  const pkt = ipv4([10, 0, 0, 1], [10, 0, 0, 2], PACKET);
+  const pkt = ipv4Packet('10.0.0.1', '10.0.0.2', PACKET - 20);
   a.sendPacket(pkt); // handshake, then the staged packet
   if (delivered !== PACKET) throw new Error('no session between the benchmark devices');
   delivered = 0;

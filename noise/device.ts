@@ -41,7 +41,8 @@ import {
 } from './messages.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
-import { AllowedIps, parseIp } from './allowedips.js';
+import { AllowedIps } from './allowedips.js';
+import { parseIp } from './iptext.js';
 import { innerPacketLength, ipFamily, IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC } from './ippacket.js';
 import { silentLogger, systemClock, type Clock, type DeviceChange, type DeviceStatus, type Endpoint, type Logger, type PeerChange, type PeerStatus } from './types.js';
 

@@ -9,7 +9,9 @@
  */
 import { Device } from '../noise/device.js';
 import { UdpBind } from '../tun/udp.js';
-import { Tun } from '../tun/tun.js';
+import { DEFAULT_MTU, Tun } from '../tun/tun.js';
+import { interfaceIndex } from '../tun/ip.js';
+import { ifnameProblem } from '../tun/ifname.js';
 import { serveUapi, type UapiServer } from './uapi/server.js';
 import { DEFAULT_SOCKET_DIR, UAPI_ERRNO, formatGet, uapiSocketPath } from './uapi/protocol.js';
 import type { DeviceChange, Endpoint, Logger } from '../noise/types.js';
@@ -17,7 +19,6 @@ import type { CryptoSuite } from '../crypto/suite.js';
 import { selectSuite } from '../tun/openssl.js';
 
 export const DEFAULT_RUN_DIR = DEFAULT_SOCKET_DIR;
-export const DEFAULT_MTU = 1420;
 
 const { EADDRINUSE, EIO } = UAPI_ERRNO;
 
@@ -44,15 +45,6 @@ export interface DaemonOverTunOptions {
   udpLoopback?: boolean;
 }
 
-/** Linux interface names: 1..15 bytes, no '/', no white space, not '.' or '..'. */
-export function validateIfname(name: string): string | null {
-  if (!name) return 'interface name is empty';
-  if (Buffer.byteLength(name) > 15) return `interface name '${name}' is longer than 15 bytes`;
-  if (name === '.' || name === '..' || /[/\s:]/.test(name) || /[\x00-\x1f\x7f]/.test(name)) {
-    return `interface name '${name}' is not valid`;
-  }
-  return null;
-}
 
 export class Daemon {
   readonly ifname: string;
@@ -91,7 +83,7 @@ export class Daemon {
 
   /** Create the TUN device and the UAPI socket. Throws with a one-line message on failure, leaving nothing behind. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const bad = validateIfname(opts.ifname);
+    const bad = ifnameProblem(opts.ifname);
     if (bad) throw new Error(bad);
     const tun = Tun.create(opts.ifname, { mtu: opts.mtu ?? DEFAULT_MTU, ...(opts.netnsPid !== undefined ? { netnsPid: opts.netnsPid } : {}) });
     const d = new Daemon(opts, tun);
@@ -101,6 +93,7 @@ export class Daemon {
         {
           get: () => formatGet({ ...d.device.status(), listenPort: d.listenPort, fwmark: d.fwmark }),
           set: (change) => d.applyChange(change),
+          zoneIndex: interfaceIndex,
         },
         opts.logger,
       );

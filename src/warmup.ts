@@ -30,7 +30,8 @@ import { runInNewContext } from 'node:vm';
 import { Device, type DeviceSinks } from '../noise/device.js';
 import { Daemon } from './daemon.js';
 import { Tun } from '../tun/tun.js';
-import { parseCidr } from '../noise/allowedips.js';
+import { parseCidr } from '../noise/iptext.js';
+import { ipv4Packet, ipv6Packet } from '../noise/packets.js';
 import { createLogger } from './log.js';
 import { endpointOf, type Endpoint } from '../noise/types.js';
 import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
@@ -38,38 +39,10 @@ import type { CryptoSuite } from '../crypto/suite.js';
 import { selectSuite } from '../tun/openssl.js';
 
 /** An IPv4/UDP packet of `size` bytes from 10.255.0.`src` to 10.255.0.`dst`. */
-function ipv4Packet(size: number, src: number, dst: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x45;
-  p[2] = size >> 8;
-  p[3] = size & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set([10, 255, 0, src], 12);
-  p.set([10, 255, 0, dst], 16);
-  return p;
-}
+const v4 = (size: number, src: number, dst: number): Uint8Array => ipv4Packet(`10.255.0.${src}`, `10.255.0.${dst}`, size - 20);
 
 /** An IPv6/UDP packet of `size` bytes from fd00::`src` to fd00::`dst` (ff02::16 if dst is 0). */
-function ipv6Packet(size: number, src: number, dst: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x60;
-  p[4] = (size - 40) >> 8;
-  p[5] = (size - 40) & 0xff;
-  p[6] = 17;
-  p[7] = 64;
-  p[8] = 0xfd;
-  p[23] = src;
-  if (dst === 0) {
-    p[24] = 0xff;
-    p[25] = 0x02;
-    p[39] = 0x16;
-  } else {
-    p[24] = 0xfd;
-    p[39] = dst;
-  }
-  return p;
-}
+const v6 = (size: number, src: number, dst: number): Uint8Array => ipv6Packet(`fd00::${src}`, dst === 0 ? 'ff02::16' : `fd00::${dst}`, size - 40);
 
 export interface WarmUpOptions {
   /** The crypto suite the daemon's Device uses: the warm-up must run the same code (default as Daemon's). */
@@ -123,7 +96,7 @@ class Pair {
   private readonly devices: [Device, Device];
   private readonly eps: [Endpoint, Endpoint];
   private readonly packets: Array<readonly [Uint8Array, Uint8Array]>;
-  private readonly noRoute = [ipv4Packet(84, 1, 99), ipv6Packet(76, 1, 0)];
+  private readonly noRoute = [v4(84, 1, 99), v6(76, 1, 0)];
 
   constructor(v6Outer: boolean, crypto: CryptoSuite) {
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
@@ -148,8 +121,8 @@ class Pair {
       }),
     );
     this.packets = [64, 576, 1420].flatMap((n) => [
-      [ipv4Packet(n, 1, 2), ipv4Packet(n, 2, 1)] as const,
-      [ipv6Packet(n, 1, 2), ipv6Packet(n, 2, 1)] as const,
+      [v4(n, 1, 2), v4(n, 2, 1)] as const,
+      [v6(n, 1, 2), v6(n, 2, 1)] as const,
     ]);
   }
 
@@ -308,8 +281,8 @@ async function warmDaemons(rounds: number, crypto: CryptoSuite): Promise<number>
     hosts[0]!.start(arrived, () => {});
     hosts[1]!.start(arrived, () => {});
     const packets = [64, 1420].flatMap((n) => [
-      [ipv4Packet(n, 1, 2), ipv4Packet(n, 2, 1)] as const,
-      [ipv6Packet(n, 1, 2), ipv6Packet(n, 2, 1)] as const,
+      [v4(n, 1, 2), v4(n, 2, 1)] as const,
+      [v6(n, 1, 2), v6(n, 2, 1)] as const,
     ]);
     /** Write a packet into host side i ("the kernel") and wait until it comes out on the other. */
     const carry = (i: number, pkt: Uint8Array): Promise<boolean> => {

@@ -7,6 +7,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { native } from './addon.js';
+import { checkIfName } from './ifname.js';
 
 const IP_CANDIDATES = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
 const NSENTER_CANDIDATES = ['/usr/bin/nsenter', '/bin/nsenter', '/usr/sbin/nsenter', '/sbin/nsenter'];
@@ -54,13 +55,6 @@ function checkPid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0 || pid > 0x3fffffff) throw new Error(`invalid pid: ${String(pid)}`);
 }
 
-/** Checks an interface name the way the kernel does (dev_valid_name). */
-export function checkIfName(name: string): void {
-  const bytes = Buffer.byteLength(name);
-  if (bytes === 0 || bytes > 15 || name === '.' || name === '..' || /[/:\s]/.test(name)) {
-    throw new Error(`invalid interface name: ${JSON.stringify(name)} (1-15 bytes, no '/', ':' or spaces)`);
-  }
-}
 
 function argv(args: readonly string[], opts?: NsOptions): [string, string[]] {
   if (opts?.netnsPid !== undefined) {

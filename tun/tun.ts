@@ -3,8 +3,10 @@
  * thread-pool job per packet. See docs/IO.md.
  */
 import { randomBytes } from 'node:crypto';
-import { native, POLL_TUN, TUN_META_STRIDE, TUN_MAX_PACKET, errnoName, Errno, type PollHandle } from './addon.js';
-import { checkIfName, moveLink, netnsInode, linkExists, setMtu as ipSetMtu } from './ip.js';
+import { native, POLL_TUN, TUN_META_STRIDE, TUN_MAX_PACKET, type PollHandle } from './addon.js';
+import { errnoName, Errno } from './errno.js';
+import { moveLink, netnsInode, linkExists, setMtu as ipSetMtu } from './ip.js';
+import { checkIfName } from './ifname.js';
 
 export const DEFAULT_MTU = 1420;
 /** Packets read per event-loop wake-up at most (fairness towards the UDP side and timers). */

@@ -6,10 +6,10 @@
  * that address. See docs/IO.md.
  */
 import { endpointOf, type Endpoint } from '../noise/types.js';
-import { formatIp, parseIp } from '../noise/allowedips.js';
+import { formatIp, parseIp } from '../noise/iptext.js';
+import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
 import {
   native,
-  errnoName,
   POLL_UDP,
   UDP_META_STRIDE,
   UDP_M_OFF,
@@ -25,12 +25,11 @@ import {
   UDP_SLOT,
   type PollHandle,
 } from './addon.js';
+import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
 
 /** Datagrams per recvmmsg / sendmmsg (and per event-loop wake-up). */
 export const UDP_BATCH = 64;
-/** Largest UDP payload (IPv4: 65507; IPv6 without jumbograms: 65527). */
-export const MAX_DATAGRAM = 65535;
 const SEND_AREA = 1 << 20;
 const CACHE_SIZE = 16; // received-Endpoint cache, direct-mapped
 const KEY_FIRST = UDP_M_FAMILY;
@@ -236,7 +235,7 @@ export class UdpBind {
     if (this.#closed) return false;
     const len = data.length;
     const t = to === this.#lastEp ? this.#lastTarget! : this.#target(to);
-    if (t === null || len > MAX_DATAGRAM || (t.family === 4 ? this.#fd4 : this.#fd6) < 0) {
+    if (t === null || len > MAX_DATAGRAM_SIZE || (t.family === 4 ? this.#fd4 : this.#fd6) < 0) {
       this.stats.sendErrors++;
       return false;
     }

@@ -8,7 +8,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, writeSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Daemon, DEFAULT_RUN_DIR, validateIfname } from '../daemon.js';
+import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
+import { ifnameProblem } from '../../tun/ifname.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { collectGarbage, warmUp } from '../warmup.js';
 import { selectSuite } from '../../tun/openssl.js';
@@ -74,7 +75,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   }
   if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'missing interface name' : 'too many arguments');
   const ifname = rest[0]!;
-  const bad = validateIfname(ifname);
+  const bad = ifnameProblem(ifname);
   if (bad) throw new UsageError(bad);
   return { foreground, runDir, ifname, ...(netnsPid !== undefined ? { netnsPid } : {}) };
 }

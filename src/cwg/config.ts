@@ -15,12 +15,11 @@
 import { closeSync, fstatSync, openSync, readSync, constants as fsc } from 'node:fs';
 import { CwgError } from './errors.js';
 import { show } from './validate.js';
+import { IFNAME_MAX } from '../../tun/ifname.js';
 
 export const CONFIG_PATH = '/etc/wireguard-ts/cwg.conf';
 export const PREFIX_ENV = 'CWG_PREFIX';
 export const DEFAULT_PREFIX = 'cwg';
-/** Linux IFNAMSIZ - 1. */
-export const IFNAME_MAX = 15;
 
 export type PrefixSource = 'file' | 'env' | 'default';
 

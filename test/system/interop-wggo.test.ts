@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
-import { parseCidr } from '../../noise/allowedips.js';
+import { parseCidr } from '../../noise/iptext.js';
 import { Device } from '../../noise/device.js';
 import type { Endpoint } from '../../noise/types.js';
 import { checksum, icmpEcho, ipv4Packet } from '../helpers/device.js';

@@ -10,6 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Tun, tempName, tempPrefixPid } from '../../tun/tun.js';
 import * as ipx from '../../tun/ip.js';
+import { ipChecksum } from '../../noise/packets.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const why = canRun ? '' : ' (skipped: needs root and /dev/net/tun)';
@@ -38,12 +39,7 @@ function runIn(pid: number, cmd: string[]): Promise<{ code: number | null; out: 
   });
 }
 
-function checksum(b: Uint8Array, start: number, end: number): number {
-  let s = 0;
-  for (let i = start; i < end; i += 2) s += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
+const checksum = ipChecksum;
 
 /** An IPv4 ICMP echo reply for echo request `p`, or null if `p` is not one. */
 function echoReply(p: Uint8Array): Uint8Array | null {

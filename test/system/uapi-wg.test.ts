@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { publicKey } from '../../crypto/x25519.js';
-import { formatCidr, parseCidr } from '../../noise/allowedips.js';
+import { formatCidr, parseCidr } from '../../noise/iptext.js';
 import { peerStatus, type DeviceChange, type DeviceStatus } from '../../noise/types.js';
 import { EADDRINUSE, formatGet, uapiSocketPath } from '../../src/uapi/protocol.js';
 import { serveUapi, type UapiServer } from '../../src/uapi/server.js';
+import { interfaceIndex } from '../../tun/ip.js';
 
 const run = promisify(execFile);
 const WG = '/usr/bin/wg';
@@ -83,6 +84,7 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
         changes.push(c);
         return setErrno;
       },
+      zoneIndex: interfaceIndex,
     });
   });
 

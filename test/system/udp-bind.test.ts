@@ -7,7 +7,7 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { UdpBind } from '../../tun/udp.js';
-import { formatIp, parseIp } from '../../noise/allowedips.js';
+import { formatIp, parseIp } from '../../noise/iptext.js';
 import type { Endpoint } from '../../noise/types.js';
 import * as ipx from '../../tun/ip.js';
 import { AnonNetns } from '../helpers/anon-netns.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isIPv4, isIPv6 } from 'node:net';
-import { AllowedIps, formatCidr, formatIp, parseCidr, parseIp } from '../../noise/allowedips.js';
+import { AllowedIps } from '../../noise/allowedips.js';
+import { formatCidr, formatIp, parseCidr, parseIp } from '../../noise/iptext.js';
 import type { Cidr } from '../../noise/types.js';
 
 /** A small deterministic PRNG (xorshift32) so failures reproduce. */

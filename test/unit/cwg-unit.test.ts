@@ -14,7 +14,7 @@ import { deviceName, isCwgName, loadPrefix, parseConfigText, validatePrefix } fr
 import { CwgError } from '../../src/cwg/errors.js';
 import { genkey, genpsk, pubkey } from '../../src/cwg/keytools.js';
 import { formatShow } from '../../src/cwg/show.js';
-import { formatIp } from '../../noise/allowedips.js';
+import { formatIp } from '../../noise/iptext.js';
 const formatIPv6 = (b: Uint8Array) => formatIp(6, b);
 import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../../src/cwg/validate.js';
 import { cwgConnect, cwgCreate, cwgDestroy, cwgShow, type CwgContext, type CwgSystem } from '../../src/cwg/commands.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makePair, keypair, payloadText, ipv4Packet, EP_A, EP_B } from '../helpers/device.js';
 import { deterministicRng } from '../../crypto/random.js';
-import { parseCidr, formatCidr } from '../../noise/allowedips.js';
+import { parseCidr, formatCidr } from '../../noise/iptext.js';
 import { Device, type DeviceSinks } from '../../noise/device.js';
 import { FakeClock } from '../../noise/memnet.js';
 import { MAX_STAGED_PACKETS } from '../../noise/constants.js';

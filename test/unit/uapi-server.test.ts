@@ -4,7 +4,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeHexKey } from '../../crypto/keys.js';
-import { formatCidr } from '../../noise/allowedips.js';
+import { formatCidr } from '../../noise/iptext.js';
 import type { DeviceChange, DeviceStatus, Logger } from '../../noise/types.js';
 import { EADDRINUSE, EINVAL, EPROTO, formatGet } from '../../src/uapi/protocol.js';
 import { serveUapi, UapiSocketInUseError, type UapiHandler, type UapiServer } from '../../src/uapi/server.js';

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { encodeHexKey } from '../../crypto/keys.js';
 import { publicKey } from '../../crypto/x25519.js';
-import { formatCidr, parseCidr } from '../../noise/allowedips.js';
+import { formatCidr, formatEndpoint, parseCidr, parseEndpoint as parseEndpointText, type ZoneResolver } from '../../noise/iptext.js';
+import { interfaceIndex } from '../../tun/ip.js';
+
+// The UAPI parses endpoints with the lookup of the namespace its socket lives in, as the daemon does.
+const parseEndpoint = (v: string, zones: ZoneResolver = interfaceIndex) => parseEndpointText(v, zones);
 import { peerStatus, type DeviceChange, type DeviceStatus, type PeerStatus } from '../../noise/types.js';
 import {
   EADDRINUSE,
@@ -9,11 +13,9 @@ import {
   EIO,
   ENOANO,
   EPROTO,
-  formatEndpoint,
   formatErrno,
   formatGet,
   formatSet,
-  parseEndpoint,
   parseErrno,
   parseGetResponse,
   parseSet,
