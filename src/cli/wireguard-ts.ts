@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
 import { ifnameProblem } from '../../tun/ifname.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
-import { collectGarbage, warmUp } from '../warmup.js';
+import { startWarmUp, type WarmUpResult } from '../warmup.js';
 import { selectSuite } from '../../tun/openssl.js';
 import type { CryptoSuite } from '../../crypto/suite.js';
 
@@ -33,6 +33,8 @@ drive it. Without --foreground it runs in the background once the device is read
   --run-dir DIR        directory for the UAPI socket (default ${DEFAULT_RUN_DIR})
   --version            print the version
 Environment: LOG_LEVEL=verbose|error|silent (default error).
+  WG_TS_WARMUP=0       no JIT warm-up after start-up (it costs ~0.25 s of CPU and
+                       makes the first packets as fast as the later ones)
   WG_TS_CRYPTO=NAME    crypto suite: openssl (the addon; the default when built), js
                        (node:crypto and @noble) or noble (pure JavaScript)
   WG_TS_READY_FD=N     for supervisors: run in the foreground and write "READY" (or
@@ -136,17 +138,12 @@ async function runForeground(args: Args): Promise<void> {
     process.exit(1);
   });
   report('READY');
-  // Compile the data path now rather than on the first real packets (see src/warmup.ts).
-  const t = performance.now();
-  warmUp({ collect: false, crypto }).then(
-    () => {
-      logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms; collecting its garbage`);
-      collectGarbage();
-    },
-    (e: Error) => logger.error(`JIT warm-up failed: ${e.message}`),
-  );
+  // Compile the data path now rather than on the first real packets (see src/warmup.ts); what
+  // it returns stays referenced until the process exits.
+  let warm: WarmUpResult | null = null;
+  void startWarmUp(crypto, logger).then((r) => (warm = r));
   const reason = await daemon.closedPromise();
-  logger.verbose(`Shutting down: ${reason}`);
+  logger.verbose(`Shutting down: ${reason}${warm === null ? ' (no warm-up ran)' : ''}`);
   process.exit(0);
 }
 
