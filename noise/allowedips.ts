@@ -9,6 +9,7 @@
  */
 import { allocBytes } from './slab.js';
 import type { Cidr } from './types.js';
+
 // ---------------------------------------------------------------------------------------------
 // The trie
 
@@ -105,7 +106,7 @@ export class AllowedIps<T> {
         return;
       }
       const nc = node.cidr;
-      const common = commonBits(node, k, nc < c ? nc : c);
+      const common = commonBits(node, k, Math.min(nc, c));
       if (common === nc) {
         if (nc === c) {
           this.assign(node, value);
@@ -191,7 +192,7 @@ export class AllowedIps<T> {
    * Longest-prefix match for the address at buf[offset .. offset + 4 or 16). Allocation-free.
    */
   lookup(family: 4 | 6, buf: Uint8Array, offset: number): T | undefined {
-    let best: T | undefined = undefined;
+    let best: T | undefined;
     if (family === 4) {
       const a = readWord(buf, offset);
       let node = this.root4;
@@ -211,12 +212,7 @@ export class AllowedIps<T> {
     let node = this.root6;
     while (node !== null) {
       const c = node.cidr;
-      if (
-        !wordMatches(a0, node.k0, c) ||
-        !wordMatches(a1, node.k1, c - 32) ||
-        !wordMatches(a2, node.k2, c - 64) ||
-        !wordMatches(a3, node.k3, c - 96)
-      ) {
+      if (!wordMatches(a0, node.k0, c) || !wordMatches(a1, node.k1, c - 32) || !wordMatches(a2, node.k2, c - 64) || !wordMatches(a3, node.k3, c - 96)) {
         break;
       }
       if (node.has) best = node.value;

@@ -5,9 +5,10 @@
  * the UDP layer and `cwg show`. Pure functions: a zone name is resolved only through the
  * resolver the caller passes (the interface table is the OS's, see tun/ip.ts).
  */
-import { allocBytes } from './slab.js';
+
 import { quote } from './quote.js';
-import { endpointOf, type Cidr, type Endpoint } from './types.js';
+import { allocBytes } from './slab.js';
+import { type Cidr, type Endpoint, endpointOf } from './types.js';
 
 const echo = (s: string): string => quote(s);
 function isDigit(c: number): boolean {
@@ -67,8 +68,7 @@ function parseIPv6(s: string): Uint8Array | null {
   while (i < len) {
     let j = i;
     let v = 0;
-    let h: number;
-    while (j < len && (h = hexVal(s.charCodeAt(j))) >= 0) {
+    for (let h = j < len ? hexVal(s.charCodeAt(j)) : -1; h >= 0; h = j < len ? hexVal(s.charCodeAt(j)) : -1) {
       v = (v << 4) | h;
       j++;
     }

@@ -114,7 +114,7 @@ export class DeviceHost {
   configure(change: DeviceChange): number {
     if (this.closed) return Errno.EIO;
     const wantsPort = change.listenPort !== undefined && (change.listenPort !== this.listenPort || !this.udp);
-    const needsBind = !this.udp && (wantsPort || (change.privateKey != null && change.privateKey.some((b) => b !== 0)));
+    const needsBind = !this.udp && (wantsPort || change.privateKey?.some((b) => b !== 0));
     if (wantsPort || needsBind) {
       const port = change.listenPort ?? this.listenPort;
       let bind: UdpBind;

@@ -32,17 +32,17 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { CryptoSuite } from '../crypto/suite.js';
+import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
 import { Device, type DeviceSinks } from '../noise/device.js';
-import { DeviceHost } from './device-host.js';
-import { UdpBind, type UdpBindOptions } from '../tun/udp.js';
-import { Tun } from '../tun/tun.js';
 import { parseCidr } from '../noise/iptext.js';
 import { ipv4Packet, ipv6Packet } from '../noise/packets.js';
-import { createLogger } from './log.js';
-import { endpointOf, type Endpoint, type Logger } from '../noise/types.js';
-import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
-import type { CryptoSuite } from '../crypto/suite.js';
+import { type Endpoint, endpointOf, type Logger } from '../noise/types.js';
 import { selectSuite } from '../tun/openssl.js';
+import { Tun } from '../tun/tun.js';
+import { UdpBind, type UdpBindOptions } from '../tun/udp.js';
+import { DeviceHost } from './device-host.js';
+import { createLogger } from './log.js';
 
 /** An IPv4/UDP packet of `size` bytes from 10.255.0.`src` to 10.255.0.`dst`. */
 const v4 = (size: number, src: number, dst: number): Uint8Array => ipv4Packet(`10.255.0.${src}`, `10.255.0.${dst}`, size - 20);
@@ -114,7 +114,7 @@ class Pair {
       new Device({ logger, crypto, sinks: sinksA(1, this.pending, this.count) }),
       new Device({ logger, crypto, sinks: sinksB(0, this.pending, this.count) }),
     ];
-    this.devices.forEach((d, i) =>
+    for (const [i, d] of this.devices.entries()) {
       d.apply({
         privateKey: keys[i],
         peers: [
@@ -124,12 +124,9 @@ class Pair {
             allowedIps: [parseCidr(`10.255.0.${2 - i}/32`), parseCidr(`fd00::${2 - i}/128`)],
           },
         ],
-      }),
-    );
-    this.packets = [64, 576, 1420].flatMap((n) => [
-      [v4(n, 1, 2), v4(n, 2, 1)] as const,
-      [v6(n, 1, 2), v6(n, 2, 1)] as const,
-    ]);
+      });
+    }
+    this.packets = [64, 576, 1420].flatMap((n) => [[v4(n, 1, 2), v4(n, 2, 1)] as const, [v6(n, 1, 2), v6(n, 2, 1)] as const]);
   }
 
   private drain(): void {
@@ -280,7 +277,7 @@ async function warmHosts(rounds: number, crypto: CryptoSuite, retained: object[]
     const pairs = [Tun.packetPair(['warm0', 'host0']), Tun.packetPair(['warm1', 'host1'])];
     for (const [t, h] of pairs) tuns.push(t, h);
     const hosts = pairs.map(([, h]) => h);
-    pairs.forEach(([t], i) => daemons.push(new DeviceHost({ name: `warm${i}`, logger, crypto }, io(t))));
+    for (const [i, [t]] of pairs.entries()) daemons.push(new DeviceHost({ name: `warm${i}`, logger, crypto }, io(t)));
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
     const configure = (v6: boolean): boolean =>
       daemons.every(
@@ -305,10 +302,7 @@ async function warmHosts(rounds: number, crypto: CryptoSuite, retained: object[]
     };
     hosts[0]!.start(arrived, () => {});
     hosts[1]!.start(arrived, () => {});
-    const packets = [64, 1420].flatMap((n) => [
-      [v4(n, 1, 2), v4(n, 2, 1)] as const,
-      [v6(n, 1, 2), v6(n, 2, 1)] as const,
-    ]);
+    const packets = [64, 1420].flatMap((n) => [[v4(n, 1, 2), v4(n, 2, 1)] as const, [v6(n, 1, 2), v6(n, 2, 1)] as const]);
     /** Write a packet into host side i ("the kernel") and wait until it comes out on the other. */
     const carry = (i: number, pkt: Uint8Array): Promise<boolean> => {
       const got = new Promise<boolean>((resolve) => {

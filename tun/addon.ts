@@ -4,8 +4,9 @@
  * X25519 and BLAKE2s; typed in openssl.ts). Works from the sources (under vitest) and from the
  * compiled output (dist/tun/): the package root is found by walking up to binding.gyp.
  */
-import { createRequire } from 'node:module';
+
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 

@@ -5,25 +5,26 @@
  * sent to (IP_PKTINFO / IPV6_PKTINFO) and its ifindex; replies to such an Endpoint leave from
  * that address. See docs/IO.md.
  */
-import { endpointOf, type Endpoint } from '../noise/types.js';
-import { formatIp, parseIp } from '../noise/iptext.js';
+
 import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
+import { formatIp, parseIp } from '../noise/iptext.js';
+import { type Endpoint, endpointOf } from '../noise/types.js';
 import {
   native,
   POLL_UDP,
-  UDP_META_STRIDE,
-  UDP_M_OFF,
-  UDP_M_LEN,
-  UDP_M_FAMILY,
-  UDP_M_PORT,
-  UDP_M_IFINDEX,
-  UDP_M_HASLOCAL,
-  UDP_M_ADDR_BYTE,
-  UDP_M_LOCAL_BYTE,
-  UDP_M_STATUS,
-  UDP_M_LOCAL,
-  UDP_SLOT,
   type PollHandle,
+  UDP_M_ADDR_BYTE,
+  UDP_M_FAMILY,
+  UDP_M_HASLOCAL,
+  UDP_M_IFINDEX,
+  UDP_M_LEN,
+  UDP_M_LOCAL,
+  UDP_M_LOCAL_BYTE,
+  UDP_M_OFF,
+  UDP_M_PORT,
+  UDP_M_STATUS,
+  UDP_META_STRIDE,
+  UDP_SLOT,
 } from './addon.js';
 import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
@@ -34,7 +35,6 @@ const SEND_AREA = 1 << 20;
 const CACHE_SIZE = 16; // received-Endpoint cache, direct-mapped
 const KEY_FIRST = UDP_M_FAMILY;
 const KEY_LAST = UDP_M_LOCAL + 3; // family, port, ifindex, hasLocal, address, local address
-
 
 export interface UdpBindOptions {
   /** SO_MARK on both sockets (0 = none). */

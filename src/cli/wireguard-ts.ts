@@ -6,14 +6,14 @@
  * exits 0 only once the device and the socket are ready, 1 with a message otherwise.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, writeSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
+import type { CryptoSuite } from '../../crypto/suite.js';
 import { ifnameProblem } from '../../tun/ifname.js';
+import { selectSuite } from '../../tun/openssl.js';
+import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { startWarmUp, type WarmUpResult } from '../warmup.js';
-import { selectSuite } from '../../tun/openssl.js';
-import type { CryptoSuite } from '../../crypto/suite.js';
 
 const PROG = 'wireguard-ts';
 const READY_FD_ENV = 'WG_TS_READY_FD';

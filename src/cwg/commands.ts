@@ -10,14 +10,14 @@
 import { join } from 'node:path';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { parseCidr } from '../../noise/iptext.js';
 import type { DeviceStatus } from '../../noise/types.js';
+import { EADDRINUSE, formatSet } from '../uapi/protocol.js';
 import { hostCidr, netSubnet } from './addressing.js';
 import { deviceName } from './config.js';
 import { CwgError } from './errors.js';
-import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from './validate.js';
-import { EADDRINUSE, formatSet } from '../uapi/protocol.js';
-import { parseCidr } from '../../noise/iptext.js';
 import { formatShow, type ShowOptions } from './show.js';
+import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from './validate.js';
 
 export const RUN_BASE = '/var/run/wireguard/cwg';
 
@@ -226,7 +226,7 @@ export async function cwgShow(ctx: CwgContext, args: readonly string[], opts: Sh
   const t = locate(ctx, parseTarget(ctx, args[0]!, args[1]!, args[2]!));
   await requireDevice(ctx, t);
   const st = await ctx.sys.uapiGet(t.socket);
-  const pub = st.privateKey && st.privateKey.some((b) => b !== 0) ? publicKey(st.privateKey) : null;
+  const pub = st.privateKey?.some((b) => b !== 0) ? publicKey(st.privateKey) : null;
   st.privateKey?.fill(0);
   return formatShow(t.name, st, pub, opts);
 }

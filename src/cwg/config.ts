@@ -12,10 +12,10 @@
  *
  * File format: lines `prefix = NAME`; blank lines and lines starting with '#' are ignored.
  */
-import { closeSync, fstatSync, openSync, readSync, constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
+import { IFNAME_MAX } from '../../tun/ifname.js';
 import { CwgError } from './errors.js';
 import { show } from './validate.js';
-import { IFNAME_MAX } from '../../tun/ifname.js';
 
 export const CONFIG_PATH = '/etc/wireguard-ts/cwg.conf';
 export const PREFIX_ENV = 'CWG_PREFIX';

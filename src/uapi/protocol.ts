@@ -11,8 +11,8 @@ import { decodeHexKey, encodeHexKey, isZero } from '../../crypto/keys.js';
 import { publicKey as derivePublicKey } from '../../crypto/x25519.js';
 import { formatCidr, formatEndpoint, numericZonesOnly, parseCidr, parseEndpoint, parseUint, type ZoneResolver } from '../../noise/iptext.js';
 import { quote } from '../../noise/quote.js';
+import { type Cidr, type DeviceChange, type DeviceStatus, type PeerChange, type PeerStatus, peerStatus } from '../../noise/types.js';
 import { Errno } from '../../tun/errno.js';
-import { peerStatus, type Cidr, type DeviceChange, type DeviceStatus, type PeerChange, type PeerStatus } from '../../noise/types.js';
 
 /** The errno values wireguard-go's UAPI uses (ipc/uapi_unix.go), as positive numbers. */
 export const EIO = Errno.EIO; // IpcErrorIO: reading or writing the socket failed
@@ -20,8 +20,6 @@ export const EINVAL = Errno.EINVAL; // IpcErrorInvalid: a key or value is invali
 export const ENOANO = Errno.ENOANO; // IpcErrorUnknown: an unexpected internal failure
 export const EPROTO = Errno.EPROTO; // IpcErrorProtocol: a malformed line (no '='), an unknown operation
 export const EADDRINUSE = Errno.EADDRINUSE; // IpcErrorPortInUse: listen_port / fwmark could not be applied
-
-export const UAPI_ERRNO = { EIO, EINVAL, ENOANO, EPROTO, EADDRINUSE } as const;
 
 export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 

@@ -14,8 +14,8 @@
 import { chmodSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { silentLogger, type DeviceChange, type Logger } from '../../noise/types.js';
 import type { ZoneResolver } from '../../noise/iptext.js';
+import { type DeviceChange, type Logger, silentLogger } from '../../noise/types.js';
 import { EINVAL, EIO, ENOANO, EPROTO, formatErrno, parseSet } from './protocol.js';
 
 export interface UapiHandler {
@@ -313,12 +313,7 @@ class Connection {
  * Listen for UAPI connections on `socketPath`. Throws UapiSocketInUseError when another live
  * process answers there (the caller words the message, e.g. "IFNAME is already in use").
  */
-export async function serveUapi(
-  socketPath: string,
-  handler: UapiHandler,
-  logger: Logger = silentLogger,
-  options: UapiServerOptions = {},
-): Promise<UapiServer> {
+export async function serveUapi(socketPath: string, handler: UapiHandler, logger: Logger = silentLogger, options: UapiServerOptions = {}): Promise<UapiServer> {
   const maxLine = options.maxLineBytes ?? DEFAULT_MAX_LINE;
   const maxRequest = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });

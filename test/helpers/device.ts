@@ -1,8 +1,8 @@
 /** Shared setup for the device tests: two Devices on a MemoryNetwork with a fake clock. */
 import { deterministicRng } from '../../crypto/random.js';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
-import { parseCidr } from '../../noise/iptext.js';
 import type { Device, DeviceOptions } from '../../noise/device.js';
+import { parseCidr } from '../../noise/iptext.js';
 import { FakeClock, MemoryNetwork } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
 
@@ -11,7 +11,7 @@ export const EP_B: Endpoint = { address: '198.51.100.2', port: 51821, family: 4 
 
 import { ipv4Packet } from '../../noise/packets.js';
 
-export { ipChecksum as checksum, icmpEcho, ipv4Packet } from '../../noise/packets.js';
+export { icmpEcho, ipChecksum as checksum, ipv4Packet } from '../../noise/packets.js';
 
 export function keypair(seed: number): { priv: Uint8Array; pub: Uint8Array } {
   const priv = generatePrivateKey(deterministicRng(seed));

@@ -8,13 +8,14 @@
  * nothing on the daemon's path may be compiled, invalidated or deoptimized from the end of the
  * warm-up's traffic (its garbage collection included) to the last ping.
  */
-import { describe, expect, it } from 'vitest';
+
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pair, startDaemonIn, type Impl } from '../helpers/tunnel.js';
-import { WG_TS, nsRun, skipReason, waitFor } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
+import { nsRun, skipReason, WG_TS, waitFor } from '../helpers/netns.js';
+import { type Impl, Pair, startDaemonIn } from '../helpers/tunnel.js';
 
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
 const built = existsSync(`${dist}src/warmup.js`);
@@ -54,7 +55,8 @@ console.log('delivered', delivered);
 `;
 
 /** Functions on the per-packet path (Device, Peer, keypairs, replay, routing, crypto wrappers). */
-const DATA_NAMES = 'sendPacket|receiveDatagram|receiveTransport|transmit|send|encryptAndTransmit|tick|lookup|ipFamily|innerPacketLength|canSend|canReceive|update|seal|open|counterNonce|dataSent|dataReceived|keepKeyFreshSending|keepKeyFreshReceiving|rxView|txBuffer|txSealView|paddingFor|writeTransportHeader';
+const DATA_NAMES =
+  'sendPacket|receiveDatagram|receiveTransport|transmit|send|encryptAndTransmit|tick|lookup|ipFamily|innerPacketLength|canSend|canReceive|update|seal|open|counterNonce|dataSent|dataReceived|keepKeyFreshSending|keepKeyFreshReceiving|rxView|txBuffer|txSealView|paddingFor|writeTransportHeader';
 /** The same, plus the daemon's glue and the TUN and UDP layers (src/daemon.ts, tun/tun.ts, tun/udp.ts). */
 const DAEMON_NAMES = `${DATA_NAMES}|afterBatch|#?onBatch|flush|#?endpoint|updateEndpoint|sendDatagram|writePacket|write|onTimer|scheduleTick`;
 /** A --trace-opt/--trace-deopt line about one of `names` (bailouts and markings name a JSFunction, invalidations a SharedFunctionInfo). */
@@ -83,17 +85,21 @@ class TracedPair extends Pair {
 }
 
 describe('JIT warm-up', () => {
-  it.skipIf(!built)('leaves optimized data-path code that real-shaped traffic does not throw away', async () => {
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
-        err ? reject(err) : resolve(stdout),
-      ),
-    );
-    const after = out.slice(out.indexOf('--- traffic'));
-    expect(after).toMatch(/delivered 80\b/);
-    const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
-    expect(deopts).toEqual([]);
-  }, 90_000);
+  it.skipIf(!built)(
+    'leaves optimized data-path code that real-shaped traffic does not throw away',
+    async () => {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
+          err ? reject(err) : resolve(stdout),
+        ),
+      );
+      const after = out.slice(out.indexOf('--- traffic'));
+      expect(after).toMatch(/delivered 80\b/);
+      const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
+      expect(deopts).toEqual([]);
+    },
+    90_000,
+  );
 });
 
 describe.skipIf(skipDaemon)(`JIT warm-up in the daemon${skipDaemon ? ` (skipped: ${skipDaemon})` : ''}`, () => {
@@ -101,14 +107,19 @@ describe.skipIf(skipDaemon)(`JIT warm-up in the daemon${skipDaemon ? ` (skipped:
   // A function V8 optimizes only now was left just short of its tier-up budget by the warm-up:
   // its compile (5-30 ms on a background thread) lands in the middle of the pings, and on two
   // cores it showed as one 4-12 ms ping in every run. A deopt throws optimized code away.
-  it('leaves nothing on the daemon\'s per-packet path for V8 to optimize or throw away under pings', async () => {
+  it("leaves nothing on the daemon's per-packet path for V8 to optimize or throw away under pings", async () => {
     const pair = new TracedPair();
     try {
       await pair.setup();
       const logs = [pair.a.ifname, pair.b.ifname].map((n) => pair.log(n));
       await waitFor('the warm-up to finish', () => logs.every((f) => existsSync(f) && readFileSync(f, 'utf8').includes('JIT warm-up took')), 20_000);
       // The traces work (the warm-up had V8 optimize the data path), so silence below means something.
-      for (const f of logs) expect(readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l))).toBe(true);
+      for (const f of logs)
+        expect(
+          readFileSync(f, 'utf8')
+            .split('\n')
+            .some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l)),
+        ).toBe(true);
       // From the end of the warm-up's traffic (its garbage collection included): the handshake, then the measured pings.
       await nsRun(pair.a.ns, 'ping', ['-c', '1', '-W', '2', pair.b.v4], { timeout: 10_000 });
       const { stdout } = await nsRun(pair.a.ns, 'ping', ['-c', '20', '-i', '0.05', '-W', '1', pair.b.v4], { timeout: 20_000 });

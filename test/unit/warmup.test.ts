@@ -1,8 +1,8 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { startWarmUp, warmUp } from '../../src/warmup.js';
-import { createLogger } from '../../src/log.js';
 import { jsSuite } from '../../crypto/suite.js';
+import { createLogger } from '../../src/log.js';
+import { startWarmUp, warmUp } from '../../src/warmup.js';
 
 const addonBuilt = existsSync(new URL('../../build/Release/wgts.node', import.meta.url));
 
