@@ -9,16 +9,18 @@
  *   --quick            shorter measurements
  *   --suite=NAME       only this suite (openssl, js, noble)
  */
+
+import { cpus, loadavg } from 'node:os';
 import { counterNonce } from '../crypto/aead.js';
 import { deterministicRng } from '../crypto/random.js';
-import { jsSuite, nobleSuite, type CryptoSuite } from '../crypto/suite.js';
+import { type CryptoSuite, jsSuite, nobleSuite } from '../crypto/suite.js';
 import { generatePrivateKey } from '../crypto/x25519.js';
-import { opensslSuite } from '../tun/openssl.js';
-import { Handshake, StaticIdentity, consumeInitiation } from '../noise/handshake.js';
-import { parseInitiation, parseResponse, type Initiation, type Response } from '../noise/messages.js';
 import { Device } from '../noise/device.js';
+import { consumeInitiation, Handshake, StaticIdentity } from '../noise/handshake.js';
+import { type Initiation, parseInitiation, parseResponse, type Response } from '../noise/messages.js';
+import { ipv4Packet } from '../noise/packets.js';
 import type { Endpoint } from '../noise/types.js';
-import { cpus, loadavg } from 'node:os';
+import { opensslSuite } from '../tun/openssl.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -124,17 +126,20 @@ for (const suite of selected) {
   const hrng = deterministicRng(13);
   let wall = Date.UTC(2024, 0, 1);
   let mono = 0;
-  const perSecond = rate(() => {
-    wall += 1000;
-    mono += 1000;
-    const init = hsI.createInitiation(idI, 1, hrng, wall)!;
-    const r = consumeInitiation(parseInitiation(init) as Initiation, idR, () => ({ peer: null, handshake: hsR }), mono, suite);
-    if (typeof r === 'string') throw new Error(r);
-    const resp = hsR.createResponse(2, hrng)!;
-    if (!hsI.consumeResponse(parseResponse(resp) as Response, idI)) throw new Error('response');
-    hsI.beginSession();
-    hsR.beginSession();
-  }, suite.name === 'noble' ? 400 : QUICK ? 500 : 1500);
+  const perSecond = rate(
+    () => {
+      wall += 1000;
+      mono += 1000;
+      const init = hsI.createInitiation(idI, 1, hrng, wall)!;
+      const r = consumeInitiation(parseInitiation(init) as Initiation, idR, () => ({ peer: null, handshake: hsR }), mono, suite);
+      if (typeof r === 'string') throw new Error(r);
+      const resp = hsR.createResponse(2, hrng)!;
+      if (!hsI.consumeResponse(parseResponse(resp) as Response, idI)) throw new Error('response');
+      hsI.beginSession();
+      hsR.beginSession();
+    },
+    suite.name === 'noble' ? 400 : QUICK ? 500 : 1500,
+  );
   hsRows.push([suite.name, perSecond.toFixed(1)]);
 }
 table('Handshake primitives, microseconds per call (HASH of 32+116 bytes, KDF2, MAC, X25519 DH)', ['suite', 'HASH', 'KDF2', 'MAC', 'DH'], primRows);
@@ -144,17 +149,6 @@ table('Complete handshakes (both roles in one thread)', ['suite', 'per second'],
 // Two Devices in memory
 
 const PACKET = 1420;
-function ipv4(src: number[], dst: number[], size: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x45;
-  p[2] = size >>> 8;
-  p[3] = size & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src, 12);
-  p.set(dst, 16);
-  return p;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -204,7 +198,7 @@ function deviceThroughput(suite: CryptoSuite): { pps: number; mbit: number; raw:
   const cidr = (x: number) => ({ family: 4 as const, bytes: new Uint8Array([10, 0, 0, x]), prefix: 32 });
   a.apply({ privateKey: ka, peers: [{ publicKey: suite.x25519.publicKey(kb), endpoint: EP_B, allowedIps: [cidr(2)] }] });
   b.apply({ privateKey: kb, peers: [{ publicKey: suite.x25519.publicKey(ka), endpoint: EP_A, allowedIps: [cidr(1)] }] });
-  const pkt = ipv4([10, 0, 0, 1], [10, 0, 0, 2], PACKET);
+  const pkt = ipv4Packet('10.0.0.1', '10.0.0.2', PACKET - 20);
   a.sendPacket(pkt); // handshake, then the staged packet
   if (delivered !== PACKET) throw new Error('no session between the benchmark devices');
   delivered = 0;
@@ -258,4 +252,6 @@ table(
   rows,
 );
 const load = loadavg()[0]!.toFixed(2);
-console.log(`\nTarget: the engine moves >= 50% of the provider's raw seal+open rate: ${worst >= 0.5 ? 'met' : 'NOT met'} (worst ${(worst * 100).toFixed(0)}%; ${cpus().length} CPUs, load average ${load}).`);
+console.log(
+  `\nTarget: the engine moves >= 50% of the provider's raw seal+open rate: ${worst >= 0.5 ? 'met' : 'NOT met'} (worst ${(worst * 100).toFixed(0)}%; ${cpus().length} CPUs, load average ${load}).`,
+);

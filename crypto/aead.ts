@@ -102,8 +102,14 @@ export function counterNonce(counter: number, out: Uint8Array = new Uint8Array(N
   out[0] = out[1] = out[2] = out[3] = 0;
   const lo = counter >>> 0;
   const hi = Math.floor(counter / 0x100000000) >>> 0;
-  out[4] = lo & 0xff; out[5] = (lo >>> 8) & 0xff; out[6] = (lo >>> 16) & 0xff; out[7] = lo >>> 24;
-  out[8] = hi & 0xff; out[9] = (hi >>> 8) & 0xff; out[10] = (hi >>> 16) & 0xff; out[11] = hi >>> 24;
+  out[4] = lo & 0xff;
+  out[5] = (lo >>> 8) & 0xff;
+  out[6] = (lo >>> 16) & 0xff;
+  out[7] = lo >>> 24;
+  out[8] = hi & 0xff;
+  out[9] = (hi >>> 8) & 0xff;
+  out[10] = (hi >>> 16) & 0xff;
+  out[11] = hi >>> 24;
   return out;
 }
 

@@ -4,8 +4,8 @@
  * `jsSuite`; the programs pass the addon's (tun/openssl.ts) when it is built. Every suite gives
  * byte-identical results: only speed differs (`npm run bench`).
  */
-import { nobleAead, nodeAead, type AeadProvider } from './aead.js';
-import { nobleBlake2s, nodeBlake2s, type Blake2sProvider } from './blake2s.js';
+import { type AeadProvider, nobleAead, nodeAead } from './aead.js';
+import { type Blake2sProvider, nobleBlake2s, nodeBlake2s } from './blake2s.js';
 import { nobleX25519, nodeX25519, type X25519Provider } from './x25519.js';
 
 export interface CryptoSuite {

@@ -3,9 +3,9 @@
  * KeyObjects) and `nobleX25519` (@noble/curves, pure JS); tun/openssl.ts adds the addon's. Key
  * generation and clamping as `wg genkey` does them.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { systemRng, type Rng } from './random.js';
+import { type Rng, systemRng } from './random.js';
 
 export const KEY_LEN = 32;
 

@@ -15,20 +15,13 @@
  * cookie reply for it once, and uses the cookie for mac2 for COOKIE_SECRET_MAX_AGE minus
  * COOKIE_SECRET_LATENCY.
  */
-import { nodeBlake2s, type Blake2sProvider } from '../crypto/blake2s.js';
+
 import { xaeadOpen, xaeadSeal } from '../crypto/aead.js';
+import { type Blake2sProvider, nodeBlake2s } from '../crypto/blake2s.js';
 import { equalBytes } from '../crypto/keys.js';
 import type { Rng } from '../crypto/random.js';
-import {
-  COOKIE_LEN,
-  COOKIE_NONCE_LEN,
-  COOKIE_SECRET_LATENCY,
-  COOKIE_SECRET_MAX_AGE,
-  HASH_LEN,
-  LABEL_COOKIE_BYTES,
-  LABEL_MAC1_BYTES,
-} from './constants.js';
-import { serializeCookieReply, type CookieReply } from './messages.js';
+import { COOKIE_LEN, COOKIE_NONCE_LEN, COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, HASH_LEN, LABEL_COOKIE_BYTES, LABEL_MAC1_BYTES } from './constants.js';
+import { type CookieReply, serializeCookieReply } from './messages.js';
 
 /** HASH("mac1----" || publicKey): the key of mac1 for messages sent to `publicKey`. */
 export function mac1Key(publicKey: Uint8Array, b2: Blake2sProvider = nodeBlake2s): Uint8Array {

@@ -8,10 +8,11 @@
  * sinks synchronously. Buffers passed in or out are only valid during the call. Nothing here
  * throws on network or TUN input; a sink that throws is counted as 'sink-error' and logged.
  */
-import { counterNonce, NONCE_LEN, type AeadProvider } from '../crypto/aead.js';
-import { jsSuite, type CryptoSuite } from '../crypto/suite.js';
-import { equalBytes, encodeBase64Key, isZero } from '../crypto/keys.js';
-import { systemRng, type Rng } from '../crypto/random.js';
+import { type AeadProvider, counterNonce, NONCE_LEN } from '../crypto/aead.js';
+import { encodeBase64Key, equalBytes, isZero } from '../crypto/keys.js';
+import { type Rng, systemRng } from '../crypto/random.js';
+import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
+import { AllowedIps } from './allowedips.js';
 import {
   MAX_DATAGRAM_SIZE,
   MAX_PEERS,
@@ -26,24 +27,25 @@ import {
   UNDER_LOAD_HOLD,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
-import { emptyDrops, type DropReason } from './drops.js';
-import { consumeInitiation, StaticIdentity, type HandshakeState } from './handshake.js';
+import { type DropReason, emptyDrops } from './drops.js';
+import { consumeInitiation, type HandshakeState, StaticIdentity } from './handshake.js';
 import { IndexTable } from './indextable.js';
-import {
-  messageType,
-  parseCookieReply,
-  parseInitiation,
-  parseResponse,
-  readU32,
-  readU64,
-  RESPONSE,
-  TRANSPORT,
-} from './messages.js';
+import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } from './ippacket.js';
+import { parseIp } from './iptext.js';
+import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
-import { AllowedIps, parseIp } from './allowedips.js';
-import { innerPacketLength, ipFamily, IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC } from './ippacket.js';
-import { silentLogger, systemClock, type Clock, type DeviceChange, type DeviceStatus, type Endpoint, type Logger, type PeerChange, type PeerStatus } from './types.js';
+import {
+  type Clock,
+  type DeviceChange,
+  type DeviceStatus,
+  type Endpoint,
+  type Logger,
+  type PeerChange,
+  type PeerStatus,
+  silentLogger,
+  systemClock,
+} from './types.js';
 
 export type { DropReason } from './drops.js';
 export { DROP_REASONS } from './drops.js';
@@ -571,10 +573,16 @@ export class Device {
         this.drops[msg]++;
         return;
       }
-      const r = consumeInitiation(msg, identity, (pub) => {
-        const p = this.peers.get(keyId(pub));
-        return p ? { peer: p, handshake: p.handshake } : undefined;
-      }, now, this.crypto);
+      const r = consumeInitiation(
+        msg,
+        identity,
+        (pub) => {
+          const p = this.peers.get(keyId(pub));
+          return p ? { peer: p, handshake: p.handshake } : undefined;
+        },
+        now,
+        this.crypto,
+      );
       if (typeof r === 'string') {
         this.drops[r]++;
         return;
@@ -649,7 +657,10 @@ export class Device {
 
   /** A buffer of exactly n bytes for an outgoing message (a view of the scratch buffer unless nested). */
   private txBuffer(n: number): Uint8Array {
-    if (this.txDepth !== 0) return (this.nestedTx = new Uint8Array(n));
+    if (this.txDepth !== 0) {
+      this.nestedTx = new Uint8Array(n);
+      return this.nestedTx;
+    }
     let v = this.txViews.get(n);
     if (v === undefined) {
       v = this.txScratch.subarray(0, n);

@@ -4,7 +4,7 @@
  *   initiator                                     responder
  *   createInitiation()  ── initiation (148) ──►   consumeInitiation()
  *                                                 createResponse(), beginSession() → "next"
- *   consumeResponse()   ◄── response (92) ──      
+ *   consumeResponse()   ◄── response (92) ──
  *   beginSession() → "current"
  *
  * One `Handshake` per peer holds the in-progress state. Nothing here touches the network or
@@ -12,21 +12,16 @@
  * changes state (everything is computed into locals first and committed at the end).
  * Messages are produced with zero MACs; the caller adds them (cookie.ts) before sending.
  */
-import { nodeBlake2s } from '../crypto/blake2s.js';
-import { generatePrivateKey } from '../crypto/x25519.js';
+
 import { aeadOpen, aeadSeal } from '../crypto/aead.js';
-import { jsSuite, type CryptoSuite } from '../crypto/suite.js';
-import { tai64n, compareTai64n } from '../crypto/tai64n.js';
+import { nodeBlake2s } from '../crypto/blake2s.js';
 import { isZero } from '../crypto/keys.js';
 import type { Rng } from '../crypto/random.js';
-import {
-  CONSTRUCTION_BYTES,
-  IDENTIFIER_BYTES,
-  INITIATIONS_PER_SECOND,
-  KEY_LEN,
-  TIMESTAMP_LEN,
-} from './constants.js';
-import { serializeInitiation, serializeResponse, type Initiation, type Response } from './messages.js';
+import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
+import { compareTai64n, tai64n } from '../crypto/tai64n.js';
+import { generatePrivateKey } from '../crypto/x25519.js';
+import { CONSTRUCTION_BYTES, IDENTIFIER_BYTES, INITIATIONS_PER_SECOND, KEY_LEN, TIMESTAMP_LEN } from './constants.js';
+import { type Initiation, type Response, serializeInitiation, serializeResponse } from './messages.js';
 
 const EMPTY = new Uint8Array(0);
 const ZERO_MAC = new Uint8Array(16);

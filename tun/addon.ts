@@ -4,8 +4,9 @@
  * X25519 and BLAKE2s; typed in openssl.ts). Works from the sources (under vitest) and from the
  * compiled output (dist/tun/): the package root is found by walking up to binding.gyp.
  */
-import { createRequire } from 'node:module';
+
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,35 +126,4 @@ export function loadAddon<T>(name: AddonName): T {
 /** The TUN/UDP addon, loaded on first use. Throws a clear Error when it was not built. */
 export function native(): WgtsAddon {
   return loadAddon<WgtsAddon>('wgts');
-}
-
-/** errno values used by the wrappers (Linux). */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  ENXIO: 6,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-  EAFNOSUPPORT: 97,
-  EADDRINUSE: 98,
-  EADDRNOTAVAIL: 99,
-  ENETDOWN: 100,
-  ENETUNREACH: 101,
-  ENOBUFS: 105,
-  EHOSTUNREACH: 113,
-  EBADFD: 77,
-} as const;
-
-/** "EBADFD" for 77 etc.; the number as text when unknown. */
-export function errnoName(errno: number): string {
-  const n = Math.abs(errno);
-  for (const [k, v] of Object.entries(Errno)) if (v === n) return k;
-  return `errno ${n}`;
 }

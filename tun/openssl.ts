@@ -5,10 +5,11 @@
  * X25519 keeps imported keys per private-key array. `npm run bench` shows the gain over the
  * JavaScript suites. Null when the addon is not built: callers fall back to crypto's jsSuite.
  */
-import { keyCache, type X25519Provider } from '../crypto/x25519.js';
+
 import type { AeadProvider } from '../crypto/aead.js';
 import type { Blake2sProvider } from '../crypto/blake2s.js';
-import { jsSuite, nobleSuite, type CryptoSuite } from '../crypto/suite.js';
+import { type CryptoSuite, jsSuite, nobleSuite } from '../crypto/suite.js';
+import { keyCache, type X25519Provider } from '../crypto/x25519.js';
 import { loadAddon } from './addon.js';
 
 /** An imported X25519 private key inside OpenSSL (freed on garbage collection). */

@@ -5,12 +5,12 @@
  * the generator can compare what the engine really sent with what the whitepaper computes.
  */
 import type { CryptoSuite } from '../../crypto/suite.js';
-import { parseCidr } from '../../noise/allowedips.js';
-import { Device, DROP_REASONS, type DropReason } from '../../noise/device.js';
+import { type Device, DROP_REASONS, type DropReason } from '../../noise/device.js';
+import { parseCidr } from '../../noise/iptext.js';
 import { FakeClock, MemoryNetwork } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
 import type { Party } from './format.js';
-import { scriptedRng, type ScriptedRng } from './scripted-rng.js';
+import { type ScriptedRng, scriptedRng } from './scripted-rng.js';
 
 /** Where the two parties sit (documentation addresses, RFC 5737) and their tunnel addresses. */
 export const ENDPOINT: Record<Party, Endpoint> = {

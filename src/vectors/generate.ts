@@ -11,20 +11,20 @@
 import type { CryptoSuite } from '../../crypto/suite.js';
 import { jsSuite } from '../../crypto/suite.js';
 import { clampPrivateKey } from '../../crypto/x25519.js';
-import { parseIpStrict } from '../../noise/allowedips.js';
 import { KEEPALIVE_TIMEOUT, REKEY_TIMEOUT } from '../../noise/constants.js';
-import { EnginePair, ENDPOINT, TUNNEL, type Sent } from './engine-run.js';
+import { parseIpStrict } from '../../noise/iptext.js';
+import { ENDPOINT, EnginePair, type Sent, TUNNEL } from './engine-run.js';
 import {
-  fromHex,
-  toHex,
   type CounterSequence,
   type CounterStep,
+  fromHex,
   type HandshakeInputs,
   type HandshakeVector,
   type Outcome,
   type Party,
   type TimeInput,
   type TransportVector,
+  toHex,
   type VectorFile,
 } from './format.js';
 import { icmpv4Echo, icmpv6EchoRequest } from './packets.js';
@@ -103,13 +103,31 @@ function computeHandshake(s: CryptoSuite, st: Statics, h: HandshakeSpec, cookie:
 type Computed = ReturnType<typeof computeHandshake>;
 
 /** A transport message of the handshake `c`, computed, as a vector. */
-function transportVector(s: CryptoSuite, c: Computed, h: HandshakeSpec, from: Party, counter: bigint, packet: Uint8Array, description: string): { vector: TransportVector; bytes: Uint8Array } {
+function transportVector(
+  s: CryptoSuite,
+  c: Computed,
+  h: HandshakeSpec,
+  from: Party,
+  counter: bigint,
+  packet: Uint8Array,
+  description: string,
+): { vector: TransportVector; bytes: Uint8Array } {
   const key = from === 'initiator' ? c.keys.T_i_send : c.keys.T_i_recv;
   const receiver = from === 'initiator' ? h.I_r : h.I_i;
   const padding = paddingOf(packet.length);
   const t = wp.transport(s, key, receiver, counter, packet, padding);
   return {
-    vector: { description, from, key: from === 'initiator' ? 'T_i^send' : 'T_r^send', receiver, counter: counter.toString(), packet: toHex(packet), padding, fields: t.fields, bytes: toHex(t.bytes) },
+    vector: {
+      description,
+      from,
+      key: from === 'initiator' ? 'T_i^send' : 'T_r^send',
+      receiver,
+      counter: counter.toString(),
+      packet: toHex(packet),
+      padding,
+      fields: t.fields,
+      bytes: toHex(t.bytes),
+    },
     bytes: t.bytes,
   };
 }
@@ -136,7 +154,12 @@ function expectInbox(what: string, got: Uint8Array[], expected: Uint8Array[]): v
   }
 }
 
-function pairFor(s: CryptoSuite, st: Statics, h: HandshakeSpec, extra: { iScript?: Record<number, Uint8Array[]>; rScript?: Record<number, Uint8Array[]>; underLoad?: boolean; wallStart?: number } = {}): EnginePair {
+function pairFor(
+  s: CryptoSuite,
+  st: Statics,
+  h: HandshakeSpec,
+  extra: { iScript?: Record<number, Uint8Array[]>; rScript?: Record<number, Uint8Array[]>; underLoad?: boolean; wallStart?: number } = {},
+): EnginePair {
   return new EnginePair({
     suite: s,
     wallStart: extra.wallStart ?? h.wallMs,
@@ -147,17 +170,41 @@ function pairFor(s: CryptoSuite, st: Statics, h: HandshakeSpec, extra: { iScript
 }
 
 function vectorOf(h: HandshakeSpec, c: Computed, transport: TransportVector[]): HandshakeVector {
-  return { name: h.name, description: h.description, inputs: c.inputs, initiation: c.init.vector, response: c.resp.vector, session: { lines: c.keys.lines }, transport };
+  return {
+    name: h.name,
+    description: h.description,
+    inputs: c.inputs,
+    initiation: c.init.vector,
+    response: c.resp.vector,
+    session: { lines: c.keys.lines },
+    transport,
+  };
 }
 
 /** Without a preshared key: the handshake, data each way (padded and not) and a keepalive. */
 function withoutPsk(s: CryptoSuite, st: Statics, h: HandshakeSpec): HandshakeVector {
   const c = computeHandshake(s, st, h, null);
   const t = [
-    transportVector(s, c, h, 'initiator', 0n, REQUEST, "The initiator's first message: the packet that was waiting for the handshake (84 bytes, padded by 12)."),
+    transportVector(
+      s,
+      c,
+      h,
+      'initiator',
+      0n,
+      REQUEST,
+      "The initiator's first message: the packet that was waiting for the handshake (84 bytes, padded by 12).",
+    ),
     transportVector(s, c, h, 'responder', 0n, REPLY, "The responder's first message, its reply (84 bytes, padded by 12)."),
     transportVector(s, c, h, 'initiator', 1n, REQUEST6, 'An IPv6 packet of 48 bytes: no padding.'),
-    transportVector(s, c, h, 'responder', 1n, new Uint8Array(0), `A keepalive: the responder received data and sent nothing for KEEPALIVE_TIMEOUT (${KEEPALIVE_TIMEOUT / 1000} s).`),
+    transportVector(
+      s,
+      c,
+      h,
+      'responder',
+      1n,
+      new Uint8Array(0),
+      `A keepalive: the responder received data and sent nothing for KEEPALIVE_TIMEOUT (${KEEPALIVE_TIMEOUT / 1000} s).`,
+    ),
   ];
   const e = pairFor(s, st, h);
   try {
@@ -178,7 +225,11 @@ function withoutPsk(s: CryptoSuite, st: Statics, h: HandshakeSpec): HandshakeVec
   } finally {
     e.close();
   }
-  return vectorOf(h, c, t.map((x) => x.vector));
+  return vectorOf(
+    h,
+    c,
+    t.map((x) => x.vector),
+  );
 }
 
 /** With a preshared key: the handshake and the initiator's first message; the responder sends nothing. */
@@ -206,7 +257,14 @@ function withPsk(s: CryptoSuite, st: Statics, h: HandshakeSpec): { vector: Hands
  * later the initiator retries with a new initiation whose mac2 is made from the cookie, and
  * the handshake completes. `first` gives the first initiation's ephemeral, index and time.
  */
-function underLoad(s: CryptoSuite, st: Statics, h: HandshakeSpec, first: { E_i_priv: Uint8Array; I_i: number; wallMs: number }, R_m: Uint8Array, nonce: Uint8Array): HandshakeVector {
+function underLoad(
+  s: CryptoSuite,
+  st: Statics,
+  h: HandshakeSpec,
+  first: { E_i_priv: Uint8Array; I_i: number; wallMs: number },
+  R_m: Uint8Array,
+  nonce: Uint8Array,
+): HandshakeVector {
   const source = ENDPOINT.initiator;
   const A_m = Uint8Array.from([...parseIpStrict(source.address).bytes, source.port >>> 8, source.port & 0xff]);
   const init1 = wp.initiation(s, { S_i_priv: st.S_i_priv, S_r_pub: st.S_r_pub, E_i_priv: first.E_i_priv, I_i: first.I_i, wallMs: first.wallMs, cookie: null });
@@ -292,8 +350,10 @@ function counterSequence(s: CryptoSuite, st: Statics, h: HandshakeSpec, c: Compu
   return { name, description, handshake: h.name, from: 'responder', key: 'T_r^send', receiver: h.I_i, steps };
 }
 
-const WINDOWS = 'the reference implementations keep 8128 counters behind the highest (the Linux kernel on 64-bit, wireguard-go) or 8160 (this engine, the kernel on 32-bit)';
-const BEYOND = 'this engine keeps counters as JavaScript numbers and rejects any above 2^53 − 1 (docs/ENGINE.md); no session gets there before REJECT_AFTER_TIME';
+const WINDOWS =
+  'the reference implementations keep 8128 counters behind the highest (the Linux kernel on 64-bit, wireguard-go) or 8160 (this engine, the kernel on 32-bit)';
+const BEYOND =
+  'this engine keeps counters as JavaScript numbers and rejects any above 2^53 − 1 (docs/ENGINE.md); no session gets there before REJECT_AFTER_TIME';
 
 const REPLAY_STEPS: StepSpec[] = [
   { counter: 0n, expect: 'accept', engine: 'accept' },
@@ -301,7 +361,13 @@ const REPLAY_STEPS: StepSpec[] = [
   { counter: 2n, expect: 'accept', engine: 'accept' },
   { counter: 1n, expect: 'accept', engine: 'accept', note: 'late, inside the window' },
   { counter: 1n, expect: 'reject', engine: 'reject', note: 'a replay' },
-  { counter: 3n, expect: 'reject', engine: 'reject', tamper: true, note: "the tag's last byte XOR 0x01: fails authentication, and must not mark counter 3 as seen" },
+  {
+    counter: 3n,
+    expect: 'reject',
+    engine: 'reject',
+    tamper: true,
+    note: "the tag's last byte XOR 0x01: fails authentication, and must not mark counter 3 as seen",
+  },
   { counter: 3n, expect: 'accept', engine: 'accept', note: 'the same counter with its real tag' },
   { counter: 9000n, expect: 'accept', engine: 'accept', note: 'a jump ahead' },
   { counter: 8999n, expect: 'accept', engine: 'accept' },
@@ -320,7 +386,12 @@ const LIMIT_STEPS: StepSpec[] = [
   { counter: 2n ** 53n - 1n, expect: 'accept', engine: 'accept', note: '2^53 − 1' },
   { counter: 2n ** 53n, expect: 'accept', engine: 'reject', note: `2^53: ${BEYOND}` },
   { counter: REKEY_AFTER_MESSAGES - 1n, expect: 'accept', engine: 'reject', note: `REKEY_AFTER_MESSAGES − 1; ${BEYOND}` },
-  { counter: REKEY_AFTER_MESSAGES, expect: 'accept', engine: 'reject', note: `REKEY_AFTER_MESSAGES (2^60): the sender should start a new handshake, the receiver still accepts; ${BEYOND}` },
+  {
+    counter: REKEY_AFTER_MESSAGES,
+    expect: 'accept',
+    engine: 'reject',
+    note: `REKEY_AFTER_MESSAGES (2^60): the sender should start a new handshake, the receiver still accepts; ${BEYOND}`,
+  },
   { counter: REKEY_AFTER_MESSAGES + 1n, expect: 'accept', engine: 'reject', note: `REKEY_AFTER_MESSAGES + 1; ${BEYOND}` },
   { counter: REJECT_AFTER_MESSAGES - 1n, expect: 'accept', engine: 'reject', note: `REJECT_AFTER_MESSAGES − 1: the last counter a session may use; ${BEYOND}` },
   { counter: REJECT_AFTER_MESSAGES, expect: 'reject', engine: 'reject', note: 'REJECT_AFTER_MESSAGES (2^64 − 2^13 − 1)' },
@@ -344,8 +415,22 @@ export function generateVectors(suite: CryptoSuite = jsSuite): VectorFile {
     wallMs,
   });
   const t0 = Date.UTC(2025, 0, 1, 0, 0, 0, 500);
-  const noPsk = spec('without-psk', 'A handshake without a preshared key (Q is zero), then the first transport messages each way.', 0x1a2b3c4d, 0x5e6f7081, null, t0);
-  const psk = spec('with-psk', 'A handshake with a preshared key, then the initiator\'s first transport message.', 0x01234567, 0x89abcdef, fixedBytes(s, 'Q'), t0 + 60_250);
+  const noPsk = spec(
+    'without-psk',
+    'A handshake without a preshared key (Q is zero), then the first transport messages each way.',
+    0x1a2b3c4d,
+    0x5e6f7081,
+    null,
+    t0,
+  );
+  const psk = spec(
+    'with-psk',
+    "A handshake with a preshared key, then the initiator's first transport message.",
+    0x01234567,
+    0x89abcdef,
+    fixedBytes(s, 'Q'),
+    t0 + 60_250,
+  );
   const loadedFirst = { E_i_priv: fixedKey(s, 'under-load first E_i^priv'), I_i: 0xdeadbeef, wallMs: t0 + 120_000 };
   const loaded = spec(
     'under-load',
@@ -369,14 +454,26 @@ export function generateVectors(suite: CryptoSuite = jsSuite): VectorFile {
       REKEY_AFTER_MESSAGES: REKEY_AFTER_MESSAGES.toString(),
       REJECT_AFTER_MESSAGES: REJECT_AFTER_MESSAGES.toString(),
     },
-    handshakes: [
-      withoutPsk(s, st, noPsk),
-      withPskResult.vector,
-      underLoad(s, st, loaded, loadedFirst, fixedBytes(s, 'R_m'), fixedBytes(s, 'msg.nonce', 24)),
-    ],
+    handshakes: [withoutPsk(s, st, noPsk), withPskResult.vector, underLoad(s, st, loaded, loadedFirst, fixedBytes(s, 'R_m'), fixedBytes(s, 'msg.nonce', 24))],
     counters: [
-      counterSequence(s, st, psk, withPskResult.computed, 'replay-window', 'Out-of-order delivery, replays, a forged tag and the edges of the replay window.', REPLAY_STEPS),
-      counterSequence(s, st, psk, withPskResult.computed, 'limits', 'Counters at the nonce word boundary, REKEY_AFTER_MESSAGES and REJECT_AFTER_MESSAGES.', LIMIT_STEPS),
+      counterSequence(
+        s,
+        st,
+        psk,
+        withPskResult.computed,
+        'replay-window',
+        'Out-of-order delivery, replays, a forged tag and the edges of the replay window.',
+        REPLAY_STEPS,
+      ),
+      counterSequence(
+        s,
+        st,
+        psk,
+        withPskResult.computed,
+        'limits',
+        'Counters at the nonce word boundary, REKEY_AFTER_MESSAGES and REJECT_AFTER_MESSAGES.',
+        LIMIT_STEPS,
+      ),
     ],
   };
 }

@@ -10,7 +10,7 @@
 import { xaeadSeal } from '../../crypto/aead.js';
 import type { CryptoSuite } from '../../crypto/suite.js';
 import { tai64n } from '../../crypto/tai64n.js';
-import { toHex, type Hex, type Line, type MessageVector } from './format.js';
+import { type Hex, type Line, type MessageVector, toHex } from './format.js';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -150,7 +150,14 @@ export function initiation(suite: CryptoSuite, inp: InitiationInputs): Computed 
 }
 
 /** mac1 and mac2 of a handshake message whose other fields are `head` (§5.4.4). */
-function addMacs(p: Primitives, t: Trace, head: [string, Uint8Array][], receiverPub: Uint8Array, receiverName: string, cookie: Uint8Array | null): [string, Uint8Array][] {
+function addMacs(
+  p: Primitives,
+  t: Trace,
+  head: [string, Uint8Array][],
+  receiverPub: Uint8Array,
+  receiverName: string,
+  cookie: Uint8Array | null,
+): [string, Uint8Array][] {
   const mac1key = p.hash(enc.encode(LABEL_MAC1), receiverPub);
   t.put(`mac1key = HASH(LABEL_MAC1 || ${receiverName})`, { mac1key });
   const alpha = concat(...head.map(([, v]) => v));

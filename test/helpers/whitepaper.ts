@@ -4,10 +4,11 @@
  * (noise-handshake.test.ts) and the published test vectors (vectors.test.ts), whose lines it
  * reproduces with the same names (docs/VECTORS.md).
  */
-import { blake2s } from '@noble/hashes/blake2.js';
-import { hmac } from '@noble/hashes/hmac.js';
+
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { hmac } from '@noble/hashes/hmac.js';
 
 const enc = new TextEncoder();
 export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
@@ -119,7 +120,14 @@ function macs(lines: RefLine[], alpha: Uint8Array, receiverPub: Uint8Array, rece
 }
 
 /** The initiation (§5.4.2, §5.4.4) with every intermediate value. */
-export function refInitiation(i: { sprivI: Uint8Array; spubR: Uint8Array; eprivI: Uint8Array; sender: number; ms: number; cookie: Uint8Array | null }): RefMessage {
+export function refInitiation(i: {
+  sprivI: Uint8Array;
+  spubR: Uint8Array;
+  eprivI: Uint8Array;
+  sender: number;
+  ms: number;
+  cookie: Uint8Array | null;
+}): RefMessage {
   const L: RefLine[] = [];
   const epubI = PUB(i.eprivI);
   let C = H(enc.encode(CONSTRUCTION));
@@ -162,7 +170,16 @@ export function refInitiation(i: { sprivI: Uint8Array; spubR: Uint8Array; eprivI
 }
 
 /** The response (§5.4.3, §5.4.4), from the initiation's final chaining key and hash. */
-export function refResponse(r: { spubI: Uint8Array; epubI: Uint8Array; eprivR: Uint8Array; sender: number; receiver: number; psk: Uint8Array; C: Uint8Array; H: Uint8Array }): RefMessage {
+export function refResponse(r: {
+  spubI: Uint8Array;
+  epubI: Uint8Array;
+  eprivR: Uint8Array;
+  sender: number;
+  receiver: number;
+  psk: Uint8Array;
+  C: Uint8Array;
+  H: Uint8Array;
+}): RefMessage {
   const L: RefLine[] = [];
   L.push({ expr: '(C_r, H_r) = (C_i, H_i)', values: { C_r: r.C, H_r: r.H } });
   const epubR = PUB(r.eprivR);
@@ -201,7 +218,9 @@ export function refResponse(r: { spubI: Uint8Array; epubI: Uint8Array; eprivR: U
 export function refSession(C: Uint8Array): { lines: RefLine[]; send: Uint8Array; recv: Uint8Array } {
   const [send, recv] = KDF(2, C, new Uint8Array(0)) as [Uint8Array, Uint8Array];
   return {
-    lines: [{ expr: '(T_i^send = T_r^recv, T_i^recv = T_r^send) = KDF2(C_r, ε)', values: { 'T_i^send': send, 'T_i^recv': recv, 'T_r^send': recv, 'T_r^recv': send } }],
+    lines: [
+      { expr: '(T_i^send = T_r^recv, T_i^recv = T_r^send) = KDF2(C_r, ε)', values: { 'T_i^send': send, 'T_i^recv': recv, 'T_r^send': recv, 'T_r^recv': send } },
+    ],
     send,
     recv,
   };
@@ -218,7 +237,11 @@ export function refTransport(key: Uint8Array, receiver: number, counter: bigint,
 }
 
 /** The cookie reply (§5.4.7) to a message whose mac1 is `M`. */
-export function refCookieReply(c: { secret: Uint8Array; source: Uint8Array; spubR: Uint8Array; nonce: Uint8Array; M: Uint8Array; receiver: number }): { lines: RefLine[]; fields: [string, Uint8Array][]; cookie: Uint8Array } {
+export function refCookieReply(c: { secret: Uint8Array; source: Uint8Array; spubR: Uint8Array; nonce: Uint8Array; M: Uint8Array; receiver: number }): {
+  lines: RefLine[];
+  fields: [string, Uint8Array][];
+  cookie: Uint8Array;
+} {
   const tau = MAC(c.secret, c.source);
   const cookiekey = H(enc.encode('cookie--'), c.spubR);
   const sealed = XAEAD(cookiekey, c.nonce, tau, c.M);
@@ -265,7 +288,10 @@ export class RefReplay {
  * The initiator consuming a response (§5.4.3 from the initiator's side), after the initiation
  * that left `C` and `H`: the transport keys, or null when `msg.empty` does not authenticate.
  */
-export function refConsumeResponse(msg: Uint8Array, i: { sprivI: Uint8Array; eprivI: Uint8Array; psk: Uint8Array; C: Uint8Array; H: Uint8Array }): { send: Uint8Array; recv: Uint8Array } | null {
+export function refConsumeResponse(
+  msg: Uint8Array,
+  i: { sprivI: Uint8Array; eprivI: Uint8Array; psk: Uint8Array; C: Uint8Array; H: Uint8Array },
+): { send: Uint8Array; recv: Uint8Array } | null {
   const epubR = msg.subarray(12, 44);
   let C = KDF(1, i.C, epubR)[0]!;
   let h = H(i.H, epubR);

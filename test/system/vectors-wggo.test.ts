@@ -8,16 +8,17 @@
  * encrypted static key changed (mac1 recomputed) gets no answer. wireguard-go's TUN lives in
  * a private network namespace; its UDP socket on the loopback of the test's namespace.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { HandshakeVector, VectorFile } from '../../src/vectors/format.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_OUT } from '../../src/vectors/command.js';
-import { AEAD, H, MAC, concat, le32, le64, refConsumeResponse, refInitiation } from '../helpers/whitepaper.js';
+import type { HandshakeVector, VectorFile } from '../../src/vectors/format.js';
+import { AEAD, concat, H, le32, le64, MAC, refConsumeResponse, refInitiation } from '../helpers/whitepaper.js';
 
 const execFileP = promisify(execFile);
 const WG_GO = '/usr/bin/wireguard-go';
@@ -106,7 +107,19 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
   async function becomeResponder(h: HandshakeVector): Promise<number> {
     const conf = join(dir, 'wg.conf');
     const psk = h.inputs.Q === '00'.repeat(32) ? [] : [`PresharedKey = ${b64(h.inputs.Q)}`];
-    writeFileSync(conf, ['[Interface]', `PrivateKey = ${b64(h.inputs['S_r^priv'])}`, '[Peer]', `PublicKey = ${b64(h.inputs['S_i^pub'])}`, ...psk, 'AllowedIPs = 10.0.0.1/32', ''].join('\n'), { mode: 0o600 });
+    writeFileSync(
+      conf,
+      [
+        '[Interface]',
+        `PrivateKey = ${b64(h.inputs['S_r^priv'])}`,
+        '[Peer]',
+        `PublicKey = ${b64(h.inputs['S_i^pub'])}`,
+        ...psk,
+        'AllowedIPs = 10.0.0.1/32',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
     try {
       await wg('setconf', ifname, conf);
     } finally {
@@ -152,7 +165,14 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
       expect(resp.subarray(60, 76)).toEqual(MAC(mac1key(inp['S_i^pub']), resp.subarray(0, 60)));
       expect(resp.subarray(76, 92)).toEqual(new Uint8Array(16));
 
-      const ref = refInitiation({ sprivI: bytes(inp['S_i^priv']), spubR: bytes(inp['S_r^pub']), eprivI: bytes(inp['E_i^priv']), sender: inp.I_i, ms: inp.time.unixMilliseconds, cookie: null });
+      const ref = refInitiation({
+        sprivI: bytes(inp['S_i^priv']),
+        spubR: bytes(inp['S_r^pub']),
+        eprivI: bytes(inp['E_i^priv']),
+        sender: inp.I_i,
+        ms: inp.time.unixMilliseconds,
+        cookie: null,
+      });
       expect(ref.bytes).toEqual(init);
       const keys = refConsumeResponse(resp, { sprivI: bytes(inp['S_i^priv']), eprivI: bytes(inp['E_i^priv']), psk: bytes(inp.Q), C: ref.C, H: ref.H });
       expect(keys, "the vector's initiator could not authenticate wireguard-go's response").not.toBeNull();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { deterministicRng } from '../../crypto/random.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
-import { Handshake, StaticIdentity, consumeInitiation } from '../../noise/handshake.js';
-import { INITIATION, RESPONSE, parseInitiation, parseResponse, type Initiation } from '../../noise/messages.js';
-import { CookieState, computeMac1 } from '../../noise/cookie.js';
-import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
 import { tai64n } from '../../crypto/tai64n.js';
+import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
+import { CookieState, computeMac1 } from '../../noise/cookie.js';
+import { consumeInitiation, Handshake, StaticIdentity } from '../../noise/handshake.js';
+import { INITIATION, type Initiation, parseInitiation, parseResponse, RESPONSE } from '../../noise/messages.js';
 import { DH, H, KDF, MAC, open, refConsumeInitiation } from '../helpers/whitepaper.js';
 
 const enc = new TextEncoder();

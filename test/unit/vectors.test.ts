@@ -6,27 +6,28 @@
  * test/helpers/whitepaper.ts. wireguard-go accepting the initiations is
  * test/system/vectors-wggo.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jsSuite, nobleSuite, type CryptoSuite } from '../../crypto/suite.js';
-import { opensslSuite } from '../../tun/openssl.js';
+import { describe, expect, it } from 'vitest';
+import { type CryptoSuite, jsSuite, nobleSuite } from '../../crypto/suite.js';
 import { DEFAULT_OUT, repositoryRoot, vectorsCommand } from '../../src/vectors/command.js';
-import { serializeVectors, type HandshakeVector, type VectorFile } from '../../src/vectors/format.js';
+import { type HandshakeVector, serializeVectors, type VectorFile } from '../../src/vectors/format.js';
 import { generateVectors } from '../../src/vectors/generate.js';
+import { opensslSuite } from '../../tun/openssl.js';
 import {
-  PUB,
-  RefReplay,
   concat,
   open,
+  PUB,
+  type RefLine,
+  RefReplay,
   refCookieReply,
   refInitiation,
   refResponse,
   refSession,
   refTransport,
   xopen,
-  type RefLine,
 } from '../helpers/whitepaper.js';
 
 const TEXT = readFileSync(DEFAULT_OUT, 'utf8');
@@ -51,9 +52,12 @@ describe('test vectors: the committed file', () => {
     ['openssl', opensslSuite()],
   ];
   for (const [name, suite] of suites) {
-    it.skipIf(suite === null)(`is byte for byte what the generator and the engine make now, with the ${name} suite${suite ? '' : ' (skipped: the addon is not built)'}`, () => {
-      expect(serializeVectors(generateVectors(suite!))).toBe(TEXT);
-    });
+    it.skipIf(suite === null)(
+      `is byte for byte what the generator and the engine make now, with the ${name} suite${suite ? '' : ' (skipped: the addon is not built)'}`,
+      () => {
+        expect(serializeVectors(generateVectors(suite!))).toBe(TEXT);
+      },
+    );
   }
 
   it('is what `npm run vectors` writes; --check accepts it and refuses a changed copy', () => {
@@ -192,7 +196,14 @@ function checkHandshake(h: HandshakeVector): void {
         expect(cookie.initiation.bytes).toBe(hex(first.bytes));
         const ip = ci.source.address.split('.').map(Number);
         expect(ci.A_m).toBe(hex(Uint8Array.from([...ip, ci.source.port >>> 8, ci.source.port & 0xff])));
-        const reply = refCookieReply({ secret: bytes(ci.R_m), source: bytes(ci.A_m), spubR: PUB(sprivR), nonce: bytes(ci['msg.nonce']), M: first.fields[5]![1], receiver: ci.I_i });
+        const reply = refCookieReply({
+          secret: bytes(ci.R_m),
+          source: bytes(ci.A_m),
+          spubR: PUB(sprivR),
+          nonce: bytes(ci['msg.nonce']),
+          M: first.fields[5]![1],
+          receiver: ci.I_i,
+        });
         expect(cookie.reply.lines).toEqual(lines(reply.lines));
         expect(cookie.reply.fields).toEqual(fields(reply.fields));
         expect(cookie.reply.bytes).toBe(hex(concat(...reply.fields.map((f) => f[1]))));
@@ -216,8 +227,24 @@ describe('test vectors: counter sequences', () => {
     it(`${seq.name}: every message sealed as stated; expect and engine follow the window and limit rules`, () => {
       const h = DOC.handshakes.find((x) => x.name === seq.handshake)!;
       expect(h).toBeDefined();
-      const init = refInitiation({ sprivI: bytes(h.inputs['S_i^priv']), spubR: bytes(h.inputs['S_r^pub']), eprivI: bytes(h.inputs['E_i^priv']), sender: h.inputs.I_i, ms: h.inputs.time.unixMilliseconds, cookie: null });
-      const resp = refResponse({ spubI: bytes(h.inputs['S_i^pub']), epubI: bytes(h.inputs['E_i^pub']), eprivR: bytes(h.inputs['E_r^priv']), sender: h.inputs.I_r, receiver: h.inputs.I_i, psk: bytes(h.inputs.Q), C: init.C, H: init.H });
+      const init = refInitiation({
+        sprivI: bytes(h.inputs['S_i^priv']),
+        spubR: bytes(h.inputs['S_r^pub']),
+        eprivI: bytes(h.inputs['E_i^priv']),
+        sender: h.inputs.I_i,
+        ms: h.inputs.time.unixMilliseconds,
+        cookie: null,
+      });
+      const resp = refResponse({
+        spubI: bytes(h.inputs['S_i^pub']),
+        epubI: bytes(h.inputs['E_i^pub']),
+        eprivR: bytes(h.inputs['E_r^priv']),
+        sender: h.inputs.I_r,
+        receiver: h.inputs.I_i,
+        psk: bytes(h.inputs.Q),
+        C: init.C,
+        H: init.H,
+      });
       const sess = refSession(resp.C);
       expect(seq.from).toBe('responder');
       expect(seq.key).toBe('T_r^send');
