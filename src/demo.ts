@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readlinkSync, rmdirSync, statSync } from 'node
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostAddress } from './cwg/addressing.js';
-import { RUN_BASE } from './cwg/commands.js';
+import { RUN_BASE } from './service/registry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CWG = join(ROOT, 'bin', 'cwg');

@@ -1,0 +1,169 @@
+/**
+ * `wireguard-ts-service [--config FILE] [--state-dir DIR] [--on-demand]`: the host service of
+ * this network namespace (docs/SERVICE.md). Run by systemd (wireguard-ts.service,
+ * Restart=always) in the host namespace, or started on demand by the first cwg command run as
+ * root that finds none (--on-demand: it leaves the caller's cgroups first). A second one in the
+ * same namespace exits at once, quietly: the control socket's name is taken.
+ */
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { CONFIG_PATH } from '../cwg/config.js';
+import { createLogger, logLevelFromEnv } from '../log.js';
+import { productionOs } from '../service/system-os.js';
+import { Service } from '../service/service.js';
+import { listenControl } from '../service/transport.js';
+import { startWarmUp, type WarmUpResult } from '../warmup.js';
+import { leaveCallerCgroups } from '../../tun/cgroup.js';
+import { selectSuite } from '../../tun/openssl.js';
+
+const PROG = 'wireguard-ts-service';
+/** Where the state of the service of each namespace lives (tmpfs: containers do not outlive a boot). */
+export const STATE_BASE = '/run/wireguard-ts';
+
+const USAGE = `Usage: ${PROG} [--config FILE] [--state-dir DIR] [--on-demand]
+
+The wireguard-ts host service: holds every cwg device of this network namespace (their TUN
+devices in the containers' namespaces, their UDP sockets here) and answers the cwg commands
+on the abstract control socket "wireguard-ts/control". Runs in the foreground.
+
+  --config FILE     the administrator's configuration (default ${CONFIG_PATH}; root-owned)
+  --state-dir DIR   where device records are kept for crash recovery
+                    (default ${STATE_BASE}/<inode of this network namespace>)
+  --on-demand       started by a cwg command: leave the caller's cgroups first
+Environment: LOG_LEVEL=verbose|error|silent (default error); CWG_PREFIX (the device-name
+prefix when the configuration sets none); WG_TS_CRYPTO, WG_TS_WARMUP as for wireguard-ts.`;
+
+interface Args {
+  configPath: string;
+  stateDir: string | null;
+  onDemand: boolean;
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: readonly string[]): Args | 'help' {
+  const a: Args = { configPath: CONFIG_PATH, stateDir: null, onDemand: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined || !v.startsWith('/')) throw new UsageError(`option ${arg} needs an absolute path`);
+      return v;
+    };
+    if (arg === '-h' || arg === '--help') return 'help';
+    if (arg === '--config') a.configPath = value();
+    else if (arg === '--state-dir') a.stateDir = value();
+    else if (arg === '--on-demand') a.onDemand = true;
+    else throw new UsageError(`unknown argument '${arg.slice(0, 64)}'`);
+  }
+  return a;
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`${PROG}: ${msg}\n`);
+  process.exit(1);
+}
+
+/** Enough descriptors for a thousand devices (TUN, two UDP sockets and a UAPI socket each). */
+function raiseFileLimit(): void {
+  let max = 1 << 20;
+  try {
+    max = Math.min(max, Number(readFileSync('/proc/sys/fs/nr_open', 'utf8')));
+  } catch {
+    /* keep the default */
+  }
+  for (const prlimit of ['/usr/bin/prlimit', '/bin/prlimit']) {
+    try {
+      statSync(prlimit);
+    } catch {
+      continue;
+    }
+    spawnSync(prlimit, ['--pid', String(process.pid), `--nofile=${max}:${max}`], { stdio: 'ignore', env: {} });
+    return;
+  }
+}
+
+/** The cookie of a namespace file, or null when it cannot be read. */
+function namespaceKey(path: string, identify: (fd: number) => { key: string }): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    return identify(fd).key;
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  let args: Args | 'help';
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) fail(`${e.message} (see '${PROG} --help')`);
+    throw e;
+  }
+  if (args === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (process.geteuid?.() !== 0) fail('must be run as root (it creates network devices in other network namespaces)');
+  process.umask(0o077);
+  const logger = createLogger(logLevelFromEnv(), '');
+  if (args.onDemand) {
+    for (const f of leaveCallerCgroups()) logger.error(`cannot leave the caller's cgroup ${f}`);
+  }
+  raiseFileLimit();
+  const os = productionOs();
+  const self = namespaceKey('/proc/self/ns/net', (fd) => os.identify(fd));
+  if (self === null) fail('cannot identify its own network namespace');
+  const hostNamespaces = new Map<string, string>([[self, "the host service's own"]]);
+  const init = namespaceKey('/proc/1/ns/net', (fd) => os.identify(fd));
+  if (init !== null && init !== self) hostNamespaces.set(init, "pid 1's");
+  const crypto = selectSuite(process.env.WG_TS_CRYPTO);
+  const stateDir = args.stateDir ?? `${STATE_BASE}/${statSync('/proc/self/ns/net').ino}`;
+  let listener: Awaited<ReturnType<typeof listenControl>>;
+  try {
+    listener = listenControl();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      logger.verbose('another host service serves this namespace; exiting');
+      process.exit(0);
+    }
+    fail(`cannot listen on the control socket: ${(e as Error).message}`);
+  }
+  const service = new Service({
+    os,
+    crypto,
+    logger,
+    configPath: args.configPath,
+    env: process.env,
+    stateDir,
+    hostNamespaces,
+    deviceLogger: (name) => createLogger(logLevelFromEnv(), `(${name}) `),
+  });
+  // Recover before serving, so that a request never sees a half-recovered registry.
+  const r = await service.recover();
+  logger.verbose(`recovered ${r.recovered} devices (${r.forgotten} records of gone namespaces deleted, ${r.failed} failed)`);
+  listener.serve((conn) => service.control.accept(conn));
+  let warm: WarmUpResult | null = null;
+  void startWarmUp(crypto, logger).then((w) => {
+    warm = w;
+  });
+  const stop = async (why: string) => {
+    logger.verbose(`stopping: ${why}${warm === null ? ' (no warm-up ran)' : ''}`);
+    listener.close();
+    await service.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {});
+  // A bug reached the event loop: log it and go on serving the other devices.
+  process.on('uncaughtException', (e) => logger.error(`internal error: ${e.stack ?? e.message}`));
+}
