@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, fstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type DeviceCommand, parseDeviceArgs } from '../cwg/commands.js';
 import { CwgError, oneLine } from '../cwg/errors.js';
 import { failure, type RunResult, run } from '../cwg/run.js';
 
@@ -73,6 +74,16 @@ function write(fd: NodeJS.WriteStream, text: string): Promise<void> {
 export async function main(argv: readonly string[]): Promise<void> {
   process.umask(0o077);
   if (forService(argv)) {
+    // Fail fast on malformed arguments (the service checks them again, with its policy).
+    const cmd = argv[0] as DeviceCommand;
+    try {
+      parseDeviceArgs(cmd, argv.slice(1));
+    } catch (e) {
+      if (!(e instanceof CwgError)) throw e;
+      process.stderr.write(failure(cmd.startsWith('cwg_') ? cmd : `${PROG} ${cmd}`, e.message).stderr);
+      process.exitCode = 1;
+      return;
+    }
     process.exitCode = viaClient(argv);
     return;
   }

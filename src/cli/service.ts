@@ -5,16 +5,17 @@
  * root that finds none (--on-demand: it leaves the caller's cgroups first). A second one in the
  * same namespace exits at once, quietly: the control socket's name is taken.
  */
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+
 import { spawnSync } from 'node:child_process';
-import { CONFIG_PATH } from '../cwg/config.js';
-import { createLogger, logLevelFromEnv } from '../log.js';
-import { productionOs } from '../service/system-os.js';
-import { Service } from '../service/service.js';
-import { listenControl } from '../service/transport.js';
-import { startWarmUp, type WarmUpResult } from '../warmup.js';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { leaveCallerCgroups } from '../../tun/cgroup.js';
 import { selectSuite } from '../../tun/openssl.js';
+import { CONFIG_PATH } from '../cwg/config.js';
+import { createLogger, logLevelFromEnv } from '../log.js';
+import { Service } from '../service/service.js';
+import { productionOs } from '../service/system-os.js';
+import { listenControl } from '../service/transport.js';
+import { startWarmUp, type WarmUpResult } from '../warmup.js';
 
 const PROG = 'wireguard-ts-service';
 /** Where the state of the service of each namespace lives (tmpfs: containers do not outlive a boot). */

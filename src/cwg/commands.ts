@@ -82,16 +82,48 @@ function checkCount(args: readonly string[], names: string[]): void {
   }
 }
 
-/** Validate pid/net/host and name the device (nothing touched yet). */
-function parseTarget(ctx: CwgContext, pidText: string, netText: string, hostText: string): { pid: number; net: number; host: 0 | 1; name: string } {
-  const pid = parsePid(pidText);
-  const net = parseNet(netText);
-  const host = parseHost(hostText);
-  return { pid, net, host, name: deviceName(ctx.prefix, net, host) };
+/** The commands' arguments, checked for form (nothing touched, no policy applied). */
+const ARG_NAMES = {
+  cwg_create: ['pid', 'net', 'host', 'port'],
+  cwg_connect: ['pid', 'net', 'host', 'peer_endpoint', 'peer_key'],
+  cwg_destroy: ['pid', 'net', 'host'],
+  show: ['pid', 'net', 'host'],
+} as const;
+
+export type DeviceCommand = keyof typeof ARG_NAMES;
+
+interface ParsedArgs {
+  pid: number;
+  net: number;
+  host: 0 | 1;
+  port?: number;
+  endpoint?: ReturnType<typeof parseEndpoint>;
+  key?: Uint8Array;
+}
+
+/**
+ * Check a device command's arguments for form, in the order the messages come: the count, then
+ * each argument. The client runs it to fail fast; the service runs it again on every request.
+ */
+export function parseDeviceArgs(cmd: DeviceCommand, args: readonly string[]): ParsedArgs {
+  checkCount(args, [...ARG_NAMES[cmd]]);
+  const out: ParsedArgs = { pid: parsePid(args[0]!), net: parseNet(args[1]!), host: parseHost(args[2]!) };
+  if (cmd === 'cwg_create') out.port = parsePort(args[3]!);
+  if (cmd === 'cwg_connect') {
+    out.endpoint = parseEndpoint(args[3]!);
+    out.key = parsePeerKey(args[4]!);
+  }
+  return out;
+}
+
+/** Validate the arguments and name the device (nothing touched yet). */
+function parseTarget(ctx: CwgContext, cmd: DeviceCommand, args: readonly string[]): ParsedArgs & { name: string } {
+  const a = parseDeviceArgs(cmd, args);
+  return { ...a, name: deviceName(ctx.prefix, a.net, a.host) };
 }
 
 /** Check the caller, then resolve the namespace it sent. */
-function locate(ctx: CwgContext, t: { pid: number; net: number; host: 0 | 1; name: string }): Target {
+function locate(ctx: CwgContext, t: ParsedArgs & { name: string }): Target {
   ctx.sys.checkPrivileges();
   return { ns: ctx.sys.namespace(t.pid), net: t.net, host: t.host, name: t.name };
 }
@@ -109,9 +141,8 @@ function requireDevice(ctx: CwgContext, t: Target): CwgDevice {
 
 /** `cwg_create <pid> <net> <host> <port>`: returns the public key line to print. */
 export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promise<string> {
-  checkCount(args, ['pid', 'net', 'host', 'port']);
-  const parsed = parseTarget(ctx, args[0]!, args[1]!, args[2]!);
-  const port = parsePort(args[3]!);
+  const parsed = parseTarget(ctx, 'cwg_create', args);
+  const port = parsed.port!;
   const t = locate(ctx, parsed);
   if (ctx.sys.device(t.ns, t.name) !== null || ctx.sys.linkExists(t.ns, t.name)) throw new CwgError(`${where(t)} already exists`);
   if (ctx.signal?.aborted) throw new CwgError('interrupted; nothing was left behind');
@@ -131,10 +162,9 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
 
 /** `cwg_connect <pid> <net> <host> <peer_endpoint> <peer_key>`: the device's one peer, replaced. */
 export async function cwgConnect(ctx: CwgContext, args: readonly string[]): Promise<void> {
-  checkCount(args, ['pid', 'net', 'host', 'peer_endpoint', 'peer_key']);
-  const parsed = parseTarget(ctx, args[0]!, args[1]!, args[2]!);
-  const endpoint = parseEndpoint(args[3]!);
-  const key = parsePeerKey(args[4]!);
+  const parsed = parseTarget(ctx, 'cwg_connect', args);
+  const endpoint = parsed.endpoint!;
+  const key = parsed.key!;
   const t = locate(ctx, parsed);
   const device = requireDevice(ctx, t);
   const errno = device.configure({
@@ -146,15 +176,13 @@ export async function cwgConnect(ctx: CwgContext, args: readonly string[]): Prom
 
 /** `cwg_destroy <pid> <net> <host>`. */
 export async function cwgDestroy(ctx: CwgContext, args: readonly string[]): Promise<void> {
-  checkCount(args, ['pid', 'net', 'host']);
-  const t = locate(ctx, parseTarget(ctx, args[0]!, args[1]!, args[2]!));
+  const t = locate(ctx, parseTarget(ctx, 'cwg_destroy', args));
   if (!(await ctx.sys.destroyDevice(t.ns, t.name))) throw new CwgError(`no ${where(t)}`);
 }
 
 /** `show <pid> <net> <host>`: the text `wg show` prints. */
 export async function cwgShow(ctx: CwgContext, args: readonly string[], opts: ShowOptions): Promise<string> {
-  checkCount(args, ['pid', 'net', 'host']);
-  const t = locate(ctx, parseTarget(ctx, args[0]!, args[1]!, args[2]!));
+  const t = locate(ctx, parseTarget(ctx, 'show', args));
   const st = requireDevice(ctx, t).status();
   const pub = st.privateKey?.some((b) => b !== 0) ? publicKey(st.privateKey) : null;
   st.privateKey?.fill(0);

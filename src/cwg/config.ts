@@ -109,7 +109,8 @@ export interface CwgConfig extends PrefixConfig {
  */
 export function loadConfig(opts: LoadOptions = {}): CwgConfig {
   const settings = readSettings(opts);
-  const prefix = settings.prefix !== undefined ? { prefix: settings.prefix, source: 'file' as const, origin: opts.path ?? CONFIG_PATH } : fromEnv(opts.env ?? process.env);
+  const prefix =
+    settings.prefix !== undefined ? { prefix: settings.prefix, source: 'file' as const, origin: opts.path ?? CONFIG_PATH } : fromEnv(opts.env ?? process.env);
   return { ...prefix, group: settings.group ?? null, allowHostNamespace: settings.allowHostNamespace ?? false };
 }
 

@@ -86,4 +86,3 @@ export async function run(argv: readonly string[], io: RunIo): Promise<RunResult
     return failure(who, `internal error: ${oneLine(e)}`);
   }
 }
-

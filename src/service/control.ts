@@ -177,7 +177,9 @@ export class ControlServer {
       this.tail = this.tail.then(async () => {
         let res: ControlResponse;
         try {
-          res = p.abort.signal.aborted ? { code: 1, stdout: '', stderr: '' } : await this.handler({ caller, ns: parsed.ns, argv: parsed.argv, signal: p.abort.signal });
+          res = p.abort.signal.aborted
+            ? { code: 1, stdout: '', stderr: '' }
+            : await this.handler({ caller, ns: parsed.ns, argv: parsed.argv, signal: p.abort.signal });
         } catch (e) {
           this.logger.error(`control: ${(e as Error).stack ?? String(e)}`);
           res = { code: 1, stdout: '', stderr: `cwg: internal error in the host service: ${(e as Error).message}\n` };

@@ -3,9 +3,10 @@
  * (SO_PEERCRED / SO_PEERGROUPS), the namespace descriptor it sent (never a pid), the
  * administrator's policy, and the registry.
  */
-import { CwgError } from '../cwg/errors.js';
+
 import type { CreateSpec, CwgDevice, CwgNamespace, CwgSystem } from '../cwg/commands.js';
 import type { CwgConfig } from '../cwg/config.js';
+import { CwgError } from '../cwg/errors.js';
 import type { NetnsIdentity, ServiceOs } from './os.js';
 import type { Registry } from './registry.js';
 

@@ -79,5 +79,14 @@ async function recreate(os: ServiceOs, fd: number, r: DeviceRecord, registry: Re
   // name there now is not ours to take over.
   if (os.linkExists(fd, r.name)) throw new Error(`a link named ${r.name} exists in its namespace`);
   const cidr = hostCidr(r.net, r.host);
-  await registry.create(fd, { ns: { key: r.nsKey, inode: r.nsInode }, name: r.name, net: r.net, host: r.host, cidr, port: r.port, privateKey: r.privateKey, peer: r.peer });
+  await registry.create(fd, {
+    ns: { key: r.nsKey, inode: r.nsInode },
+    name: r.name,
+    net: r.net,
+    host: r.host,
+    cidr,
+    port: r.port,
+    privateKey: r.privateKey,
+    peer: r.peer,
+  });
 }

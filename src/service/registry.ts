@@ -177,7 +177,11 @@ export class Registry {
       const h = host;
       uapi = await serveUapi(
         join(runDir, `${spec.name}.sock`),
-        { get: () => formatGet(h.status()), set: (change) => this.get(spec.ns.key, spec.name)?.configure(change) ?? h.configure(change), zoneIndex: interfaceIndex },
+        {
+          get: () => formatGet(h.status()),
+          set: (change) => this.get(spec.ns.key, spec.name)?.configure(change) ?? h.configure(change),
+          zoneIndex: interfaceIndex,
+        },
         dlog,
       );
     } catch (e) {

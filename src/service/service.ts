@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import type { CryptoSuite } from '../../crypto/suite.js';
 import type { Logger } from '../../noise/types.js';
-import { type RunResult, run } from '../cwg/run.js';
 import { type CwgConfig, loadConfig } from '../cwg/config.js';
 import { CwgError } from '../cwg/errors.js';
+import { type RunResult, run } from '../cwg/run.js';
 import { type ControlRequest, type ControlResponse, ControlServer } from './control.js';
 import { requestSystem } from './cwg-system.js';
 import type { ServiceOs } from './os.js';

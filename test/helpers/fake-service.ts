@@ -8,10 +8,10 @@ import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIp } from '../../noise/iptext.js';
-import { Tun } from '../../tun/tun.js';
-import { UdpBind, type UdpBindOptions } from '../../tun/udp.js';
 import { type ControlConnection, decodeFields, encodeFields, PROTOCOL } from '../../src/service/control.js';
 import type { IpAddress, NetnsIdentity, ServiceOs } from '../../src/service/os.js';
+import { Tun } from '../../tun/tun.js';
+import { UdpBind, type UdpBindOptions } from '../../tun/udp.js';
 
 export interface FakeLink {
   tun: Tun;
@@ -86,7 +86,9 @@ export class FakeOs implements ServiceOs {
 
   addAddress(fd: number, name: string, address: IpAddress, prefix: number): void {
     this.failing('addAddress');
-    this.nsLinks(fd).get(name)!.addrs.push(`${formatIp(address.family, address.bytes)}/${prefix}`);
+    this.nsLinks(fd)
+      .get(name)!
+      .addrs.push(`${formatIp(address.family, address.bytes)}/${prefix}`);
   }
 
   setUp(fd: number, name: string): void {

@@ -7,7 +7,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeBase64Key } from '../../crypto/keys.js';
 import { jsSuite } from '../../crypto/suite.js';
 import { publicKey } from '../../crypto/x25519.js';
 import { createLogger } from '../../src/log.js';
@@ -89,7 +88,9 @@ describe('the host service', () => {
     const rec2 = JSON.parse(readFileSync(join(stateDir, file!), 'utf8')) as { peer: { publicKey: string; endpoint: string } };
     expect(rec2.peer).toEqual({ publicKey: Buffer.alloc(32, 3).toString('hex'), endpoint: '192.168.7.2:51821' });
     const shown = await ask(['show', '100', '1024', '1'], { ns });
-    expect(shown.stdout).toContain(`interface: cwg-1024-1\n  public key: ${ok.stdout}  private key: (hidden)\n  listening port: 41000\n\npeer: ${peer}\n  endpoint: 192.168.7.2:51821\n  allowed ips: 10.0.8.0/31\n`);
+    expect(shown.stdout).toContain(
+      `interface: cwg-1024-1\n  public key: ${ok.stdout}  private key: (hidden)\n  listening port: 41000\n\npeer: ${peer}\n  endpoint: 192.168.7.2:51821\n  allowed ips: 10.0.8.0/31\n`,
+    );
 
     expect(await ask(['cwg_destroy', '100', '1024', '1'], { ns })).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(os.links.get(key)!.size).toBe(0);
@@ -109,7 +110,9 @@ describe('the host service', () => {
     const kb = await ask(['cwg_create', '8', '7', '0', '41011'], { ns: b });
     expect(ka.code + kb.code).toBe(0);
     expect(ka.stdout).not.toBe(kb.stdout);
-    expect((await ask(['cwg_create', '9', '7', '0', '41012'], { ns: a })).stderr).toBe('cwg_create: device cwg-7-0 in the network namespace of pid 9 already exists\n');
+    expect((await ask(['cwg_create', '9', '7', '0', '41012'], { ns: a })).stderr).toBe(
+      'cwg_create: device cwg-7-0 in the network namespace of pid 9 already exists\n',
+    );
     expect((await ask(['show', '8', '7', '0'], { ns: b })).stdout).toContain(`public key: ${kb.stdout}`);
     expect((await ask(['cwg_destroy', '8', '7', '0'], { ns: b })).code).toBe(0);
     expect((await ask(['show', '7', '7', '0'], { ns: a })).stdout).toContain(`public key: ${ka.stdout}`);
@@ -119,7 +122,11 @@ describe('the host service', () => {
     const ns = os.namespace();
     expect((await ask(['cwg_create', '1', '1', '0', '41020'], { ns })).code).toBe(0);
     const other = os.namespace();
-    expect(await ask(['cwg_create', '2', '1', '0', '41020'], { ns: other })).toEqual({ code: 1, stdout: '', stderr: 'cwg_create: UDP port 41020 is already in use\n' });
+    expect(await ask(['cwg_create', '2', '1', '0', '41020'], { ns: other })).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'cwg_create: UDP port 41020 is already in use\n',
+    });
     for (const step of ['createTun', 'addAddress', 'setUp'] as const) {
       os.failNext = step;
       const r = await ask(['cwg_create', '2', '1', '0', '41021'], { ns: other });
@@ -151,7 +158,9 @@ describe('the host service', () => {
     expect((await ask(['cwg_create', '4194304', '5', '0', '41040'], { nsField: 'errno:2' })).stderr).toBe(
       'cwg_create: no process with pid 4194304 (no /proc/4194304/ns/net)\n',
     );
-    expect((await ask(['cwg_destroy', '77', '5', '0'], { nsField: 'errno:13' })).stderr).toBe('cwg_destroy: cannot access the network namespace of pid 77 (EACCES)\n');
+    expect((await ask(['cwg_destroy', '77', '5', '0'], { nsField: 'errno:13' })).stderr).toBe(
+      'cwg_destroy: cannot access the network namespace of pid 77 (EACCES)\n',
+    );
     await service.close();
     const host = os.namespace();
     service = new Service({
