@@ -1,10 +1,10 @@
 /** Shared setup for the device tests: two Devices on a MemoryNetwork with a fake clock. */
 import { deterministicRng } from '../../crypto/random.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
 import { parseCidr } from '../../noise/allowedips.js';
 import type { Device, DeviceOptions } from '../../noise/device.js';
 import { FakeClock, MemoryNetwork } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
+import { keypair, type KeyPair } from './keys.js';
 
 export const EP_A: Endpoint = { address: '192.0.2.1', port: 51820, family: 4 };
 export const EP_B: Endpoint = { address: '198.51.100.2', port: 51821, family: 4 };
@@ -55,11 +55,6 @@ export function icmpEcho(src: string, dst: string, ident: number, seq: number, d
   return ipv4Packet(src, dst, icmp, 1, seq);
 }
 
-export function keypair(seed: number): { priv: Uint8Array; pub: Uint8Array } {
-  const priv = generatePrivateKey(deterministicRng(seed));
-  return { priv, pub: publicKey(priv) };
-}
-
 export interface PairOptions {
   psk?: Uint8Array;
   /** Whether each side knows the other's endpoint (default both). */
@@ -75,8 +70,8 @@ export interface Pair {
   clock: FakeClock;
   a: Device;
   b: Device;
-  ka: { priv: Uint8Array; pub: Uint8Array };
-  kb: { priv: Uint8Array; pub: Uint8Array };
+  ka: KeyPair;
+  kb: KeyPair;
   /** Advance the clock by `ms` in steps, ticking both devices and pumping the network. */
   run(ms: number, step?: number): void;
   /** A packet from A's tunnel address 10.0.0.1 to B's 10.0.0.2 (or the reverse). */

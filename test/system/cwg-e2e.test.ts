@@ -9,21 +9,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { CWG_BIN, run, waitFor, which } from '../helpers/proc.js';
 import {
-  classifyFrame, cleanEnv, CWG_BIN, daemonsIn, e2eSkipReason, Lab, randomNet, randomPort, readPcap, RUN_BASE, run, udpPortBound,
-  waitFor, which, type Container, type Site,
+  classifyFrame, cleanEnv, cwgAddr, daemonsIn, e2eSkipReason, Lab, randomNet, randomPort, readPcap, RUN_BASE, udpPortBound,
+  type Container, type Site,
 } from '../helpers/sites.js';
 
 const skip = e2eSkipReason(['ss', 'ping']);
 if (skip) console.warn(`cwg end-to-end tests skipped: ${skip}`);
 const CONFIG_FILE = '/etc/wireguard-ts/cwg.conf';
 const KEY_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/;
-
-/** 10.0.0.0 + 2*net + host */
-function addr(net: number, host: number): string {
-  const o = 2 * net + host;
-  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
-}
 
 describe.skipIf(skip !== null)('cwg end to end', () => {
   const lab = new Lab();
@@ -94,9 +89,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const stA = await deviceState(cA, nameA);
     expect(stA.exists).toBe(true);
     expect(stA.link).toMatch(/[<,]UP[,>]/);
-    expect(stA.addrs).toContain(`inet ${addr(net, 0)}/31`);
-    expect(stA.routes).toContain(`${addr(net, 0)}/31`);
-    expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${addr(net, 1)}/31`);
+    expect(stA.addrs).toContain(`inet ${cwgAddr(net, 0)}/31`);
+    expect(stA.routes).toContain(`${cwgAddr(net, 0)}/31`);
+    expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${cwgAddr(net, 1)}/31`);
     expect(await udpPortBound(lab, A, portA)).toBe(true);
     expect(await udpPortBound(lab, B, portB)).toBe(true);
     // The container's run directory and socket are root's only.
@@ -119,7 +114,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       expect(await waitFor(() => /listening on/.test(capErr), 10_000)).toBe(true);
     } else console.warn('tcpdump missing: the capture assertions are skipped');
 
-    const ping = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', addr(net, 1)]);
+    const ping = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', cwgAddr(net, 1)]);
     expect(ping.stdout).toMatch(/[1-9][0-9]* (packets )?received/);
     expect(ping.code).toBe(0);
 
@@ -127,7 +122,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const httpPort = 8080;
     const server = lab.spawnOwned(which('nsenter')!, [
       '-t', String(cB.pid), '-n', process.execPath, '-e',
-      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${addr(net, 1)}', () => console.log('ready'))`,
+      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${cwgAddr(net, 1)}', () => console.log('ready'))`,
       `<html><body>${marker}</body></html>`,
     ]);
     let serverOut = '';
@@ -136,7 +131,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const page = await lab.inContainer(cA, process.execPath, [
       '-e',
       `fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })`,
-      `http://${addr(net, 1)}:${httpPort}/`,
+      `http://${cwgAddr(net, 1)}:${httpPort}/`,
     ]);
     expect(page.stderr).toBe('');
     expect(page.stdout).toBe(`<html><body>${marker}</body></html>`);
@@ -162,7 +157,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // `cwg show` prints what `wg show` prints for the device.
     const show = await lab.cwg(A, ['show', String(cA.pid), String(net), '0']);
     expect(show.code).toBe(0);
-    expect(show.stdout).toContain(`interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${addr(net, 0)}/31\n  latest handshake: `);
+    expect(show.stdout).toContain(`interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n  latest handshake: `);
     expect(show.stdout).toMatch(/\n {2}transfer: [0-9.]+ (B|KiB) received, [0-9.]+ (B|KiB) sent\n/);
     const wg = which('wg');
     if (wg) {
@@ -181,7 +176,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const otherPub = (await run(process.execPath, [CWG_BIN, 'pubkey'], { input: otherKey })).stdout.trim();
     expect(await lab.cwg(A, ['cwg_connect', String(cA.pid), String(net), '0', `[2001:db8::7]:${portB}`, otherPub])).toMatchObject({ code: 0 });
     const show2 = (await lab.cwg(A, ['show', String(cA.pid), String(net), '0'])).stdout;
-    expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${addr(net, 0)}/31\n`);
+    expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n`);
     expect(show2).not.toContain(keyB);
 
     // Destroy: the device, its daemon and its port are gone; a second destroy is an error.
@@ -236,7 +231,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const serve = async (c: Container, text: string) => {
       const srv = lab.spawnOwned(which('nsenter')!, [
         '-t', String(c.pid), '-n', process.execPath, '-e',
-        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 1)}', () => console.log('ready'))`, text,
+        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${cwgAddr(net, 1)}', () => console.log('ready'))`, text,
       ]);
       let out = '';
       srv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -244,7 +239,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       return srv;
     };
     const fetchFrom = (c: Container) =>
-      lab.inContainer(c, process.execPath, ['-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${addr(net, 1)}:8080/`]);
+      lab.inContainer(c, process.execPath, ['-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${cwgAddr(net, 1)}:8080/`]);
     const servers = [await serve(b1, 'page of b1'), await serve(b2, 'page of b2')];
     expect((await fetchFrom(a1)).stdout).toBe('page of b1');
     expect((await fetchFrom(a2)).stdout).toBe('page of b2');

@@ -8,7 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Namespaces, WG_TS, nsRun, run, skipReason, sleep, uniqueTag } from '../helpers/netns.js';
+import { Namespaces, nsRun, skipReason, uniqueTag } from '../helpers/netns.js';
+import { WG_TS, runOk, sleep } from '../helpers/proc.js';
 import { startDaemonIn, wgKeypair } from '../helpers/tunnel.js';
 
 const skip = skipReason('wg', 'ping');
@@ -36,7 +37,7 @@ async function linkedHosts(nss: Namespaces, prefix: string) {
   const t = nss.tag;
   const [hostA, hostB, ctA, ctB] = [await nss.add('ha'), await nss.add('hb'), await nss.add('ca'), await nss.add('cb')];
   const [la, lb, ifa, ifb] = [`${prefix}${t}a`, `${prefix}${t}b`, `${prefix}a${t}`, `${prefix}b${t}`];
-  await run('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
+  await runOk('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
   await startDaemon(hostA, ifa, ctA);
   await startDaemon(hostB, ifb, ctB);
   return { hostA, hostB, ctA, ctB, la, lb, ifa, ifb };
@@ -50,19 +51,19 @@ async function keys(tmp: string) {
 const startDaemon = (ns: string, ifname: string, target: string) => startDaemonIn(ns, WG_TS, ifname, target);
 
 async function addressUp(ns: string, ifname: string, cidr: string): Promise<void> {
-  await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
-  await run('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
+  await runOk('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
+  await runOk('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
 }
 
 async function ping(ns: string, to: string): Promise<boolean> {
-  return nsRun(ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', to], { timeout: 10_000 }).then(
+  return nsRun(ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', to], { timeoutMs: 10_000 }).then(
     () => true,
     () => false,
   );
 }
 
 async function ipAll(cmds: ReadonlyArray<readonly [string, readonly string[]]>): Promise<void> {
-  for (const [ns, args] of cmds) await run('ip', ['-n', ns, ...args]);
+  for (const [ns, args] of cmds) await runOk('ip', ['-n', ns, ...args]);
 }
 
 /**
@@ -95,7 +96,7 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
 
     // Remove the address a answers from: a's next packet must still leave (from the routing
     // table's choice), b roams to it, and traffic goes on both ways.
-    await run('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', la]);
+    await runOk('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', la]);
     expect(await ping(ctA, '192.168.245.2')).toBe(true);
     expect(await endpointAtB()).toBe('192.168.250.1:51820');
     expect(await ping(ctB, '192.168.245.1')).toBe(true);
@@ -148,8 +149,8 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     const privNs = await nss.add('prv');
     const ctA = await nss.add('ca');
     const ctB = await nss.add('cb');
-    await run('ip', ['link', 'add', `n${t}a`, 'netns', pubNs, 'type', 'veth', 'peer', 'name', `n${t}r`, 'netns', router]);
-    await run('ip', ['link', 'add', `n${t}b`, 'netns', privNs, 'type', 'veth', 'peer', 'name', `n${t}s`, 'netns', router]);
+    await runOk('ip', ['link', 'add', `n${t}a`, 'netns', pubNs, 'type', 'veth', 'peer', 'name', `n${t}r`, 'netns', router]);
+    await runOk('ip', ['link', 'add', `n${t}b`, 'netns', privNs, 'type', 'veth', 'peer', 'name', `n${t}s`, 'netns', router]);
     await ipAll([
       [pubNs, ['addr', 'add', '192.168.251.1/24', 'dev', `n${t}a`]],
       [pubNs, ['link', 'set', `n${t}a`, 'up']],

@@ -5,12 +5,11 @@
  * without a preshared key; then cookies under load, each side in turn being the loaded one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
@@ -18,14 +17,14 @@ import { parseCidr } from '../../noise/allowedips.js';
 import { Device } from '../../noise/device.js';
 import type { Endpoint } from '../../noise/types.js';
 import { checksum, icmpEcho, ipv4Packet } from '../helpers/device.js';
+import { isRoot, runOk, waitUntil, which } from '../helpers/proc.js';
 
-const execFileP = promisify(execFile);
 const WG_GO = '/usr/bin/wireguard-go';
 const WG = '/usr/bin/wg';
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? null;
+const IP = which('ip');
 
 function skipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces and TUN devices)';
+  if (!isRoot) return 'needs root (network namespaces and TUN devices)';
   if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
   if (!existsSync(WG_GO)) return `needs ${WG_GO}`;
   if (!existsSync(WG)) return `needs ${WG}`;
@@ -39,18 +38,10 @@ const THEIR_ADDR = '10.77.0.1';
 const env = { ...process.env, WG_HIDE_KEYS: 'always' };
 
 async function ip(...args: string[]): Promise<string> {
-  return (await execFileP(IP!, args, { timeout: 15_000 })).stdout;
+  return (await runOk(IP!, args, { timeoutMs: 15_000 })).stdout;
 }
 async function wg(...args: string[]): Promise<string> {
-  return (await execFileP(WG, args, { env, timeout: 15_000 })).stdout;
-}
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  return (await runOk(WG, args, { env, timeoutMs: 15_000 })).stdout;
 }
 
 interface Received {
@@ -77,7 +68,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     // The last 256 KiB (under a flood, wireguard-go logs a line per packet).
     daemon.stdout?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-262_144)));
     daemon.stderr?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-262_144)));
-    await waitFor('the wireguard-go UAPI socket', () => existsSync(`/var/run/wireguard/${ifname}.sock`));
+    await waitUntil('the wireguard-go UAPI socket', () => existsSync(`/var/run/wireguard/${ifname}.sock`), 10_000, 20);
     await ip('link', 'set', 'dev', ifname, 'netns', ns);
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
     await ip('-n', ns, 'addr', 'add', `${THEIR_ADDR}/24`, 'dev', ifname);
@@ -187,7 +178,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     const sent = received.length;
     device!.sendPacket(icmpEcho(OUR_ADDR, THEIR_ADDR, ident, seq, data));
     const isReply = (p: Uint8Array) => p[9] === 1 && p[20] === 0 && ((p[24]! << 8) | p[25]!) === ident && ((p[26]! << 8) | p[27]!) === seq;
-    await waitFor(`echo reply ${seq} (wireguard-go log:\n${daemonLog.slice(-2000)})`, () => received.slice(sent).some((r) => isReply(r.packet)));
+    await waitUntil(`echo reply ${seq} (wireguard-go log:\n${daemonLog.slice(-2000)})`, () => received.slice(sent).some((r) => isReply(r.packet)), 10_000, 20);
     const reply = received.slice(sent).find((r) => isReply(r.packet))!.packet;
     expect(reply[0]! >>> 4).toBe(4);
     expect(checksum(reply, 0, (reply[0]! & 15) * 4)).toBe(0);
@@ -216,7 +207,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     it(`wireguard-go initiates, then ICMP echo is answered (${label})`, async () => {
       const { theirPub } = await configure(withPsk);
       // A ping from the namespace makes wireguard-go initiate; we answer the echo ourselves.
-      const ping = execFileP(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '5', OUR_ADDR], { timeout: 15_000 });
+      const ping = runOk(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '5', OUR_ADDR], { timeoutMs: 15_000 });
       await ping;
       const st = device!.inspectPeer(theirPub)!;
       expect(st.currentIsInitiator).toBe(false);
@@ -224,11 +215,11 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
       await pingThroughWireguardGo(3);
       // Byte counters agree with wireguard-go's (both count whole UDP payloads).
       let theirs: number[] = [];
-      await waitFor('transfer counters to agree with wireguard-go', async () => {
+      await waitUntil('transfer counters to agree with wireguard-go', async () => {
         theirs = (await wg('show', ifname, 'transfer')).trim().split('\t').slice(1).map(Number);
         const ours = device!.status().peers[0]!;
         return theirs[0] === ours.txBytes && theirs[1] === ours.rxBytes;
-      }, 5000);
+      }, 5000, 20);
       expect(theirs[0]).toBeGreaterThan(148);
       expect(Object.entries(device!.drops).filter(([, n]) => n > 0)).toEqual([]);
     });
@@ -238,7 +229,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     const { theirPub } = await configure(false, true);
     // wireguard-go initiates; we answer with a cookie reply instead of a response. It keeps the
     // cookie and its next initiation (after REKEY_TIMEOUT, 5 s plus jitter) carries mac2.
-    await execFileP(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '12', OUR_ADDR], { timeout: 20_000 });
+    await runOk(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '12', OUR_ADDR], { timeoutMs: 20_000 });
     expect(device!.stats.cookieRepliesOut).toBeGreaterThanOrEqual(1);
     expect(device!.drops['cookie-sent']).toBeGreaterThanOrEqual(1);
     expect(daemonLog).toMatch(/Receiving cookie response/);
@@ -289,7 +280,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     sendBurst();
     const flooding = setInterval(sendBurst, 800);
     try {
-      await waitFor('wireguard-go to go under load', () => cookiesToFlooder > 0, 10_000);
+      await waitUntil('wireguard-go to go under load', () => cookiesToFlooder > 0, 10_000, 20);
       // Now we initiate: the answer is a cookie reply; our next initiation (REKEY_TIMEOUT, 5 s
       // plus jitter, later) carries mac2 computed from it, which wireguard-go checks under load.
       await pingThroughWireguardGo(5);

@@ -14,7 +14,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pair, startDaemonIn, type Impl } from '../helpers/tunnel.js';
-import { WG_TS, nsRun, skipReason, waitFor } from '../helpers/netns.js';
+import { nsRun, skipReason } from '../helpers/netns.js';
+import { WG_TS, waitUntil } from '../helpers/proc.js';
 
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
 const built = existsSync(`${dist}src/warmup.js`);
@@ -103,12 +104,12 @@ describe.skipIf(skipDaemon)(`JIT warm-up in the daemon${skipDaemon ? ` (skipped:
     try {
       await pair.setup();
       const logs = [pair.a.ifname, pair.b.ifname].map((n) => pair.log(n));
-      await waitFor('the warm-up to finish', () => logs.every((f) => existsSync(f) && readFileSync(f, 'utf8').includes('JIT warm-up took')), 20_000);
+      await waitUntil('the warm-up to finish', () => logs.every((f) => existsSync(f) && readFileSync(f, 'utf8').includes('JIT warm-up took')), 20_000);
       // The traces work (the warm-up had V8 optimize the data path), so silence below means something.
       for (const f of logs) expect(readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l))).toBe(true);
       // From the end of the warm-up's traffic (its garbage collection included): the handshake, then the measured pings.
-      await nsRun(pair.a.ns, 'ping', ['-c', '1', '-W', '2', pair.b.v4], { timeout: 10_000 });
-      const { stdout } = await nsRun(pair.a.ns, 'ping', ['-c', '20', '-i', '0.05', '-W', '1', pair.b.v4], { timeout: 20_000 });
+      await nsRun(pair.a.ns, 'ping', ['-c', '1', '-W', '2', pair.b.v4], { timeoutMs: 10_000 });
+      const { stdout } = await nsRun(pair.a.ns, 'ping', ['-c', '20', '-i', '0.05', '-W', '1', pair.b.v4], { timeoutMs: 20_000 });
       expect(stdout).toMatch(/20 received/);
       const events = logs.flatMap((f) => {
         const log = readFileSync(f, 'utf8');

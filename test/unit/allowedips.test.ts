@@ -2,19 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isIPv4, isIPv6 } from 'node:net';
 import { AllowedIps, formatCidr, formatIp, parseCidr, parseIp } from '../../noise/allowedips.js';
 import type { Cidr } from '../../noise/types.js';
-
-/** A small deterministic PRNG (xorshift32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+import { xorshift32 } from '../helpers/prng.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -126,7 +114,7 @@ describe('formatIp / formatCidr (glibc inet_ntop / RFC 5952)', () => {
   });
 
   it('round-trips random IPv6 addresses with zero runs', () => {
-    const r = prng(7);
+    const r = xorshift32(7);
     for (let n = 0; n < 2000; n++) {
       const b = new Uint8Array(16);
       for (let i = 0; i < 8; i++) {
@@ -353,7 +341,7 @@ describe('AllowedIps', () => {
 
   for (const family of [4, 6] as const) {
     it(`matches a naive linear LPM under random inserts/removals (IPv${family})`, () => {
-      const r = prng(family * 1000 + 1);
+      const r = xorshift32(family * 1000 + 1);
       const values = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5'];
       for (let round = 0; round < 6; round++) {
         const t = new AllowedIps<string>();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { makePair, keypair, payloadText, ipv4Packet, EP_A, EP_B } from '../helpers/device.js';
+import { makePair, payloadText, ipv4Packet, EP_A, EP_B } from '../helpers/device.js';
+import { keypair } from '../helpers/keys.js';
 import { deterministicRng } from '../../crypto/random.js';
 import { parseCidr, formatCidr } from '../../noise/allowedips.js';
 import { Device, type DeviceSinks } from '../../noise/device.js';

@@ -4,12 +4,13 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { deterministicRng } from '../../crypto/random.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { generatePrivateKey } from '../../crypto/x25519.js';
 import { Handshake, StaticIdentity, consumeInitiation } from '../../noise/handshake.js';
 import { INITIATION, RESPONSE, parseInitiation, parseResponse, type Initiation } from '../../noise/messages.js';
 import { CookieState, computeMac1 } from '../../noise/cookie.js';
 import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
 import { tai64n } from '../../crypto/tai64n.js';
+import { keypair } from '../helpers/keys.js';
 
 const enc = new TextEncoder();
 const WALL = Date.UTC(2024, 5, 1, 12, 0, 0);
@@ -59,15 +60,10 @@ function refConsumeInitiation(m: Initiation, sprivR: Uint8Array): Ref {
   return { ck, h, staticI, timestamp };
 }
 
-function keys(seed: number) {
-  const rng = deterministicRng(seed);
-  const priv = generatePrivateKey(rng);
-  return { priv, pub: publicKey(priv) };
-}
 
 function setup(psk?: Uint8Array) {
-  const i = keys(1);
-  const r = keys(2);
+  const i = keypair(1);
+  const r = keypair(2);
   const idI = new StaticIdentity(i.priv.slice());
   const idR = new StaticIdentity(r.priv.slice());
   const hsI = new Handshake(r.pub); // the initiator's state for peer R
@@ -228,7 +224,7 @@ describe('handshake failure cases leave state unchanged', () => {
   });
 
   it('refuses to handshake with a low-order peer key', () => {
-    const idI = new StaticIdentity(keys(1).priv);
+    const idI = new StaticIdentity(keypair(1).priv);
     const hs = new Handshake(new Uint8Array(32)); // the all-zero point is of low order
     hs.setIdentity(idI);
     expect(hs.usable).toBe(false);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { warmUp } from '../../src/warmup.js';
+import { addonBuilt } from '../helpers/proc.js';
 
-const addonBuilt = existsSync(new URL('../../build/Release/wgts.node', import.meta.url));
 
 describe('JIT warm-up', () => {
   it('really carries packets both ways, both families, through handshakes', async () => {
