@@ -6,22 +6,21 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Tun, tempName, tempPrefixPid } from '../../tun/tun.js';
+import { Tun } from '../../tun/tun.js';
 import * as ipx from '../../tun/ip.js';
+import { checksum } from '../helpers/device.js';
+import { isRoot, sleep } from '../helpers/proc.js';
+import { leftoverTemps } from '../helpers/tun.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
+const canRun = isRoot && existsSync('/dev/net/tun');
 const why = canRun ? '' : ' (skipped: needs root and /dev/net/tun)';
 
 const netns = new AnonNetns();
 const tuns: Tun[] = [];
 const newNetns = (): Promise<Holder> => netns.create();
 const killHolder = (h: Holder): Promise<void> => h.kill();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function uniq(prefix: string): string {
   return (prefix + process.pid.toString(36) + randomBytes(2).toString('hex')).slice(0, 15);
@@ -36,13 +35,6 @@ function runIn(pid: number, cmd: string[]): Promise<{ code: number | null; out: 
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
     p.on('exit', (code) => resolve({ code, out }));
   });
-}
-
-function checksum(b: Uint8Array, start: number, end: number): number {
-  let s = 0;
-  for (let i = start; i < end; i += 2) s += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
 }
 
 /** An IPv4 ICMP echo reply for echo request `p`, or null if `p` is not one. */
@@ -70,10 +62,6 @@ function ipv4(p: Uint8Array, off: number): string {
   return `${p[off]}.${p[off + 1]}.${p[off + 2]}.${p[off + 3]}`;
 }
 
-/** Temporary devices of this process (others' tests may have theirs in flight). */
-function leftoverTemps(): string[] {
-  return readdirSync('/sys/class/net').filter((n) => n.startsWith('wgt' + tempPrefixPid()));
-}
 
 afterAll(async () => {
   for (const t of tuns) t.close();
@@ -157,17 +145,6 @@ describe.skipIf(!canRun)('Tun in a namespace' + why, () => {
     expect(leftoverTemps()).toEqual([]);
   });
 
-  it('temporary names are 15 bytes and unique', () => {
-    const a = tempName();
-    expect(a).toHaveLength(15);
-    expect(a).not.toBe(tempName());
-  });
-
-  it('refuses an invalid pid or name with a clear error', () => {
-    expect(() => Tun.create('wgbad0', { netnsPid: 0x3ffffff0 })).toThrow(/no process with pid/);
-    expect(() => Tun.create('name-longer-than-15')).toThrow(/invalid interface name/);
-    expect(leftoverTemps()).toEqual([]);
-  });
 });
 
 describe.skipIf(!canRun)('Tun in the current namespace' + why, () => {
@@ -270,29 +247,5 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     const late = await new Promise<string>((resolve) => t.onRemoved(resolve));
     expect(late).toBe(r.reason);
     t.close();
-  });
-});
-
-describe.skipIf(!existsSync(new URL('../../build/Release/wgts.node', import.meta.url)))('Tun.packetPair (no device, no root)', () => {
-  it('carries packets both ways through the same read and write code, and closes its fds', async () => {
-    const fds = readdirSync('/proc/self/fd').length;
-    const [a, b] = Tun.packetPair();
-    const atA: number[] = [];
-    const atB: number[] = [];
-    let batches = 0;
-    a.start((p) => atA.push(p.length), () => batches++);
-    b.start((p) => atB.push(p.length), () => batches++);
-    for (const n of [20, 1420, 9000]) expect(a.write(new Uint8Array(n))).toBe(true);
-    expect(b.write(new Uint8Array(60))).toBe(true);
-    const end = Date.now() + 2000;
-    while ((atB.length < 3 || atA.length < 1) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-    expect(atB).toEqual([20, 1420, 9000]);
-    expect(atA).toEqual([60]);
-    expect(batches).toBeGreaterThanOrEqual(2);
-    expect(a.stats.txPackets).toBe(3);
-    expect(b.stats.rxPackets).toBe(3);
-    a.close();
-    b.close();
-    expect(readdirSync('/proc/self/fd').length).toBe(fds);
   });
 });

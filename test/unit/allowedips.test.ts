@@ -11,13 +11,14 @@ describe('parseIp', () => {
     expect(parseIp('0.0.0.0')).toEqual({ family: 4, bytes: Uint8Array.of(0, 0, 0, 0) });
     expect(parseIp('255.255.255.255')).toEqual({ family: 4, bytes: Uint8Array.of(255, 255, 255, 255) });
     expect(parseIp('192.0.2.1')).toEqual({ family: 4, bytes: Uint8Array.of(192, 0, 2, 1) });
+    expect(parseIp('192.0.2.255')).toEqual({ family: 4, bytes: Uint8Array.of(192, 0, 2, 255) });
   });
 
   it('rejects invalid IPv4', () => {
     for (const s of [
       '', '1', '1.2.3', '1.2.3.4.5', '256.0.0.1', '1.2.3.-4', '01.2.3.4', '1.2.3.04', '1.2.3.00',
       '1..2.3', '.1.2.3', '1.2.3.', ' 1.2.3.4', '1.2.3.4 ', '0x1.2.3.4', '1.2.3.4/8', '1.2.3.4\n',
-      '1.2.3.1000', '१.2.3.4', '1.2.3.4a',
+      '1.2.3.1000', '१.2.3.4', '1.2.3.4a', '1.2.3.256', 'x',
     ]) {
       expect(parseIp(s), s).toBeNull();
     }
@@ -93,6 +94,8 @@ describe('formatIp / formatCidr (glibc inet_ntop / RFC 5952)', () => {
     ['0:0:0:0:0:0:0:1', '::1'],
     ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'],
     ['fe80::0001', 'fe80::1'],
+    ['fe80::', 'fe80::'],
+    ['::ffff:192.0.2.1', '::ffff:192.0.2.1'],
     ['0:1:0:1:0:1:0:1', '0:1:0:1:0:1:0:1'],
   ];
   for (const [inp, want] of cases) {
