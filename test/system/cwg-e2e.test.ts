@@ -14,6 +14,7 @@ import {
   classifyFrame, cleanEnv, cwgAddr, daemonsIn, e2eSkipReason, Lab, randomNet, randomPort, readPcap, RUN_BASE, udpPortBound,
   type Container, type Site,
 } from '../helpers/sites.js';
+import { otherUserSkipReason, publicCopy } from '../helpers/public-copy.js';
 
 const skip = e2eSkipReason(['ss', 'ping']);
 if (skip) console.warn(`cwg end-to-end tests skipped: ${skip}`);
@@ -296,13 +297,6 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     }
     await expectNothingLeft(c, name, port);
 
-    // Not root: refused before anything is touched.
-    const setpriv = which('setpriv');
-    if (setpriv) {
-      const r = await run(which('ip')!, ['netns', 'exec', A.ns, setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CWG_BIN, 'cwg_create', pid, String(net), '0', String(port)], { env: cleanEnv() });
-      expectFailure(r, /^cwg_create: must be run as root/);
-    }
-
     // A prefix too long for the net number is an error, never a truncated name.
     if (!existsSync(CONFIG_FILE)) {
       const r = await lab.cwg(A, ['cwg_create', pid, '8388607', '0', String(port)], cleanEnv({ CWG_PREFIX: 'abcdefgh' }));
@@ -338,6 +332,21 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect((await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'])).code).toBe(0);
     await expectNothingLeft(c, name, port);
     expect(await waitFor(() => daemonsIn(A.inode).length === daemons, 2000)).toBe(true);
+  });
+
+  // The unprivileged user (65534) runs a copy of the programs that it can reach: the checkout
+  // may be in a private directory (mode 0700, as mktemp -d makes).
+  const skipNonRoot = which('setpriv') ? otherUserSkipReason() : 'needs setpriv';
+  it.skipIf(skipNonRoot !== null)(`refuses a user that is not root before touching anything${skipNonRoot ? ` (skipped: ${skipNonRoot})` : ''}`, async () => {
+    const c = await lab.container(A);
+    const net = randomNet();
+    const port = randomPort();
+    const copy = publicCopy();
+    onTestFinished(() => copy.remove());
+    const args = ['cwg_create', String(c.pid), String(net), '0', String(port)];
+    const r = await run(which('ip')!, ['netns', 'exec', A.ns, which('setpriv')!, '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, copy.cwgBin, ...args], { env: cleanEnv(), cwd: '/' });
+    expectFailure(r, /^cwg_create: must be run as root/);
+    await expectNothingLeft(c, `cwg-${net}-0`, port);
   });
 
   it('creates twenty devices in parallel for twenty containers', async () => {
