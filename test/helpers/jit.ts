@@ -5,7 +5,8 @@
  */
 
 /** Functions on the per-packet path (Device, Peer, keypairs, replay, routing, crypto wrappers). */
-export const DATA_NAMES = 'sendPacket|receiveDatagram|receiveTransport|transmit|send|encryptAndTransmit|tick|lookup|ipFamily|innerPacketLength|canSend|canReceive|update|seal|open|counterNonce|dataSent|dataReceived|keepKeyFreshSending|keepKeyFreshReceiving|rxView|txBuffer|txSealView|paddingFor|writeTransportHeader';
+export const DATA_NAMES =
+  'sendPacket|receiveDatagram|receiveTransport|transmit|send|encryptAndTransmit|tick|lookup|ipFamily|innerPacketLength|canSend|canReceive|update|seal|open|counterNonce|dataSent|dataReceived|keepKeyFreshSending|keepKeyFreshReceiving|rxView|txBuffer|txSealView|paddingFor|writeTransportHeader';
 /** The same, plus the daemon's glue and the TUN and UDP layers (src/daemon.ts, tun/tun.ts, tun/udp.ts). */
 export const DAEMON_NAMES = `${DATA_NAMES}|afterBatch|#?onBatch|flush|#?endpoint|updateEndpoint|sendDatagram|writePacket|write|onTimer|scheduleTick`;
 /** A --trace-opt/--trace-deopt line about one of `names` (bailouts and markings name a JSFunction, invalidations a SharedFunctionInfo). */

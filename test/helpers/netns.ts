@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { isRoot, runOk, sleep, which, type RunOptions, type RunResult } from './proc.js';
+import { isRoot, type RunOptions, type RunResult, runOk, sleep, which } from './proc.js';
 
 /** Why a root/namespace test cannot run here, or null when it can. */
 export function skipReason(...tools: string[]): string | null {
@@ -26,10 +26,7 @@ export function nsRun(ns: string, cmd: string, args: string[], opts: RunOptions 
 
 export function nsPids(ns: string): number[] {
   try {
-    return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -49,21 +46,23 @@ export class Namespaces {
   }
 
   async cleanup(): Promise<void> {
-    for (const ns of this.names) for (const pid of nsPids(ns)) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* already gone */
+    for (const ns of this.names)
+      for (const pid of nsPids(ns)) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* already gone */
+        }
       }
-    }
     await sleep(200);
-    for (const ns of this.names) for (const pid of nsPids(ns)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
+    for (const ns of this.names)
+      for (const pid of nsPids(ns)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
-    }
     for (const ns of this.names.splice(0)) {
       try {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });

@@ -1,7 +1,7 @@
 /**
  * iproute2 helpers against a namespace of our own (anonymous: held by `unshare --net sleep`).
  */
-import { describe, it, expect, afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ipx from '../../tun/ip.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
 import { isRoot } from '../helpers/proc.js';

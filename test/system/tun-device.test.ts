@@ -3,14 +3,15 @@
  * by an `unshare --net sleep` process), so nothing shows up in `ip netns list`, and killing
  * the holder destroys the namespace.
  */
-import { describe, it, expect, afterAll, beforeAll } from 'vitest';
+
 import { spawn } from 'node:child_process';
-import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Tun } from '../../tun/tun.js';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ipChecksum } from '../../noise/packets.js';
 import * as ipx from '../../tun/ip.js';
-import { checksum } from '../helpers/device.js';
+import { Tun } from '../../tun/tun.js';
+import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
 import { isRoot, sleep } from '../helpers/proc.js';
 import { leftoverTemps } from '../helpers/tun.js';
 
@@ -47,12 +48,12 @@ function echoReply(p: Uint8Array): Uint8Array | null {
   r.set(p.subarray(12, 16), 16);
   r[8] = 64;
   r[10] = r[11] = 0;
-  const hc = checksum(r, 0, ihl);
+  const hc = ipChecksum(r, 0, ihl);
   r[10] = hc >> 8;
   r[11] = hc & 255;
   r[ihl] = 0;
   r[ihl + 2] = r[ihl + 3] = 0;
-  const c = checksum(r, ihl, r.length);
+  const c = ipChecksum(r, ihl, r.length);
   r[ihl + 2] = c >> 8;
   r[ihl + 3] = c & 255;
   return r;
@@ -61,7 +62,6 @@ function echoReply(p: Uint8Array): Uint8Array | null {
 function ipv4(p: Uint8Array, off: number): string {
   return `${p[off]}.${p[off + 1]}.${p[off + 2]}.${p[off + 3]}`;
 }
-
 
 afterAll(async () => {
   for (const t of tuns) t.close();
@@ -144,7 +144,6 @@ describe.skipIf(!canRun)('Tun in a namespace' + why, () => {
     expect(() => Tun.create('lo', { netnsPid: ns.pid })).toThrow(/already exists/);
     expect(leftoverTemps()).toEqual([]);
   });
-
 });
 
 describe.skipIf(!canRun)('Tun in the current namespace' + why, () => {
@@ -214,7 +213,10 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     const ns = await newNetns();
     const t = Tun.create('wgdel0', { netnsPid: ns.pid });
     tuns.push(t);
-    t.start(() => {}, () => {});
+    t.start(
+      () => {},
+      () => {},
+    );
     const r = await removedWithin(t, 1000, () => ipx.linkDel('wgdel0', { netnsPid: ns.pid }));
     if (process.env.WGTS_VERBOSE) console.log(JSON.stringify(r));
     expect(r.reason).toMatch(/removed/);
@@ -239,7 +241,10 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     const ns = await newNetns();
     const t = Tun.create('wgdel2', { netnsPid: ns.pid });
     tuns.push(t);
-    t.start(() => {}, () => {});
+    t.start(
+      () => {},
+      () => {},
+    );
     const r = await removedWithin(t, 1500, () => killHolder(ns));
     if (process.env.WGTS_VERBOSE) console.log(JSON.stringify(r));
     expect(r.reason).toMatch(/removed/);

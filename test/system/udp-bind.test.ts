@@ -3,7 +3,7 @@
  * link-local scopes and fwmark, in a namespace of our own with two addresses per family. Needs
  * root; test/unit/udp-bind.test.ts has the loopback cases.
  */
-import { describe, it, expect, afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../noise/types.js';
 import * as ipx from '../../tun/ip.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
@@ -44,8 +44,14 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
       const rxA: Endpoint[] = [];
       const rxB: Endpoint[] = [];
       const sticky: Endpoint[] = [];
-      A.start((_d, f) => rxA.push(f), () => {});
-      B.start((_d, f) => rxB.push(f), () => {});
+      A.start(
+        (_d, f) => rxA.push(f),
+        () => {},
+      );
+      B.start(
+        (_d, f) => rxB.push(f),
+        () => {},
+      );
       B.onStickyFailure((ep) => sticky.push(ep));
 
       // A -> B at the second address: B learns localAddress a2.
@@ -96,8 +102,14 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
     const B = binds.open(0, o);
     const rxA: Endpoint[] = [];
     const rxB: Endpoint[] = [];
-    A.start((_d, f) => rxA.push(f), () => {});
-    B.start((_d, f) => rxB.push(f), () => {});
+    A.start(
+      (_d, f) => rxA.push(f),
+      () => {},
+    );
+    B.start(
+      (_d, f) => rxB.push(f),
+      () => {},
+    );
     // Out of st0, over the veth, in on st1.
     A.send(new Uint8Array([1]), { address: 'fe80::a2', port: B.port, family: 6, ifindex: i0 });
     expect(A.flush()).toBe(1);
@@ -121,7 +133,10 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
     const A = binds.open(0, { netnsPid: pid, fwmark: 0x5a });
     const B = binds.open(0, { netnsPid: pid });
     const got: number[] = [];
-    B.start((d) => got.push(d[0]!), () => {});
+    B.start(
+      (d) => got.push(d[0]!),
+      () => {},
+    );
     const to: Endpoint = { address: '192.0.2.1', port: B.port, family: 4 };
     A.send(new Uint8Array([1]), to);
     expect(A.flush()).toBe(0);

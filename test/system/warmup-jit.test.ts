@@ -5,13 +5,14 @@
  * daemon's path may be compiled, invalidated or deoptimized from the end of the warm-up's
  * traffic (its garbage collection included) to the last ping.
  */
-import { describe, expect, it } from 'vitest';
+
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { DAEMON_PATH } from '../helpers/jit.js';
 import { nsRun, skipReason } from '../helpers/netns.js';
 import { ROOT, WG_TS, waitUntil } from '../helpers/proc.js';
-import { Pair, startDaemonIn, type Impl } from '../helpers/tunnel.js';
+import { type Impl, Pair, startDaemonIn } from '../helpers/tunnel.js';
 
 const built = existsSync(join(ROOT, 'dist', 'src', 'warmup.js'));
 
@@ -40,14 +41,19 @@ describe.skipIf(skipDaemon)(`JIT warm-up in the daemon${skipDaemon ? ` (skipped:
   // A function V8 optimizes only now was left just short of its tier-up budget by the warm-up:
   // its compile (5-30 ms on a background thread) lands in the middle of the pings, and on two
   // cores it showed as one 4-12 ms ping in every run. A deopt throws optimized code away.
-  it('leaves nothing on the daemon\'s per-packet path for V8 to optimize or throw away under pings', async () => {
+  it("leaves nothing on the daemon's per-packet path for V8 to optimize or throw away under pings", async () => {
     const pair = new TracedPair();
     try {
       await pair.setup();
       const logs = [pair.a.ifname, pair.b.ifname].map((n) => pair.log(n));
       await waitUntil('the warm-up to finish', () => logs.every((f) => existsSync(f) && readFileSync(f, 'utf8').includes('JIT warm-up took')), 20_000);
       // The traces work (the warm-up had V8 optimize the data path), so silence below means something.
-      for (const f of logs) expect(readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l))).toBe(true);
+      for (const f of logs)
+        expect(
+          readFileSync(f, 'utf8')
+            .split('\n')
+            .some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l)),
+        ).toBe(true);
       // From the end of the warm-up's traffic (its garbage collection included): the handshake, then the measured pings.
       await nsRun(pair.a.ns, 'ping', ['-c', '1', '-W', '2', pair.b.v4], { timeoutMs: 10_000 });
       const { stdout } = await nsRun(pair.a.ns, 'ping', ['-c', '20', '-i', '0.05', '-W', '1', pair.b.v4], { timeoutMs: 20_000 });

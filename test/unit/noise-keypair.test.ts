@@ -12,7 +12,13 @@ import { Keypair, Keypairs } from '../../noise/keypair.js';
 function kp(name: string, birth = 0): Keypair {
   const index = Number(name.slice(1)) + (name[0] === 'I' ? 100 : 200);
   const k = new Keypair(
-    { sendKey: new Uint8Array(32).fill(index & 0xff), recvKey: new Uint8Array(32).fill(~index & 0xff), isInitiator: name[0] === 'I', localIndex: index, remoteIndex: index + 1000 },
+    {
+      sendKey: new Uint8Array(32).fill(index & 0xff),
+      recvKey: new Uint8Array(32).fill(~index & 0xff),
+      isInitiator: name[0] === 'I',
+      localIndex: index,
+      remoteIndex: index + 1000,
+    },
     birth,
   );
   names.set(k, name);
@@ -86,7 +92,10 @@ describe('keypair rotation: a script of installs and confirmations', () => {
       }
       const filled = row.slots.filter((s) => s !== '-');
       for (const s of filled) expect(made.get(s)!.recvValid, `${at}: ${s} still receives`).toBe(true);
-      expect(filled.filter((s) => made.get(s)!.sendValid), at).toEqual(row.sending ?? filled);
+      expect(
+        filled.filter((s) => made.get(s)!.sendValid),
+        at,
+      ).toEqual(row.sending ?? filled);
     }
   });
 

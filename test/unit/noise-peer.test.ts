@@ -6,8 +6,9 @@
  * confirming a keypair sends, and the endpoint rules; then one handshake between two peers.
  */
 import { describe, expect, it } from 'vitest';
-import { counterNonce, defaultAead } from '../../crypto/aead.js';
+import { counterNonce } from '../../crypto/aead.js';
 import { deterministicRng } from '../../crypto/random.js';
+import { jsSuite } from '../../crypto/suite.js';
 import {
   KEEPALIVE_TIMEOUT,
   MAX_STAGED_PACKETS,
@@ -43,7 +44,7 @@ interface Sent {
 class FakeHost implements PeerHost {
   readonly clock = new FakeClock();
   readonly rng;
-  readonly aead = defaultAead;
+  readonly crypto = jsSuite;
   readonly logger = { verbose() {}, error() {} };
   readonly indices;
   readonly txNonce = new Uint8Array(12);
@@ -94,7 +95,10 @@ function setup(o: { identity?: boolean; endpoint?: boolean; peerKey?: Uint8Array
 
 /** A session keypair installed directly (keys are arbitrary: only the peer's bookkeeping is under test). */
 function installKeypair(peer: Peer, o: { initiator: boolean; birth: number; counter?: number }): Keypair {
-  const kp = new Keypair({ sendKey: new Uint8Array(32).fill(1), recvKey: new Uint8Array(32).fill(2), isInitiator: o.initiator, localIndex: 77, remoteIndex: 88 }, o.birth);
+  const kp = new Keypair(
+    { sendKey: new Uint8Array(32).fill(1), recvKey: new Uint8Array(32).fill(2), isInitiator: o.initiator, localIndex: 77, remoteIndex: 88 },
+    o.birth,
+  );
   if (o.counter !== undefined) kp.sendCounter = o.counter;
   peer.keypairs.add(kp);
   return kp;
@@ -105,7 +109,11 @@ const T = MESSAGE_TRANSPORT;
 
 describe('peer: when an initiation goes out', () => {
   const rows: Array<{ name: string; o?: Parameters<typeof setup>[0]; destroyed?: boolean; calls: number[]; sentAt: number[] }> = [
-    { name: 'at most one per REKEY_TIMEOUT', calls: [0, 1, REKEY_TIMEOUT - 1, REKEY_TIMEOUT, 2 * REKEY_TIMEOUT + 1], sentAt: [0, REKEY_TIMEOUT, 2 * REKEY_TIMEOUT + 1] },
+    {
+      name: 'at most one per REKEY_TIMEOUT',
+      calls: [0, 1, REKEY_TIMEOUT - 1, REKEY_TIMEOUT, 2 * REKEY_TIMEOUT + 1],
+      sentAt: [0, REKEY_TIMEOUT, 2 * REKEY_TIMEOUT + 1],
+    },
     { name: 'none without a private key', o: { identity: false }, calls: [0, REKEY_TIMEOUT], sentAt: [] },
     { name: 'none without an endpoint', o: { endpoint: false }, calls: [0, REKEY_TIMEOUT], sentAt: [] },
     { name: 'none to a low-order public key', o: { peerKey: new Uint8Array(32) }, calls: [0, REKEY_TIMEOUT], sentAt: [] },
@@ -132,7 +140,10 @@ describe('peer: when an initiation goes out', () => {
 
   it('a retry keeps the attempt count, a new handshake resets it', () => {
     const { peer } = setup();
-    for (const [retry, attempts] of [[true, 3], [false, 0]] as const) {
+    for (const [retry, attempts] of [
+      [true, 3],
+      [false, 0],
+    ] as const) {
       peer.timers.handshakeAttempts = 3;
       peer.initiateHandshake(retry);
       expect(peer.timers.handshakeAttempts).toBe(attempts);
@@ -182,7 +193,7 @@ describe('peer: the staged queue without a session', () => {
     expect(transports.map((s) => readU32(s.data, TRANSPORT.counter))).toEqual(Array.from({ length: MAX_STAGED_PACKETS }, (_, i) => i));
     const carried = transports.map((s, i) => {
       const plain = new Uint8Array(s.length - 32);
-      expect(host.aead.open(kp.sendKey, counterNonce(i), s.data.subarray(16), undefined, plain)).toBe(true);
+      expect(host.crypto.aead.open(kp.sendKey, counterNonce(i), s.data.subarray(16), undefined, plain)).toBe(true);
       return plain[1]! | (plain[2]! << 8);
     });
     expect(carried).toEqual(Array.from({ length: MAX_STAGED_PACKETS }, (_, i) => i + 5));
@@ -264,8 +275,14 @@ describe('peer: confirming a responder keypair', () => {
 describe('peer: endpoints', () => {
   const sticky: Array<[Endpoint, Endpoint]> = [
     [EP_B, { address: EP_B.address, port: EP_B.port, family: 4 }],
-    [{ address: '2001:db8::1', port: 9, family: 6, ifindex: 4 }, { address: '2001:db8::1', port: 9, family: 6 }],
-    [{ address: '192.0.2.7', port: 9, family: 4, localAddress: '192.0.2.1' }, { address: '192.0.2.7', port: 9, family: 4 }],
+    [
+      { address: '2001:db8::1', port: 9, family: 6, ifindex: 4 },
+      { address: '2001:db8::1', port: 9, family: 6 },
+    ],
+    [
+      { address: '192.0.2.7', port: 9, family: 4, localAddress: '192.0.2.1' },
+      { address: '192.0.2.7', port: 9, family: 4 },
+    ],
   ];
   for (const [before, after] of sticky) {
     it(`clearEndpointSource: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`, () => {
@@ -326,7 +343,12 @@ describe('peer: one handshake between two peers', () => {
     pa.initiateHandshake(false);
     expect(a.types()).toEqual([I]);
     const init = a.sent[0]!.data;
-    const consumed = consumeInitiation(parseInitiation(init) as Exclude<ReturnType<typeof parseInitiation>, string>, b.identity!, () => ({ peer: pb, handshake: pb.handshake }), b.clock.now());
+    const consumed = consumeInitiation(
+      parseInitiation(init) as Exclude<ReturnType<typeof parseInitiation>, string>,
+      b.identity!,
+      () => ({ peer: pb, handshake: pb.handshake }),
+      b.clock.now(),
+    );
     expect(typeof consumed).toBe('object');
     pb.initiationConsumed(EP_A, init.length);
     expect(b.types()).toEqual([MESSAGE_RESPONSE]);

@@ -6,14 +6,9 @@
  * exact (no sleeping, no timing slack).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  RATELIMIT_ENTRY_TTL,
-  RATELIMIT_MAX_ENTRIES,
-  RATELIMIT_PACKETS_BURST,
-  RATELIMIT_PACKETS_PER_SECOND,
-} from '../../noise/constants.js';
+import { RATELIMIT_ENTRY_TTL, RATELIMIT_MAX_ENTRIES, RATELIMIT_PACKETS_BURST, RATELIMIT_PACKETS_PER_SECOND } from '../../noise/constants.js';
+import { parseIp } from '../../noise/iptext.js';
 import { Ratelimiter } from '../../noise/ratelimiter.js';
-import { parseIp } from '../../noise/allowedips.js';
 
 const PER_PACKET = 1000 / RATELIMIT_PACKETS_PER_SECOND;
 

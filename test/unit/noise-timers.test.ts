@@ -5,13 +5,8 @@
  * so every deadline is known to the millisecond.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  KEEPALIVE_TIMEOUT,
-  MAX_TIMER_HANDSHAKES,
-  REKEY_TIMEOUT,
-  ZERO_KEY_MATERIAL_AFTER,
-} from '../../noise/constants.js';
-import { Timers, type TimerActions } from '../../noise/timers.js';
+import { KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_AFTER } from '../../noise/constants.js';
+import { type TimerActions, Timers } from '../../noise/timers.js';
 
 const J = 111; // the jitter every armed REKEY_TIMEOUT-based deadline gets here
 const K = KEEPALIVE_TIMEOUT;
@@ -19,16 +14,7 @@ const R = REKEY_TIMEOUT;
 const Z = ZERO_KEY_MATERIAL_AFTER;
 
 type Action = keyof TimerActions;
-type Event =
-  | 'dataSent'
-  | 'dataReceived'
-  | 'anySent'
-  | 'anyReceived'
-  | 'traversal'
-  | 'initiated'
-  | 'complete'
-  | 'derived'
-  | 'stop';
+type Event = 'dataSent' | 'dataReceived' | 'anySent' | 'anyReceived' | 'traversal' | 'initiated' | 'complete' | 'derived' | 'stop';
 
 /** One step: an event at a time, or `run` at a time with the actions it must fire. */
 type Step = [number, Event] | [number, 'run', Action[]];
@@ -50,35 +36,75 @@ interface Row {
 const rows: Row[] = [
   {
     name: 'a keepalive KEEPALIVE_TIMEOUT after data arrives',
-    steps: [[0, 'dataReceived'], [K - 1, 'run', []], [K, 'run', ['sendKeepalive']], [3 * K, 'run', []]],
+    steps: [
+      [0, 'dataReceived'],
+      [K - 1, 'run', []],
+      [K, 'run', ['sendKeepalive']],
+      [3 * K, 'run', []],
+    ],
   },
   {
     name: 'no keepalive when something was sent meanwhile',
-    steps: [[0, 'dataReceived'], [K / 2, 'anySent'], [K, 'run', []], [2 * K, 'run', []]],
+    steps: [
+      [0, 'dataReceived'],
+      [K / 2, 'anySent'],
+      [K, 'run', []],
+      [2 * K, 'run', []],
+    ],
   },
   {
     name: 'data received again while armed: one more keepalive after the first',
-    steps: [[0, 'dataReceived'], [1000, 'dataReceived'], [K, 'run', ['sendKeepalive']], [2 * K - 1, 'run', []], [2 * K, 'run', ['sendKeepalive']], [4 * K, 'run', []]],
+    steps: [
+      [0, 'dataReceived'],
+      [1000, 'dataReceived'],
+      [K, 'run', ['sendKeepalive']],
+      [2 * K - 1, 'run', []],
+      [2 * K, 'run', ['sendKeepalive']],
+      [4 * K, 'run', []],
+    ],
   },
   {
     name: 'a new handshake KEEPALIVE + REKEY_TIMEOUT + jitter after data sent without an answer',
-    steps: [[0, 'dataSent'], [K + R + J - 1, 'run', []], [K + R + J, 'run', ['newHandshake']], [10 * K, 'run', []]],
+    steps: [
+      [0, 'dataSent'],
+      [K + R + J - 1, 'run', []],
+      [K + R + J, 'run', ['newHandshake']],
+      [10 * K, 'run', []],
+    ],
   },
   {
     name: 'sending more data does not push the new-handshake deadline back',
-    steps: [[0, 'dataSent'], [3000, 'dataSent'], [K + R + J, 'run', ['newHandshake']]],
+    steps: [
+      [0, 'dataSent'],
+      [3000, 'dataSent'],
+      [K + R + J, 'run', ['newHandshake']],
+    ],
   },
   {
     name: 'an answer cancels the new handshake',
-    steps: [[0, 'dataSent'], [1000, 'anyReceived'], [K + R + J, 'run', []], [10 * K, 'run', []]],
+    steps: [
+      [0, 'dataSent'],
+      [1000, 'anyReceived'],
+      [K + R + J, 'run', []],
+      [10 * K, 'run', []],
+    ],
   },
   {
     name: 'an initiation is retransmitted REKEY_TIMEOUT + jitter after it was sent',
-    steps: [[0, 'initiated'], [R + J - 1, 'run', []], [R + J, 'run', ['retransmitHandshake']], [10 * R, 'run', []]],
+    steps: [
+      [0, 'initiated'],
+      [R + J - 1, 'run', []],
+      [R + J, 'run', ['retransmitHandshake']],
+      [10 * R, 'run', []],
+    ],
   },
   {
     name: 'a completed handshake cancels the retransmission',
-    steps: [[0, 'initiated'], [200, 'complete'], [R + J, 'run', []]],
+    steps: [
+      [0, 'initiated'],
+      [200, 'complete'],
+      [R + J, 'run', []],
+    ],
   },
   {
     name: 'after MAX_TIMER_HANDSHAKES + 1 retransmissions (as the kernel counts) it gives up, then zeroes the keys',
@@ -108,47 +134,86 @@ const rows: Row[] = [
   },
   {
     name: 'keys are zeroed 3 * REJECT_AFTER_TIME after the last session was derived',
-    steps: [[0, 'derived'], [Z - 1, 'run', []], [Z, 'run', ['zeroKeyMaterial']]],
+    steps: [
+      [0, 'derived'],
+      [Z - 1, 'run', []],
+      [Z, 'run', ['zeroKeyMaterial']],
+    ],
   },
   {
     name: 'a newer session moves the zero-key deadline',
-    steps: [[0, 'derived'], [1000, 'derived'], [Z, 'run', []], [Z + 1000, 'run', ['zeroKeyMaterial']]],
+    steps: [
+      [0, 'derived'],
+      [1000, 'derived'],
+      [Z, 'run', []],
+      [Z + 1000, 'run', ['zeroKeyMaterial']],
+    ],
   },
   {
     name: 'persistent keepalive: every interval after the last authenticated packet either way',
     persistent: 25_000,
-    steps: [[0, 'traversal'], [24_999, 'run', []], [25_000, 'run', ['sendKeepalive']], [26_000, 'traversal'], [50_999, 'run', []], [51_000, 'run', ['sendKeepalive']]],
+    steps: [
+      [0, 'traversal'],
+      [24_999, 'run', []],
+      [25_000, 'run', ['sendKeepalive']],
+      [26_000, 'traversal'],
+      [50_999, 'run', []],
+      [51_000, 'run', ['sendKeepalive']],
+    ],
   },
   {
     name: 'persistent keepalive off: traffic arms nothing',
     persistent: 0,
-    steps: [[0, 'traversal'], [10 * Z, 'run', []]],
+    steps: [
+      [0, 'traversal'],
+      [10 * Z, 'run', []],
+    ],
   },
   {
     name: 'several deadlines due at once fire in a fixed order',
     persistent: 1000,
-    steps: [[0, 'derived'], [Z - K - R - J, 'dataSent'], [Z - K, 'dataReceived'], [Z - R - J, 'initiated'], [Z - 1000, 'traversal'], [Z, 'run', ['retransmitHandshake', 'sendKeepalive', 'newHandshake', 'zeroKeyMaterial', 'sendKeepalive']]],
+    steps: [
+      [0, 'derived'],
+      [Z - K - R - J, 'dataSent'],
+      [Z - K, 'dataReceived'],
+      [Z - R - J, 'initiated'],
+      [Z - 1000, 'traversal'],
+      [Z, 'run', ['retransmitHandshake', 'sendKeepalive', 'newHandshake', 'zeroKeyMaterial', 'sendKeepalive']],
+    ],
   },
   {
     name: 'stop() disarms everything, and nothing arms afterwards',
     persistent: 1000,
-    steps: [[0, 'derived'], [0, 'initiated'], [0, 'dataReceived'], [0, 'dataSent'], [0, 'traversal'], [1, 'stop'], [2, 'derived'], [2, 'initiated'], [2, 'dataReceived'], [2, 'dataSent'], [2, 'traversal'], [10 * Z, 'run', []]],
+    steps: [
+      [0, 'derived'],
+      [0, 'initiated'],
+      [0, 'dataReceived'],
+      [0, 'dataSent'],
+      [0, 'traversal'],
+      [1, 'stop'],
+      [2, 'derived'],
+      [2, 'initiated'],
+      [2, 'dataReceived'],
+      [2, 'dataSent'],
+      [2, 'traversal'],
+      [10 * Z, 'run', []],
+    ],
   },
 ];
 
-function apply(t: Timers, ev: Event, now: number): void {
-  switch (ev) {
-    case 'dataSent': return t.dataSent(now);
-    case 'dataReceived': return t.dataReceived(now);
-    case 'anySent': return t.anyAuthenticatedPacketSent();
-    case 'anyReceived': return t.anyAuthenticatedPacketReceived();
-    case 'traversal': return t.anyAuthenticatedPacketTraversal(now);
-    case 'initiated': return t.handshakeInitiated(now);
-    case 'complete': return t.handshakeComplete();
-    case 'derived': return t.sessionDerived(now);
-    case 'stop': return t.stop();
-  }
-}
+/** The Timers method of each event. */
+const EVENTS: Record<Event, (t: Timers, now: number) => void> = {
+  dataSent: (t, now) => t.dataSent(now),
+  dataReceived: (t, now) => t.dataReceived(now),
+  anySent: (t) => t.anyAuthenticatedPacketSent(),
+  anyReceived: (t) => t.anyAuthenticatedPacketReceived(),
+  traversal: (t, now) => t.anyAuthenticatedPacketTraversal(now),
+  initiated: (t, now) => t.handshakeInitiated(now),
+  complete: (t) => t.handshakeComplete(),
+  derived: (t, now) => t.sessionDerived(now),
+  stop: (t) => t.stop(),
+};
+const apply = (t: Timers, ev: Event, now: number): void => EVENTS[ev](t, now);
 
 /** Timers and a recorder of the actions they fire (a retransmission re-arms when `resend`). */
 function harness(row: Row) {
@@ -200,9 +265,22 @@ describe('timers: the next deadline', () => {
     { events: [[0, 'dataSent']], next: K + R + J },
     { events: [[0, 'initiated']], next: R + J },
     { events: [[0, 'derived']], next: Z },
-    { events: [[0, 'derived'], [5, 'initiated'], [7, 'dataReceived']], next: 5 + R + J },
+    {
+      events: [
+        [0, 'derived'],
+        [5, 'initiated'],
+        [7, 'dataReceived'],
+      ],
+      next: 5 + R + J,
+    },
     { events: [[0, 'traversal']], next: 2000 },
-    { events: [[0, 'dataReceived'], [1, 'stop']], next: Infinity },
+    {
+      events: [
+        [0, 'dataReceived'],
+        [1, 'stop'],
+      ],
+      next: Infinity,
+    },
   ];
   for (const c of cases) {
     it(`${c.events.map(([t, e]) => `${e}@${t}`).join(', ') || 'nothing'} -> ${c.next}`, () => {
@@ -220,7 +298,11 @@ describe('timers: handshake attempts', () => {
     const noop = (): void => {};
     const a: TimerActions = { retransmitHandshake: noop, giveUpHandshake: noop, sendKeepalive: noop, newHandshake: noop, zeroKeyMaterial: noop };
     t.handshakeInitiated(0);
-    for (const [at, attempts] of [[R + J, 1], [2 * (R + J), 2], [3 * (R + J), 3]] as const) {
+    for (const [at, attempts] of [
+      [R + J, 1],
+      [2 * (R + J), 2],
+      [3 * (R + J), 3],
+    ] as const) {
       t.run(at, a);
       t.handshakeInitiated(at);
       expect(t.handshakeAttempts).toBe(attempts);

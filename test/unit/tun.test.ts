@@ -2,8 +2,9 @@
  * The TUN layer without a device (no root): the packet pair that stands in for a TUN, names,
  * and the refusals that come before anything is opened.
  */
-import { describe, it, expect } from 'vitest';
+
 import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { Tun, tempName } from '../../tun/tun.js';
 import { addonBuilt, sleep } from '../helpers/proc.js';
 import { leftoverTemps } from '../helpers/tun.js';
@@ -31,8 +32,14 @@ describe.skipIf(!addonBuilt)('Tun.packetPair (no device, no root)', () => {
     const atA: number[] = [];
     const atB: number[] = [];
     let batches = 0;
-    a.start((p) => atA.push(p.length), () => batches++);
-    b.start((p) => atB.push(p.length), () => batches++);
+    a.start(
+      (p) => atA.push(p.length),
+      () => batches++,
+    );
+    b.start(
+      (p) => atB.push(p.length),
+      () => batches++,
+    );
     for (const n of [20, 1420, 9000]) expect(a.write(new Uint8Array(n))).toBe(true);
     expect(b.write(new Uint8Array(60))).toBe(true);
     const end = Date.now() + 2000;

@@ -3,8 +3,9 @@
  * EADDRINUSE, loopback-only binds, flush control, refusals. test/system/udp-bind.test.ts has
  * the sticky source and fwmark in a namespace.
  */
-import { describe, it, expect, afterAll } from 'vitest';
+
 import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../noise/types.js';
 import { addonBuilt, sleep, waitUntil } from '../helpers/proc.js';
 import { OpenBinds } from '../helpers/udp.js';
@@ -42,11 +43,14 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
       const loop = family === 4 ? '127.0.0.1' : '::1';
       const got: { data: Uint8Array; from: Endpoint }[] = [];
       let batches = 0;
-      b.start((data, from) => got.push({ data: data.slice(), from }), () => batches++);
+      b.start(
+        (data, from) => got.push({ data: data.slice(), from }),
+        () => batches++,
+      );
       const to: Endpoint = { address: loop, port: b.port, family };
       const N = 300;
       for (let i = 0; i < N; i++) {
-        const d = new Uint8Array(1 + (i * 37) % 1500);
+        const d = new Uint8Array(1 + ((i * 37) % 1500));
         d.fill(i & 255);
         d[0] = i >> 8;
         expect(a.send(d, to)).toBe(true);
@@ -55,7 +59,7 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
       await waitUntil('the datagrams', () => got.length === N);
       for (let i = 0; i < N; i++) {
         const d = got[i]!.data;
-        expect(d.length).toBe(1 + (i * 37) % 1500);
+        expect(d.length).toBe(1 + ((i * 37) % 1500));
         expect(d[0]).toBe(i >> 8);
         if (d.length > 1) expect(d[d.length - 1]).toBe(i & 255);
       }
@@ -75,7 +79,10 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     const a = binds.open(0);
     const b = binds.open(0);
     const lens: number[] = [];
-    b.start((d) => lens.push(d.length), () => {});
+    b.start(
+      (d) => lens.push(d.length),
+      () => {},
+    );
     a.send(new Uint8Array(65000), { address: '127.0.0.1', port: b.port, family: 4 });
     a.send(new Uint8Array(65000), { address: '::1', port: b.port, family: 6 });
     await waitUntil('the datagrams', () => lens.length === 2);
@@ -87,15 +94,22 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
   it('loopback: true binds 127.0.0.1 and ::1 only', async () => {
     const a = binds.open(0, { loopback: true });
     const hexPort = a.port.toString(16).toUpperCase().padStart(4, '0');
-    const v4 = readFileSync('/proc/net/udp', 'utf8').split('\n').filter((l) => l.includes(`:${hexPort} `));
+    const v4 = readFileSync('/proc/net/udp', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`:${hexPort} `));
     expect(v4.map((l) => l.trim().split(/\s+/)[1])).toEqual([`0100007F:${hexPort}`]);
     if (a.families.v6) {
-      const v6 = readFileSync('/proc/net/udp6', 'utf8').split('\n').filter((l) => l.includes(`:${hexPort} `));
+      const v6 = readFileSync('/proc/net/udp6', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(`:${hexPort} `));
       expect(v6.map((l) => l.trim().split(/\s+/)[1])).toEqual([`00000000000000000000000001000000:${hexPort}`]);
     }
     const b = binds.open(0);
     const got: number[] = [];
-    a.start((d) => got.push(d[0]!), () => {});
+    a.start(
+      (d) => got.push(d[0]!),
+      () => {},
+    );
     b.send(new Uint8Array([9]), { address: '127.0.0.1', port: a.port, family: 4 });
     await waitUntil('the datagrams', () => got.length === 1);
     a.close();
@@ -106,7 +120,10 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     const a = binds.open(0, { autoFlush: false });
     const b = binds.open(0);
     const got: number[] = [];
-    b.start((d) => got.push(d[0]!), () => {});
+    b.start(
+      (d) => got.push(d[0]!),
+      () => {},
+    );
     a.send(new Uint8Array([7]), { address: '127.0.0.1', port: b.port, family: 4 });
     await sleep(100);
     expect(got).toEqual([]);
@@ -131,10 +148,13 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     const a = binds.open(0);
     const b = binds.open(0);
     let n = 0;
-    b.start(() => {
-      n++;
-      b.close();
-    }, () => {});
+    b.start(
+      () => {
+        n++;
+        b.close();
+      },
+      () => {},
+    );
     for (let i = 0; i < 10; i++) a.send(new Uint8Array([i]), { address: '127.0.0.1', port: b.port, family: 4 });
     a.flush();
     await waitUntil('the datagrams', () => n > 0);

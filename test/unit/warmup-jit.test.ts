@@ -6,10 +6,11 @@
  * of object shapes or call sites that would quietly put the per-packet path back into slow code.
  * All in memory; test/system/warmup-jit.test.ts does the same with two real daemons.
  */
-import { describe, expect, it } from 'vitest';
+
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
 import { DATA_PATH } from '../helpers/jit.js';
 
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
@@ -19,11 +20,13 @@ const script = `
 const d = ${JSON.stringify(dist)};
 const { warmUp } = await import(d + 'src/warmup.js');
 const { Device } = await import(d + 'noise/device.js');
-const { parseCidr } = await import(d + 'noise/allowedips.js');
+const { parseCidr } = await import(d + 'noise/iptext.js');
 const { endpointOf } = await import(d + 'noise/types.js');
 const { createLogger } = await import(d + 'src/log.js');
 const { generatePrivateKey, publicKey } = await import(d + 'crypto/x25519.js');
-await warmUp({ udpRounds: 0 });
+const { selectSuite } = await import(d + 'tun/openssl.js');
+const crypto = selectSuite(undefined);
+await warmUp({ udpRounds: 0, crypto });
 await new Promise((r) => setTimeout(r, 300));
 console.log('--- traffic');
 const keys = [generatePrivateKey(), generatePrivateKey()];
@@ -31,12 +34,13 @@ const eps = [endpointOf('127.0.0.1', 10000, 4, '127.0.0.1', 1), endpointOf('127.
 const queue = [];
 let delivered = 0;
 const logger = createLogger('error', '(t) ');
-const devices = [0, 1].map((i) => new Device({ logger, mtu: 1420, sinks: {
+const devices = [0, 1].map((i) => new Device({ logger, crypto, mtu: 1420, sinks: {
   sendDatagram: (data) => { queue.push([1 - i, data.slice()]); },
   writePacket: () => { delivered++; },
 } }));
 devices.forEach((dev, i) => dev.apply({ privateKey: keys[i], peers: [{ publicKey: publicKey(keys[1 - i]), endpoint: eps[1 - i], allowedIps: [parseCidr('192.168.241.' + (2 - i) + '/32')] }] }));
-const ping = (s, t) => { const p = new Uint8Array(84); p[0] = 0x45; p[3] = 84; p[8] = 64; p[9] = 1; p.set([192, 168, 241, s], 12); p.set([192, 168, 241, t], 16); return p; };
+const { ipv4Packet } = await import(d + 'noise/packets.js');
+const ping = (s, t) => ipv4Packet('192.168.241.' + s, '192.168.241.' + t, 64, 1);
 const drain = () => { for (let it = queue.shift(); it; it = queue.shift()) { devices[it[0]].receiveDatagram(it[1], eps[1 - it[0]]); devices[it[0]].tick(); } };
 for (let i = 0; i < 40; i++) {
   devices[0].sendPacket(ping(1, 2)); devices[0].tick(); drain();
@@ -47,16 +51,19 @@ console.log('delivered', delivered);
 `;
 
 describe('JIT warm-up', () => {
-  it.skipIf(!built)('leaves optimized data-path code that real-shaped traffic does not throw away', async () => {
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
-        err ? reject(err) : resolve(stdout),
-      ),
-    );
-    const after = out.slice(out.indexOf('--- traffic'));
-    expect(after).toMatch(/delivered 80\b/);
-    const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
-    expect(deopts).toEqual([]);
-  }, 90_000);
+  it.skipIf(!built)(
+    'leaves optimized data-path code that real-shaped traffic does not throw away',
+    async () => {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
+          err ? reject(err) : resolve(stdout),
+        ),
+      );
+      const after = out.slice(out.indexOf('--- traffic'));
+      expect(after).toMatch(/delivered 80\b/);
+      const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
+      expect(deopts).toEqual([]);
+    },
+    90_000,
+  );
 });
-
