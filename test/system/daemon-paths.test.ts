@@ -51,6 +51,12 @@ async function keys(tmp: string) {
 /** Start bin/wireguard-ts in `ns` (its UDP stays there) and move its device into `target`. */
 const startDaemon = (ns: string, ifname: string, target: string) => startDaemonIn(ns, WG_TS, ifname, target);
 
+/** `wg set IFNAME private-key KEY listen-port PORT peer PUB allowed-ips ALLOWED [endpoint ENDPOINT]` in `ns`. */
+async function wgPeer(ns: string, ifname: string, privFile: string, port: number, peer: string, allowed: string, endpoint?: string): Promise<void> {
+  const ep = endpoint === undefined ? [] : ['endpoint', endpoint];
+  await nsRun(ns, 'wg', ['set', ifname, 'private-key', privFile, 'listen-port', String(port), 'peer', peer, 'allowed-ips', allowed, ...ep]);
+}
+
 async function addressUp(ns: string, ifname: string, cidr: string): Promise<void> {
   await runOk('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
   await runOk('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
@@ -84,21 +90,8 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
       [hostB, ['link', 'set', lb, 'up']],
     ]);
     const k = await keys(tmp());
-    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
-    await nsRun(hostB, 'wg', [
-      'set',
-      ifb,
-      'private-key',
-      k.b.privFile,
-      'listen-port',
-      '51821',
-      'peer',
-      k.a.pub,
-      'allowed-ips',
-      '192.168.245.1/32',
-      'endpoint',
-      '192.168.250.2:51820',
-    ]);
+    await wgPeer(hostA, ifa, k.a.privFile, 51820, k.b.pub, '192.168.245.2/32');
+    await wgPeer(hostB, ifb, k.b.privFile, 51821, k.a.pub, '192.168.245.1/32', '192.168.250.2:51820');
     await addressUp(ctA, ifa, '192.168.245.1/24');
     await addressUp(ctB, ifb, '192.168.245.2/24');
     const endpointAtB = async () => (await nsRun(hostB, 'wg', ['show', ifb, 'endpoints'])).stdout.trim().split('\t')[1];
@@ -133,21 +126,8 @@ describe.skipIf(skip)(`link-local IPv6 endpoints${skip ? ` (skipped: ${skip})` :
       [hostB, ['link', 'set', lb, 'up']],
     ]);
     const k = await keys(tmp());
-    await nsRun(hostA, 'wg', [
-      'set',
-      ifa,
-      'private-key',
-      k.a.privFile,
-      'listen-port',
-      '51820',
-      'peer',
-      k.b.pub,
-      'allowed-ips',
-      '192.168.246.2/32',
-      'endpoint',
-      `[fe80::b%${la}]:51821`,
-    ]);
-    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.246.1/32']);
+    await wgPeer(hostA, ifa, k.a.privFile, 51820, k.b.pub, '192.168.246.2/32', `[fe80::b%${la}]:51821`);
+    await wgPeer(hostB, ifb, k.b.privFile, 51821, k.a.pub, '192.168.246.1/32');
     await addressUp(ctA, ifa, '192.168.246.1/24');
     await addressUp(ctB, ifb, '192.168.246.2/24');
     const endpoint = async (ns: string, ifname: string) => (await nsRun(ns, 'wg', ['show', ifname, 'endpoints'])).stdout.trim().split('\t')[1];
@@ -202,21 +182,8 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     const ifb = `xb${t}`;
     await startDaemon(pubNs, ifa, ctA);
     await startDaemon(privNs, ifb, ctB);
-    await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.244.2/32']);
-    await nsRun(privNs, 'wg', [
-      'set',
-      ifb,
-      'private-key',
-      k.b.privFile,
-      'listen-port',
-      '51821',
-      'peer',
-      k.a.pub,
-      'allowed-ips',
-      '192.168.244.1/32',
-      'endpoint',
-      '192.168.251.1:51820',
-    ]);
+    await wgPeer(pubNs, ifa, k.a.privFile, 51820, k.b.pub, '192.168.244.2/32');
+    await wgPeer(privNs, ifb, k.b.privFile, 51821, k.a.pub, '192.168.244.1/32', '192.168.251.1:51820');
     await addressUp(ctA, ifa, '192.168.244.1/24');
     await addressUp(ctB, ifb, '192.168.244.2/24');
 

@@ -11,6 +11,7 @@ import { addonBuilt, isRoot, sleep, waitUntil } from '../helpers/proc.js';
 import { OpenBinds } from '../helpers/udp.js';
 
 const binds = new OpenBinds();
+const ignoreBatch = (): void => {};
 const netns = new AnonNetns();
 const newNetns = async (): Promise<number> => (await netns.create()).pid;
 
@@ -44,14 +45,8 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
       const rxA: Endpoint[] = [];
       const rxB: Endpoint[] = [];
       const sticky: Endpoint[] = [];
-      A.start(
-        (_d, f) => rxA.push(f),
-        () => {},
-      );
-      B.start(
-        (_d, f) => rxB.push(f),
-        () => {},
-      );
+      A.start((_d, f) => rxA.push(f), ignoreBatch);
+      B.start((_d, f) => rxB.push(f), ignoreBatch);
       B.onStickyFailure((ep) => sticky.push(ep));
 
       // A -> B at the second address: B learns localAddress a2.
@@ -102,14 +97,8 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
     const B = binds.open(0, o);
     const rxA: Endpoint[] = [];
     const rxB: Endpoint[] = [];
-    A.start(
-      (_d, f) => rxA.push(f),
-      () => {},
-    );
-    B.start(
-      (_d, f) => rxB.push(f),
-      () => {},
-    );
+    A.start((_d, f) => rxA.push(f), ignoreBatch);
+    B.start((_d, f) => rxB.push(f), ignoreBatch);
     // Out of st0, over the veth, in on st1.
     A.send(new Uint8Array([1]), { address: 'fe80::a2', port: B.port, family: 6, ifindex: i0 });
     expect(A.flush()).toBe(1);
