@@ -11,6 +11,16 @@
       ]
     },
     {
+      "target_name": "net-admin-helper",
+      "type": "executable",
+      "sources": ["csrc/helper/net-admin-helper.c"],
+      "defines": ["_GNU_SOURCE", "WGTS_NODE=\"<!(node -p process.execPath)\""],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
+      "conditions": [
+        ["OS!='linux'", {"type": "none"}]
+      ]
+    },
+    {
       "target_name": "wgts_crypto",
       "sources": ["csrc/aead.c"],
       "defines": ["NAPI_VERSION=8"],
