@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import ts from 'typescript';
 import type { StandaloneConfig } from './fake-service.js';
-import { ROOT } from './netns.js';
+import { ROOT } from './proc.js';
 
 export const CLIENT_SOURCE = join(ROOT, 'csrc/helper/net-admin-helper.c');
 

@@ -15,7 +15,7 @@ import * as ipx from '../../tun/ip.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
 import { buildClient, type ClientBuild, installService, readLog } from '../helpers/client-build.js';
 import { type Echo, FakeService } from '../helpers/fake-service.js';
-import { ROOT, which } from '../helpers/netns.js';
+import { ROOT, which } from '../helpers/proc.js';
 
 const BIN = join(ROOT, 'bin/net-admin-helper');
 const NOBODY = 65534;
