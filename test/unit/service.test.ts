@@ -12,7 +12,7 @@ import { publicKey } from '../../crypto/x25519.js';
 import { createLogger } from '../../src/log.js';
 import { MAX_ARGS } from '../../src/service/control.js';
 import { Service } from '../../src/service/service.js';
-import { FakeConnection, FakeOs } from '../helpers/fake-service.js';
+import { FakeConnection, FakeOs } from '../helpers/fake-service-os.js';
 
 const KEY_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/;
 
