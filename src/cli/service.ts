@@ -1,13 +1,14 @@
 /**
- * `wireguard-ts-service [--config FILE] [--state-dir DIR] [--on-demand]`: the host service of
- * this network namespace (docs/SERVICE.md). Run by systemd (wireguard-ts.service,
- * Restart=always) in the host namespace, or started on demand by the first cwg command run as
- * root that finds none (--on-demand: it leaves the caller's cgroups first). A second one in the
- * same namespace exits at once, quietly: the control socket's name is taken.
+ * `wireguard-ts-service [--config FILE] [--state-dir DIR]`: the host service of this network
+ * namespace (docs/SERVICE.md). Run by systemd (wireguard-ts.service, Restart=always) in the
+ * host namespace, or started on demand by the first cwg command run as root that finds none
+ * (it leaves the caller's cgroups first). A second one in the same namespace exits at once,
+ * quietly: the control socket's name is taken.
  */
 
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { leaveCallerCgroups } from '../../tun/cgroup.js';
 import { selectSuite } from '../../tun/openssl.js';
 import { CONFIG_PATH } from '../cwg/config.js';
@@ -21,7 +22,7 @@ const PROG = 'wireguard-ts-service';
 /** Where the state of the service of each namespace lives (tmpfs: containers do not outlive a boot). */
 export const STATE_BASE = '/run/wireguard-ts';
 
-const USAGE = `Usage: ${PROG} [--config FILE] [--state-dir DIR] [--on-demand]
+const USAGE = `Usage: ${PROG} [--config FILE] [--state-dir DIR]
 
 The wireguard-ts host service: holds every cwg device of this network namespace (their TUN
 devices in the containers' namespaces, their UDP sockets here) and answers the cwg commands
@@ -30,20 +31,22 @@ on the abstract control socket "wireguard-ts/control". Runs in the foreground.
   --config FILE     the administrator's configuration (default ${CONFIG_PATH}; root-owned)
   --state-dir DIR   where device records are kept for crash recovery
                     (default ${STATE_BASE}/<inode of this network namespace>)
-  --on-demand       started by a cwg command: leave the caller's cgroups first
+Started by anything but systemd (a cwg command starts it on demand, with an empty
+environment), it first leaves the cgroups it inherited, so that removing the caller's
+container does not take the service with it; under systemd (INVOCATION_ID set) it stays in
+its unit's cgroup.
 Environment: LOG_LEVEL=verbose|error|silent (default error); CWG_PREFIX (the device-name
 prefix when the configuration sets none); WG_TS_CRYPTO, WG_TS_WARMUP as for wireguard-ts.`;
 
 interface Args {
   configPath: string;
   stateDir: string | null;
-  onDemand: boolean;
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args | 'help' {
-  const a: Args = { configPath: CONFIG_PATH, stateDir: null, onDemand: false };
+  const a: Args = { configPath: CONFIG_PATH, stateDir: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -54,7 +57,6 @@ function parseArgs(argv: readonly string[]): Args | 'help' {
     if (arg === '-h' || arg === '--help') return 'help';
     if (arg === '--config') a.configPath = value();
     else if (arg === '--state-dir') a.stateDir = value();
-    else if (arg === '--on-demand') a.onDemand = true;
     else throw new UsageError(`unknown argument '${arg.slice(0, 64)}'`);
   }
   return a;
@@ -116,7 +118,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (process.geteuid?.() !== 0) fail('must be run as root (it creates network devices in other network namespaces)');
   process.umask(0o077);
   const logger = createLogger(logLevelFromEnv(), '');
-  if (args.onDemand) {
+  if (process.env.INVOCATION_ID === undefined) {
     for (const f of leaveCallerCgroups()) logger.error(`cannot leave the caller's cgroup ${f}`);
   }
   raiseFileLimit();
@@ -167,4 +169,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.on('SIGHUP', () => {});
   // A bug reached the event loop: log it and go on serving the other devices.
   process.on('uncaughtException', (e) => logger.error(`internal error: ${e.stack ?? e.message}`));
+}
+
+// Run as a program (the C client starts dist/src/cli/service.js directly, with an empty
+// environment); bin/wireguard-ts-service imports main() instead.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((e: Error) => fail(e.message));
 }

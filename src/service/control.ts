@@ -7,6 +7,7 @@
  */
 import { closeSync } from 'node:fs';
 import type { Logger } from '../../noise/types.js';
+import { decodeRequest, encodeDone, encodeWait, HEARTBEAT_MS, MAX_MESSAGE } from '../../tun/control-protocol.js';
 import type { Caller, NsInput } from './cwg-system.js';
 
 /** A connection as the transport (tun/control.ts) delivers it: the kernel's credentials, packets, close. */
@@ -41,60 +42,27 @@ export interface ControlResponse {
 
 export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
 
-export const PROTOCOL = 'WGTS1';
-/** Largest packet either way (a request is a command line: a few hundred bytes). */
-export const MAX_PACKET = 65536;
 /** Most arguments a request may carry (the longest command has five). */
 export const MAX_ARGS = 16;
-/** Most connections at once; more are closed at once (a hundred parallel creates fit). */
+/** Most connections at once; more are answered "busy" at once (a hundred parallel creates fit). */
 export const MAX_CONNECTIONS = 1024;
-/** Heartbeat period, and the time a connection may take to send its request. */
-export const HEARTBEAT_MS = 1000;
+/** The time a connection may take to send its request. */
 export const REQUEST_TIMEOUT_MS = 5000;
 
-const NUL = 0;
-const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: false });
-
-/** Encode NUL-separated fields. Fields never contain NUL (the decoder splits on it). */
-export function encodeFields(fields: readonly string[]): Uint8Array {
-  return enc.encode(fields.map((f) => f.replaceAll('\0', '')).join('\0'));
+/** Parse a request packet, or say why it is not one. `fd`: the descriptor that came with it, or -1. */
+export function parseRequest(data: Uint8Array, fd: number): { ns: NsInput; argv: string[] } | string {
+  if (data.length > MAX_MESSAGE) return 'request too large';
+  const r = decodeRequest(data);
+  if (!r.ok) return r.reason;
+  const { ns, args } = r.request;
+  if (args.length === 0) return 'empty request';
+  if (args.length > MAX_ARGS) return `too many arguments (at most ${MAX_ARGS})`;
+  if (ns.kind === 'fd' && fd < 0) return "the request says 'fd' but carries no descriptor";
+  if (ns.kind !== 'fd' && fd >= 0) return 'a descriptor the request does not announce';
+  return { ns: ns.kind === 'fd' ? { kind: 'fd', fd } : ns, argv: args };
 }
 
-export function decodeFields(data: Uint8Array): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i <= data.length; i++) {
-    if (i === data.length || data[i] === NUL) {
-      out.push(dec.decode(data.subarray(start, i)));
-      start = i + 1;
-    }
-  }
-  return out;
-}
-
-/** Parse a request's fields, or say why they are not one. */
-export function parseRequest(fields: readonly string[], fd: number): { ns: NsInput; argv: string[] } | string {
-  if (fields[0] !== PROTOCOL) return 'not a wireguard-ts control request (or another protocol version)';
-  if (fields.length < 3) return 'empty request';
-  if (fields.length - 2 > MAX_ARGS) return `too many arguments (at most ${MAX_ARGS})`;
-  const nsField = fields[1]!;
-  let ns: NsInput;
-  if (nsField === 'fd') {
-    if (fd < 0) return "the request says 'fd' but carries no descriptor";
-    ns = { kind: 'fd', fd };
-  } else if (nsField === 'none') {
-    ns = { kind: 'none' };
-  } else if (/^errno:[1-9][0-9]{0,3}$/.test(nsField)) {
-    ns = { kind: 'errno', errno: Number(nsField.slice(6)) };
-  } else {
-    return `invalid namespace field ${JSON.stringify(nsField.slice(0, 32))}`;
-  }
-  if (nsField !== 'fd' && fd >= 0) return 'a descriptor the request does not announce';
-  return { ns, argv: fields.slice(2) };
-}
-
-const WAIT = encodeFields([PROTOCOL, 'wait']);
+const WAIT = encodeWait();
 
 interface Pending {
   readonly conn: ControlConnection;
@@ -162,7 +130,7 @@ export class ControlServer {
       }
       got = true;
       clearTimeout(silence);
-      const parsed = data.length > MAX_PACKET ? 'request too large' : parseRequest(decodeFields(data), fd);
+      const parsed = parseRequest(data, fd);
       if (typeof parsed === 'string') {
         closeFd(fd);
         this.stats.refused++;
@@ -194,7 +162,7 @@ export class ControlServer {
   }
 
   private finish(conn: ControlConnection, res: ControlResponse): void {
-    conn.send(encodeFields([PROTOCOL, 'done', String(res.code), res.stdout, res.stderr]));
+    conn.send(encodeDone(res.code, clean(res.stdout), clean(res.stderr)));
     conn.close();
   }
 
@@ -205,6 +173,12 @@ export class ControlServer {
     await this.tail;
     for (const c of this.open) c.close();
   }
+}
+
+/** Output text as a `done` field can carry it: no NUL, and within the message size. */
+function clean(text: string): string {
+  const t = text.replaceAll('\0', '');
+  return t.length > 16384 ? `${t.slice(0, 16384)}\n` : t;
 }
 
 /** Close a descriptor that came with a packet (ours once received). */

@@ -8,8 +8,9 @@ import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIp } from '../../noise/iptext.js';
-import { type ControlConnection, decodeFields, encodeFields, PROTOCOL } from '../../src/service/control.js';
+import type { ControlConnection } from '../../src/service/control.js';
 import type { IpAddress, NetnsIdentity, ServiceOs } from '../../src/service/os.js';
+import { PROTOCOL_TAG } from '../../tun/control-protocol.js';
 import { Tun } from '../../tun/tun.js';
 import { UdpBind, type UdpBindOptions } from '../../tun/udp.js';
 
@@ -137,7 +138,7 @@ export class FakeConnection implements ControlConnection {
 
   send(data: Uint8Array): boolean {
     if (this.closed) return false;
-    this.sent.push(decodeFields(data));
+    this.sent.push(new TextDecoder().decode(data).split('\0'));
     return true;
   }
 
@@ -150,7 +151,7 @@ export class FakeConnection implements ControlConnection {
 
   /** The client sends its request (fields after the protocol tag). */
   request(fields: readonly string[], fd = -1): void {
-    this.packetCb!(encodeFields([PROTOCOL, ...fields]), fd);
+    this.packetCb!(new TextEncoder().encode([PROTOCOL_TAG, ...fields].join('\0')), fd);
   }
 
   /** Resolves when the service has closed the connection. */

@@ -245,7 +245,7 @@ describe('the control server', () => {
 
   it('refuses malformed requests with one line', async () => {
     const r1 = await ask(['frob'], { nsField: 'bogus' });
-    expect(r1).toEqual({ code: 1, stdout: '', stderr: 'cwg: invalid namespace field "bogus"\n' });
+    expect(r1).toEqual({ code: 1, stdout: '', stderr: 'cwg: bad namespace field\n' });
     const r2 = await ask(Array.from({ length: MAX_ARGS + 1 }, () => 'x'));
     expect(r2.stderr).toBe(`cwg: too many arguments (at most ${MAX_ARGS})\n`);
     const conn = new FakeConnection();
