@@ -5,7 +5,8 @@
  * (the container's namespace went away, or `ip link del`), or on a fault of its own: then its
  * port, socket and record go with it, and no other device is affected.
  */
-import { lstatSync, mkdirSync, rmdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { isZero } from '../../crypto/keys.js';
 import type { CryptoSuite } from '../../crypto/suite.js';
@@ -231,6 +232,44 @@ export class Registry {
     await device.closing;
   }
 
+  /**
+   * Tidy the run directories after a crash: a UAPI socket nobody listens on any more (its
+   * service was killed) is removed, and so is a run directory left empty. Live sockets, ours or
+   * another service's, are never touched.
+   */
+  async sweepStale(): Promise<number> {
+    let removed = 0;
+    let dirs: string[];
+    try {
+      dirs = readdirSync(this.runBase);
+    } catch {
+      return 0;
+    }
+    for (const d of dirs) {
+      if (!/^[0-9]+$/.test(d)) continue;
+      const dir = join(this.runBase, d);
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        const path = join(dir, n);
+        if (n.endsWith('.sock') && (await deadSocket(path))) {
+          try {
+            unlinkSync(path);
+            removed++;
+          } catch {
+            /* raced */
+          }
+        }
+      }
+      removeDirIfEmpty(dir);
+    }
+    return removed;
+  }
+
   /** Close everything (service shutdown): devices go, records stay for the next start. */
   async closeAll(): Promise<void> {
     const all = this.all();
@@ -251,6 +290,23 @@ export class Registry {
     this.opts.logger.verbose(`device ${device.name} removed: ${reason}`);
     device.closing = device.uapi.close().then(() => removeDirIfEmpty(runDir));
   }
+}
+
+/** True when `path` is a UNIX socket nobody accepts on (connect: ECONNREFUSED). */
+function deadSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      if (!lstatSync(path).isSocket()) return resolve(false);
+    } catch {
+      return resolve(false);
+    }
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
 }
 
 function removeDirIfEmpty(dir: string): void {

@@ -68,6 +68,8 @@ export class Service {
   /** Make the recorded devices again (before serving requests). */
   async recover(): Promise<RecoveryResult> {
     this.recovery = await recover(this.opts.os, this.state, this.registry, this.opts.logger);
+    const swept = await this.registry.sweepStale();
+    if (swept > 0) this.opts.logger.verbose(`removed ${swept} UAPI sockets left by a killed service`);
     return this.recovery;
   }
 
