@@ -459,8 +459,12 @@ static int parse_done(const char *p, size_t n, struct answer *a) {
   return 0;
 }
 
-/* Sends the request and waits for `done`; heartbeats (`wait`) restart the silence timer. */
-static enum outcome exchange(struct conn *c, const char *req, size_t len, int nsfd, struct answer *a) {
+/*
+ * Sends the request and waits for `done`; heartbeats (`wait`) restart the silence timer.
+ * *heard says whether anything at all came back (a dying service closes without a word).
+ */
+static enum outcome exchange(struct conn *c, const char *req, size_t len, int nsfd, struct answer *a, int *heard) {
+  *heard = 0;
   int r = send_request(c, req, len, nsfd);
   if (r != DONE) return (enum outcome)r;
   static const char wait_msg[] = TAG "\0wait";
@@ -482,6 +486,7 @@ static enum outcome exchange(struct conn *c, const char *req, size_t len, int ns
     if (n < 0) fail("cannot receive the answer: %s", strerror(errno));
     if (n == 0) return CLOSED;
     if (m.msg_flags & MSG_TRUNC) return MALFORMED;
+    *heard = 1;
     if ((size_t)n == sizeof wait_msg - 1 && !memcmp(reply, wait_msg, sizeof wait_msg - 1)) {
       deadline = now_ms() + SILENCE_MS;
       continue;
@@ -506,6 +511,10 @@ static void kill_service(struct conn *c) {
   int64_t deadline = now_ms() + KILL_WAIT_MS;
   while (kill(c->pid, 0) == 0 && now_ms() < deadline) sleep_ms(10);
 }
+
+/* Asking again a service that closed without a word: how often, and after what pause. */
+#define RETRIES_AFTER_CLOSE 25
+#define RETRY_AFTER_CLOSE_MS 200
 
 static char request[MAX_PACKET + 1];
 
@@ -548,13 +557,22 @@ int main(int argc, char **argv) {
 
   struct conn c;
   struct answer a;
+  int heard = 0;
   connect_service(&c, admin);
-  enum outcome o = exchange(&c, request, len, nsfd, &a);
+  enum outcome o = exchange(&c, request, len, nsfd, &a, &heard);
+  for (int tries = 0; o == CLOSED && !heard && tries < RETRIES_AFTER_CLOSE; tries++) {
+    /* A service on its way out (killed, its descriptors still closing) accepted us and went
+       without a word: nothing was done. Ask again whoever holds the socket now. */
+    conn_close(&c);
+    sleep_ms(RETRY_AFTER_CLOSE_MS);
+    connect_service(&c, admin);
+    o = exchange(&c, request, len, nsfd, &a, &heard);
+  }
   if (o == SILENT && admin && !strcmp(cmd, "cwg_destroy")) {
     kill_service(&c);
     conn_close(&c);
     connect_service(&c, admin);
-    o = exchange(&c, request, len, nsfd, &a);
+    o = exchange(&c, request, len, nsfd, &a, &heard);
     if (o == SILENT)
       fail("the service did not answer within %d s, nor did the one started in its place", SILENCE_MS / 1000);
   }

@@ -15,12 +15,14 @@ import { CONFIG_PATH } from '../cwg/config.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { Service } from '../service/service.js';
 import { productionOs } from '../service/system-os.js';
-import { listenControl } from '../service/transport.js';
+import { type ControlTransport, listenControl } from '../service/transport.js';
 import { startWarmUp, type WarmUpResult } from '../warmup.js';
 
 const PROG = 'wireguard-ts-service';
 /** Where the state of the service of each namespace lives (tmpfs: containers do not outlive a boot). */
 export const STATE_BASE = '/run/wireguard-ts';
+/** How long a second service waits for the control socket's name before leaving it to the first. */
+const LISTEN_RETRY_MS = 5000;
 
 const USAGE = `Usage: ${PROG} [--config FILE] [--state-dir DIR]
 
@@ -86,6 +88,19 @@ function raiseFileLimit(): void {
   }
 }
 
+/** Whether `pid` is the kernel thread daemon (comm "kthreadd", PF_KTHREAD set). */
+function isKthreadd(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const flags = Number(stat.slice(close + 2).split(' ')[6]);
+    return comm === 'kthreadd' && (flags & 0x00200000) !== 0;
+  } catch {
+    return false;
+  }
+}
+
 /** The cookie of a namespace file, or null when it cannot be read. */
 function namespaceKey(path: string, identify: (fd: number) => { key: string }): string | null {
   let fd: number;
@@ -128,17 +143,28 @@ export async function main(argv: readonly string[]): Promise<void> {
   const hostNamespaces = new Map<string, string>([[self, "the host service's own"]]);
   const init = namespaceKey('/proc/1/ns/net', (fd) => os.identify(fd));
   if (init !== null && init !== self) hostNamespaces.set(init, "pid 1's");
+  // The initial network namespace, as kernel threads have it (kthreadd is pid 2 of the host's
+  // pid namespace): even where pid 1's cannot be opened, a kernel thread's pid is refused.
+  if (isKthreadd(2)) {
+    const kernel = namespaceKey('/proc/2/ns/net', (fd) => os.identify(fd));
+    if (kernel !== null && !hostNamespaces.has(kernel)) hostNamespaces.set(kernel, "the kernel threads'");
+  }
   const crypto = selectSuite(process.env.WG_TS_CRYPTO);
   const stateDir = args.stateDir ?? `${STATE_BASE}/${statSync('/proc/self/ns/net').ino}`;
-  let listener: Awaited<ReturnType<typeof listenControl>>;
-  try {
-    listener = listenControl();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      logger.verbose('another host service serves this namespace; exiting');
-      process.exit(0);
+  // The name may be held by a service that is still dying (a killed process closes its
+  // descriptors, TUN devices first, for a while): try again for a few seconds before giving way.
+  let listener: ControlTransport | null = null;
+  for (const end = Date.now() + LISTEN_RETRY_MS; listener === null; ) {
+    try {
+      listener = listenControl();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') fail(`cannot listen on the control socket: ${(e as Error).message}`);
+      if (Date.now() >= end) {
+        logger.verbose('another host service serves this namespace; exiting');
+        process.exit(0);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    fail(`cannot listen on the control socket: ${(e as Error).message}`);
   }
   const service = new Service({
     os,
@@ -150,10 +176,15 @@ export async function main(argv: readonly string[]): Promise<void> {
     hostNamespaces,
     deviceLogger: (name) => createLogger(logLevelFromEnv(), `(${name}) `),
   });
-  // Recover before serving, so that a request never sees a half-recovered registry.
-  const r = await service.recover();
-  logger.verbose(`recovered ${r.recovered} devices (${r.forgotten} records of gone namespaces deleted, ${r.failed} failed)`);
+  // Serve at once (clients hear heartbeats), but answer nothing before the recorded devices
+  // are back, so that a request never sees a half-recovered registry.
+  const recovered = service.recover().then(
+    (r) => logger.verbose(`recovered ${r.recovered} devices (${r.forgotten} records of gone namespaces deleted, ${r.failed} failed)`),
+    (e: Error) => logger.error(`recovery failed: ${e.message}`),
+  );
+  service.control.holdUntil(recovered);
   listener.serve((conn) => service.control.accept(conn));
+  await recovered;
   let warm: WarmUpResult | null = null;
   void startWarmUp(crypto, logger).then((w) => {
     warm = w;

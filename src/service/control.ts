@@ -94,6 +94,17 @@ export class ControlServer {
     }, HEARTBEAT_MS);
   }
 
+  /**
+   * Answer no request before `ready` settles (the service recovering its devices): clients are
+   * queued meanwhile and hear heartbeats, so none gives up and none sees a half-made registry.
+   */
+  holdUntil(ready: Promise<unknown>): void {
+    this.tail = this.tail.then(
+      () => ready.then(() => undefined),
+      () => undefined,
+    );
+  }
+
   /** Number of connections open now. */
   get connections(): number {
     return this.open.size;

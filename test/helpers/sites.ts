@@ -156,11 +156,12 @@ export class Lab {
     return run(which('ip')!, ['netns', 'exec', site.ns, join(ROOT, 'build', 'Release', 'net-admin-helper'), ...args], { env: cleanEnv() });
   }
 
-  /** A process in a network namespace of its own, started from within `site`. */
-  async container(site: Site): Promise<Container> {
-    const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', 'sleep', '3600'], { stdio: 'ignore' });
+  /** A process in a network namespace of its own, started from within `site` (as user `uid` if given). */
+  async container(site: Site, opts: { uid?: number } = {}): Promise<Container> {
+    const as = opts.uid === undefined ? [] : [which('setpriv')!, `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups'];
+    const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', ...as, 'sleep', '3600'], { stdio: 'ignore' });
     const pid = proc.pid!;
-    // ip netns exec and unshare exec(2) in place: the pid ends up being sleep's.
+    // ip netns exec, unshare and setpriv exec(2) in place: the pid ends up being sleep's.
     const ok = await waitFor(
       () => {
         try {
