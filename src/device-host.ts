@@ -12,6 +12,7 @@
  */
 import type { CryptoSuite } from '../crypto/suite.js';
 import { Device } from '../noise/device.js';
+import type { Scratch } from '../noise/scratch.js';
 import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
 import { Errno } from '../tun/errno.js';
 import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
@@ -35,6 +36,8 @@ export interface DeviceHostOptions {
   readonly crypto: CryptoSuite;
   /** The TUN's MTU at creation: the engine pads up to it (default 1420). */
   readonly mtu?: number;
+  /** The engine's data-path buffers, shared by every interface of a process (default: its own). */
+  readonly scratch?: Scratch;
 }
 
 export class DeviceHost {
@@ -59,6 +62,7 @@ export class DeviceHost {
       logger: opts.logger,
       crypto: opts.crypto,
       mtu: opts.mtu ?? DEFAULT_MTU,
+      ...(opts.scratch !== undefined ? { scratch: opts.scratch } : {}),
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {

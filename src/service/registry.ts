@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { isZero } from '../../crypto/keys.js';
 import type { CryptoSuite } from '../../crypto/suite.js';
 import { endpointOrReason, formatEndpoint, parseCidr, parseIp } from '../../noise/iptext.js';
+import { Scratch } from '../../noise/scratch.js';
 import type { DeviceChange, DeviceStatus, Logger } from '../../noise/types.js';
 import { interfaceIndex } from '../../tun/ip.js';
 import { DEFAULT_MTU } from '../../tun/tun.js';
@@ -121,6 +122,8 @@ export class Registry {
   readonly stats: RegistryStats = { created: 0, destroyed: 0, vanished: 0, faults: 0 };
   private readonly devices = new Map<string, ServiceDevice>();
   private readonly runBase: string;
+  /** One set of data-path buffers for all devices: they run one at a time on the event loop. */
+  private readonly scratch = new Scratch();
 
   constructor(private readonly opts: RegistryOptions) {
     this.runBase = opts.runBase ?? RUN_BASE;
@@ -157,7 +160,10 @@ export class Registry {
     const runDir = this.runDir(spec.ns.inode);
     try {
       const tun = os.createTun(nsFd, spec.name, DEFAULT_MTU);
-      host = new DeviceHost({ name: spec.name, logger: dlog, crypto: this.opts.crypto, mtu: DEFAULT_MTU }, { tun, openUdp: (port, o) => os.openUdp(port, o) });
+      host = new DeviceHost(
+        { name: spec.name, logger: dlog, crypto: this.opts.crypto, mtu: DEFAULT_MTU, scratch: this.scratch },
+        { tun, openUdp: (port, o) => os.openUdp(port, o) },
+      );
       const [addrText, prefixText] = spec.cidr.split('/') as [string, string];
       const addr = parseIp(addrText);
       if (addr === null) throw new CwgError(`invalid device address ${spec.cidr}`);
