@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, fstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { addonProblem } from '../../tun/addon.js';
 import { type DeviceCommand, parseDeviceArgs } from '../cwg/commands.js';
 import { CwgError, oneLine } from '../cwg/errors.js';
 import { failure, type RunResult, run } from '../cwg/run.js';
@@ -51,6 +52,12 @@ export function forService(argv: readonly string[]): boolean {
 /** Run the client with `argv` on our stdio; resolves with its exit status. */
 function viaClient(argv: readonly string[]): number {
   const who = argv[0]!.startsWith('cwg_') ? argv[0]! : `${PROG} ${argv[0]}`;
+  // Without the addon there is no client either (one build makes both): say what to install.
+  const noAddon = addonProblem();
+  if (noAddon !== null) {
+    process.stderr.write(`${who}: ${noAddon}\n`);
+    return 1;
+  }
   if (!existsSync(CLIENT)) {
     process.stderr.write(`${who}: the client ${CLIENT} is missing; build it with 'npm ci' (needs python3, make and g++)\n`);
     return 1;

@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { addonProblem } from '../../tun/addon.js';
 import { leaveCallerCgroups } from '../../tun/cgroup.js';
 import { selectSuite } from '../../tun/openssl.js';
 import { CONFIG_PATH } from '../cwg/config.js';
@@ -130,6 +131,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const noAddon = addonProblem();
+  if (noAddon !== null) fail(noAddon);
   if (process.geteuid?.() !== 0) fail('must be run as root (it creates network devices in other network namespaces)');
   process.umask(0o077);
   const logger = createLogger(logLevelFromEnv(), '');
