@@ -92,8 +92,7 @@ export function buildClient(opts: { adminUid: number; name?: string }): ClientBu
 }
 
 function transpileInto(dir: string): void {
-  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
-  writeFileSync(join(dir, 'binding.gyp'), '{}\n'); // tun/addon.ts finds the package root by it
+  writeFileSync(join(dir, 'package.json'), '{ "name": "wireguard-ts", "type": "module" }\n'); // tun/addon.ts finds the package root by it
   try {
     symlinkSync(join(ROOT, 'build/Release/wgts.node'), join(dir, 'build/Release/wgts.node'));
   } catch (e) {
