@@ -32,6 +32,7 @@ import { IndexTable } from './indextable.js';
 import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } from './ippacket.js';
 import { parseIp } from './iptext.js';
 import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
+import { type DeviceMetrics, type PeerMetrics, peerMetrics } from './metrics.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
 import { Scratch } from './scratch.js';
@@ -381,6 +382,14 @@ export class Device {
       endpoint: p.endpoint,
       nextTimer: p.timers.next,
     };
+  }
+
+  /** Every counter of the device and its peers, for monitoring (copies; no private key material). */
+  metrics(): DeviceMetrics {
+    const now = this.clock.now();
+    const peers: PeerMetrics[] = [];
+    for (const p of this.peers.values()) peers.push(peerMetrics(p, now));
+    return { publicKey: this.publicKey, underLoad: this.underLoad, stats: { ...this.stats }, drops: { ...this.drops }, peers };
   }
 
   // ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ export { Device, type DeviceOptions, type DeviceSinks, type DeviceStats, DROP_RE
 export type { HandshakeState } from './handshake.js';
 export { formatCidr, formatEndpoint, formatIp, parseCidr, parseEndpoint, parseIp, type ZoneResolver } from './iptext.js';
 export { type Datagram, FakeClock, MemoryNetwork } from './memnet.js';
+export type { DeviceMetrics, KeypairAges, PeerMetrics } from './metrics.js';
 export { icmpEcho, ipChecksum, ipv4Packet, ipv6Packet } from './packets.js';
 export {
   type Cidr,

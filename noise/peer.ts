@@ -74,6 +74,15 @@ export class Peer implements TimerActions {
   /** UDP payload bytes received from / sent to this peer (authenticated messages only for rx). */
   rxBytes = 0;
   txBytes = 0;
+  /** The datagrams rxBytes and txBytes count (handshake messages, transport data, keepalives). */
+  rxPackets = 0;
+  txPackets = 0;
+  /** Handshakes completed (either role: a response consumed, or a responder's session confirmed). */
+  handshakes = 0;
+  /** Initiations of ours left unanswered for REKEY_TIMEOUT (each retransmission, and the give-up). */
+  handshakeFailures = 0;
+  /** Monotonic ms of the last completed handshake (-∞: none). */
+  lastHandshakeAt = Number.NEGATIVE_INFINITY;
   /** Index currently registered for the in-progress handshake. */
   private handshakeIndex: number | null = null;
   private readonly handshakeEntry: IndexEntry<Peer>;
@@ -179,6 +188,7 @@ export class Peer implements TimerActions {
     writeTransportHeader(out, kp.remoteIndex, counter);
     host.crypto.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, host.txSealView(total), pad);
     this.txBytes += total;
+    this.txPackets++;
     host.transmit(out, to);
   }
 
@@ -224,6 +234,7 @@ export class Peer implements TimerActions {
     this.timers.anyAuthenticatedPacketSent();
     this.lastSentHandshake = now;
     this.txBytes += msg.length;
+    this.txPackets++;
     host.transmit(msg, to);
     this.timers.handshakeInitiated(now);
   }
@@ -278,6 +289,7 @@ export class Peer implements TimerActions {
       this.timers.anyAuthenticatedPacketSent();
       this.lastSentHandshake = now;
       this.txBytes += msg.length;
+      this.txPackets++;
       host.transmit(msg, from);
     }
     this.authenticatedHandshakeReceived(now, size);
@@ -296,15 +308,22 @@ export class Peer implements TimerActions {
     if (this.beginSession(now)) {
       this.timers.sessionDerived(now);
       this.timers.handshakeComplete();
-      this.lastHandshakeWall = host.clock.wall();
+      this.handshakeCompleted(now);
       // Sends the staged packets, or a keepalive to confirm the session at once.
       this.sendKeepalive();
     }
     return true;
   }
 
+  private handshakeCompleted(now: number): void {
+    this.lastHandshakeWall = this.host.clock.wall();
+    this.lastHandshakeAt = now;
+    this.handshakes++;
+  }
+
   private authenticatedHandshakeReceived(now: number, size: number): void {
     this.rxBytes += size;
+    this.rxPackets++;
     this.timers.anyAuthenticatedPacketReceived();
     this.timers.anyAuthenticatedPacketTraversal(now);
   }
@@ -321,13 +340,14 @@ export class Peer implements TimerActions {
   transportReceived(kp: Keypair, from: Endpoint, size: number, now: number): void {
     this.updateEndpoint(from);
     this.rxBytes += size;
+    this.rxPackets++;
     // Timer events of the reception first (see responseReceived): what we send below must
     // re-arm the timers after them, as the kernel's asynchronous send does.
     this.timers.anyAuthenticatedPacketReceived();
     this.timers.anyAuthenticatedPacketTraversal(now);
     if (this.keypairs.receivedWith(kp)) {
       this.timers.handshakeComplete();
-      this.lastHandshakeWall = this.host.clock.wall();
+      this.handshakeCompleted(now);
       this.sendStaged();
     }
     this.keepKeyFreshReceiving(now);
@@ -354,11 +374,13 @@ export class Peer implements TimerActions {
   }
 
   retransmitHandshake(): void {
+    this.handshakeFailures++;
     this.clearEndpointSource();
     this.initiateHandshake(true);
   }
 
   giveUpHandshake(): void {
+    this.handshakeFailures++;
     this.purgeStaged();
   }
 

@@ -10,6 +10,9 @@ import { selectSuite } from '../tun/openssl.js';
 import { DEFAULT_MTU, Tun } from '../tun/tun.js';
 import { UdpBind } from '../tun/udp.js';
 import { DeviceHost } from './device-host.js';
+import type { MetricsAddress } from './metrics/address.js';
+import { type MetricsServer, serveMetrics } from './metrics/server.js';
+import { addDeviceMetrics } from './metrics/wireguard.js';
 import { DEFAULT_SOCKET_DIR, formatGet, uapiSocketPath } from './uapi/protocol.js';
 import { serveUapi, type UapiServer } from './uapi/server.js';
 
@@ -24,6 +27,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** The engine's crypto (default: the addon's OpenSSL suite when built, else crypto's jsSuite). */
   crypto?: CryptoSuite;
+  /** Serve Prometheus metrics there (docs/METRICS.md; default: none). */
+  metrics?: MetricsAddress;
 }
 
 export class Daemon {
@@ -33,11 +38,15 @@ export class Daemon {
   private constructor(
     private readonly host: DeviceHost,
     uapi: UapiServer,
+    readonly metrics: MetricsServer | null,
   ) {
     this.ifname = host.name;
     this.socketPath = uapi.path;
-    // Synchronously, so the socket is gone before anyone awaiting closedPromise() exits.
-    host.onClose(() => void uapi.close());
+    // Synchronously, so the sockets are gone before anyone awaiting closedPromise() exits.
+    host.onClose(() => {
+      void uapi.close();
+      void metrics?.close();
+    });
   }
 
   /** Create the TUN device and the UAPI socket. Throws with a one-line message on failure, leaving nothing behind. */
@@ -59,8 +68,18 @@ export class Daemon {
       host.close('start-up failed');
       throw e;
     }
+    let metrics: MetricsServer | null = null;
+    if (opts.metrics !== undefined) {
+      try {
+        metrics = await serveMetrics(opts.metrics, (x) => addDeviceMetrics(x, [{ name: opts.ifname, metrics: host.metrics() }]), opts.logger);
+      } catch (e) {
+        host.close('start-up failed');
+        await uapi.close();
+        throw e;
+      }
+    }
     opts.logger.verbose(`Device started (UAPI at ${uapi.path})`);
-    return new Daemon(host, uapi);
+    return new Daemon(host, uapi, metrics);
   }
 
   /** The UDP port bound (0 before the first configuration that binds one). */

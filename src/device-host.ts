@@ -12,6 +12,7 @@
  */
 import type { CryptoSuite } from '../crypto/suite.js';
 import { Device } from '../noise/device.js';
+import type { DeviceMetrics } from '../noise/metrics.js';
 import type { Scratch } from '../noise/scratch.js';
 import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
 import { Errno } from '../tun/errno.js';
@@ -109,6 +110,11 @@ export class DeviceHost {
   /** The configuration and counters, as a UAPI get reports them. */
   status(): DeviceStatus {
     return { ...this.device.status(), listenPort: this.listenPort, fwmark: this.fwmark };
+  }
+
+  /** The engine's counters (src/metrics/), with the UDP port actually bound. */
+  metrics(): DeviceMetrics & { listenPort: number } {
+    return { ...this.device.metrics(), listenPort: this.listenPort };
   }
 
   /** Calls `cb` synchronously with the reason as the host shuts down (at once if it has). */

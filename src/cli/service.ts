@@ -9,11 +9,14 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { quote } from '../../noise/quote.js';
 import { addonProblem } from '../../tun/addon.js';
 import { leaveCallerCgroups } from '../../tun/cgroup.js';
 import { selectSuite } from '../../tun/openssl.js';
-import { CONFIG_PATH } from '../cwg/config.js';
+import { CONFIG_PATH, loadConfig } from '../cwg/config.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
+import { type MetricsAddress, parseMetricsAddress } from '../metrics/address.js';
+import { type MetricsServer, serveMetrics } from '../metrics/server.js';
 import { Service } from '../service/service.js';
 import { productionOs } from '../service/system-os.js';
 import { type ControlTransport, listenControl } from '../service/transport.js';
@@ -25,7 +28,7 @@ export const STATE_BASE = '/run/wireguard-ts';
 /** How long a second service waits for the control socket's name before leaving it to the first. */
 const LISTEN_RETRY_MS = 5000;
 
-const USAGE = `Usage: ${PROG} [--config FILE] [--state-dir DIR]
+const USAGE = `Usage: ${PROG} [--config FILE] [--state-dir DIR] [--metrics ADDRESS]
 
 The wireguard-ts host service: holds every cwg device of this network namespace (their TUN
 devices in the containers' namespaces, their UDP sockets here) and answers the cwg commands
@@ -34,6 +37,11 @@ on the abstract control socket "wireguard-ts/control". Runs in the foreground.
   --config FILE     the administrator's configuration (default ${CONFIG_PATH}; root-owned)
   --state-dir DIR   where device records are kept for crash recovery
                     (default ${STATE_BASE}/<inode of this network namespace>)
+  --metrics ADDRESS serve Prometheus metrics of every device at http://ADDRESS/metrics:
+                    a loopback address (127.0.0.1:9586, [::1]:9586) or an absolute UNIX
+                    socket path (mode 0600); wins over the configuration's "metrics ="
+  --metrics-allow-public  allow a metrics address that is not loopback (the metrics
+                    show every peer's public key and endpoint)
 Started by anything but systemd (a cwg command starts it on demand, with an empty
 environment), it first leaves the cgroups it inherited, so that removing the caller's
 container does not take the service with it; under systemd (INVOCATION_ID set) it stays in
@@ -44,12 +52,15 @@ prefix when the configuration sets none); WG_TS_CRYPTO, WG_TS_WARMUP as for wire
 interface Args {
   configPath: string;
   stateDir: string | null;
+  metrics: MetricsAddress | null;
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args | 'help' {
-  const a: Args = { configPath: CONFIG_PATH, stateDir: null };
+  const a: Args = { configPath: CONFIG_PATH, stateDir: null, metrics: null };
+  let metricsText: string | null = null;
+  let allowPublic = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -60,8 +71,17 @@ function parseArgs(argv: readonly string[]): Args | 'help' {
     if (arg === '-h' || arg === '--help') return 'help';
     if (arg === '--config') a.configPath = value();
     else if (arg === '--state-dir') a.stateDir = value();
+    else if (arg === '--metrics') {
+      metricsText = argv[++i] ?? null;
+      if (metricsText === null) throw new UsageError('option --metrics needs an address');
+    } else if (arg === '--metrics-allow-public') allowPublic = true;
     else throw new UsageError(`unknown argument '${arg.slice(0, 64)}'`);
   }
+  if (metricsText !== null) {
+    const m = parseMetricsAddress(metricsText, allowPublic, '--metrics-allow-public is given');
+    if (typeof m === 'string') throw new UsageError(`invalid --metrics ${quote(metricsText)}: ${m}`);
+    a.metrics = m;
+  } else if (allowPublic) throw new UsageError('--metrics-allow-public without --metrics');
   return a;
 }
 
@@ -187,6 +207,24 @@ export async function main(argv: readonly string[]): Promise<void> {
   );
   service.control.holdUntil(recovered);
   listener.serve((conn) => service.control.accept(conn));
+  // After the control socket: of services started at once, only the one that serves may bind.
+  // A failure is logged and the devices are served all the same: they matter more.
+  let metrics: MetricsServer | null = null;
+  let metricsAt = args.metrics;
+  if (metricsAt === null) {
+    try {
+      metricsAt = loadConfig({ path: args.configPath, env: process.env }).metrics;
+    } catch (e) {
+      logger.error(`no metrics: ${(e as Error).message}`);
+    }
+  }
+  if (metricsAt !== null) {
+    try {
+      metrics = await serveMetrics(metricsAt, (x) => service.collectMetrics(x), logger);
+    } catch (e) {
+      logger.error(`no metrics: ${(e as Error).message}`);
+    }
+  }
   await recovered;
   let warm: WarmUpResult | null = null;
   void startWarmUp(crypto, logger).then((w) => {
@@ -195,6 +233,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const stop = async (why: string) => {
     logger.verbose(`stopping: ${why}${warm === null ? ' (no warm-up ran)' : ''}`);
     listener.close();
+    await metrics?.close();
     await service.close();
     process.exit(0);
   };

@@ -9,11 +9,13 @@ import { spawn } from 'node:child_process';
 import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CryptoSuite } from '../../crypto/suite.js';
+import { quote } from '../../noise/quote.js';
 import { addonProblem } from '../../tun/addon.js';
 import { ifnameProblem } from '../../tun/ifname.js';
 import { selectSuite } from '../../tun/openssl.js';
 import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
+import { type MetricsAddress, parseMetricsAddress } from '../metrics/address.js';
 import { startWarmUp, type WarmUpResult } from '../warmup.js';
 
 const PROG = 'wireguard-ts';
@@ -21,7 +23,7 @@ const READY_FD_ENV = 'WG_TS_READY_FD';
 const CRYPTO_ENV = 'WG_TS_CRYPTO';
 const STARTUP_TIMEOUT_MS = 15_000;
 
-const USAGE = `Usage: ${PROG} [-f/--foreground] [--netns-pid PID] [--run-dir DIR] INTERFACE-NAME
+const USAGE = `Usage: ${PROG} [-f/--foreground] [--netns-pid PID] [--run-dir DIR] [--metrics ADDRESS] INTERFACE-NAME
 
 A userspace WireGuard implementation in TypeScript, compatible with wireguard-go:
 creates the TUN device INTERFACE-NAME and serves the configuration protocol on
@@ -32,6 +34,11 @@ drive it. Without --foreground it runs in the background once the device is read
   --netns-pid PID      move the device into the network namespace of PID (the UDP
                        socket stays in the namespace where ${PROG} was started)
   --run-dir DIR        directory for the UAPI socket (default ${DEFAULT_RUN_DIR})
+  --metrics ADDRESS    serve Prometheus metrics at http://ADDRESS/metrics: a loopback
+                       address (127.0.0.1:9586, [::1]:9586) or an absolute UNIX socket
+                       path (mode 0600), in the namespace where ${PROG} was started
+  --metrics-allow-public  allow --metrics on an address that is not loopback (the
+                       metrics show every peer's public key and endpoint)
   --version            print the version
 Environment: LOG_LEVEL=verbose|error|silent (default error).
   WG_TS_WARMUP=0       no JIT warm-up after start-up (it costs ~0.25 s of CPU and
@@ -49,12 +56,15 @@ interface Args {
   netnsPid?: number;
   runDir: string;
   ifname: string;
+  metrics?: MetricsAddress;
 }
 
 function parseArgs(argv: string[]): Args | 'help' | 'version' {
   let foreground = false;
   let netnsPid: number | undefined;
   let runDir = DEFAULT_RUN_DIR;
+  let metricsText: string | undefined;
+  let allowPublic = false;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -73,14 +83,22 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     } else if (a === '--run-dir') {
       runDir = value();
       if (!runDir.startsWith('/')) throw new UsageError(`--run-dir must be an absolute path`);
-    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option '${a}'`);
+    } else if (a === '--metrics') metricsText = value();
+    else if (a === '--metrics-allow-public') allowPublic = true;
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option '${a}'`);
     else rest.push(a);
   }
   if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'missing interface name' : 'too many arguments');
   const ifname = rest[0]!;
   const bad = ifnameProblem(ifname);
   if (bad) throw new UsageError(bad);
-  return { foreground, runDir, ifname, ...(netnsPid !== undefined ? { netnsPid } : {}) };
+  let metrics: MetricsAddress | undefined;
+  if (metricsText !== undefined) {
+    const m = parseMetricsAddress(metricsText, allowPublic, '--metrics-allow-public is given');
+    if (typeof m === 'string') throw new UsageError(`invalid --metrics ${quote(metricsText)}: ${m}`);
+    metrics = m;
+  } else if (allowPublic) throw new UsageError('--metrics-allow-public without --metrics');
+  return { foreground, runDir, ifname, ...(netnsPid !== undefined ? { netnsPid } : {}), ...(metrics !== undefined ? { metrics } : {}) };
 }
 
 function version(): string {
@@ -121,6 +139,7 @@ async function runForeground(args: Args): Promise<void> {
       runDir: args.runDir,
       logger,
       ...(args.netnsPid !== undefined ? { netnsPid: args.netnsPid } : {}),
+      ...(args.metrics !== undefined ? { metrics: args.metrics } : {}),
     });
   } catch (e) {
     const msg = (e as Error).message;

@@ -14,9 +14,14 @@
  *   prefix = NAME                  the device-name prefix
  *   group = NAME                   members of this group may use cwg too (else root only)
  *   allow_host_namespace = true    allow devices in the service's own namespace or pid 1's
+ *   metrics = ADDRESS              serve Prometheus metrics there (docs/METRICS.md): a loopback
+ *                                  address (127.0.0.1:9586, [::1]:9586) or a UNIX socket path;
+ *                                  read when the service starts
+ *   metrics_allow_public = true    allow a metrics address that is not loopback
  */
 import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
 import { IFNAME_MAX } from '../../tun/ifname.js';
+import { type MetricsAddress, parseMetricsAddress } from '../metrics/address.js';
 import { CwgError } from './errors.js';
 import { show } from './validate.js';
 
@@ -49,6 +54,8 @@ export interface ConfigSettings {
   prefix?: string;
   group?: string;
   allowHostNamespace?: boolean;
+  metrics?: MetricsAddress;
+  metricsAllowPublic?: boolean;
 }
 
 const GROUP_NAME = /^[a-z_][a-z0-9_-]{0,31}\$?$/;
@@ -56,6 +63,7 @@ const GROUP_NAME = /^[a-z_][a-z0-9_-]{0,31}\$?$/;
 /** Parse the configuration file's text. */
 export function parseConfigSettings(text: string, origin: string): ConfigSettings {
   const out: ConfigSettings = {};
+  let metrics: { value: string; where: string } | null = null;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
@@ -76,9 +84,22 @@ export function parseConfigSettings(text: string, origin: string): ConfigSetting
         if (value !== 'true' && value !== 'false') throw new CwgError(`invalid allow_host_namespace ${show(value)} in ${where}: expected true or false`);
         out.allowHostNamespace = value === 'true';
         break;
+      case 'metrics':
+        metrics = { value, where };
+        break;
+      case 'metrics_allow_public':
+        if (value !== 'true' && value !== 'false') throw new CwgError(`invalid metrics_allow_public ${show(value)} in ${where}: expected true or false`);
+        out.metricsAllowPublic = value === 'true';
+        break;
       default:
-        throw new CwgError(`${where}: unknown setting ${show(m[1]!)} (known: prefix, group, allow_host_namespace)`);
+        throw new CwgError(`${where}: unknown setting ${show(m[1]!)} (known: prefix, group, allow_host_namespace, metrics, metrics_allow_public)`);
     }
+  }
+  // After every line: metrics_allow_public may come after metrics.
+  if (metrics !== null) {
+    const a = parseMetricsAddress(metrics.value, out.metricsAllowPublic ?? false, `the configuration sets metrics_allow_public = true`);
+    if (typeof a === 'string') throw new CwgError(`invalid metrics ${show(metrics.value)} in ${metrics.where}: ${a}`);
+    out.metrics = a;
   }
   return out;
 }
@@ -100,6 +121,8 @@ export interface CwgConfig extends PrefixConfig {
   /** The group whose members may use cwg besides root (null: root only). */
   group: string | null;
   allowHostNamespace: boolean;
+  /** Where the service serves its metrics (null: it does not). */
+  metrics: MetricsAddress | null;
 }
 
 /**
@@ -111,7 +134,7 @@ export function loadConfig(opts: LoadOptions = {}): CwgConfig {
   const settings = readSettings(opts);
   const prefix =
     settings.prefix !== undefined ? { prefix: settings.prefix, source: 'file' as const, origin: opts.path ?? CONFIG_PATH } : fromEnv(opts.env ?? process.env);
-  return { ...prefix, group: settings.group ?? null, allowHostNamespace: settings.allowHostNamespace ?? false };
+  return { ...prefix, group: settings.group ?? null, allowHostNamespace: settings.allowHostNamespace ?? false, metrics: settings.metrics ?? null };
 }
 
 /** The prefix only, as loadConfig finds it. */

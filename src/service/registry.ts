@@ -89,6 +89,11 @@ export class ServiceDevice {
     return this.record.nsKey;
   }
 
+  /** The inode of the container's network namespace (metrics label it so). */
+  get nsInode(): number {
+    return this.record.nsInode;
+  }
+
   get port(): number {
     return this.host.port;
   }

@@ -9,6 +9,8 @@ import type { Logger } from '../../noise/types.js';
 import { type CwgConfig, loadConfig } from '../cwg/config.js';
 import { CwgError } from '../cwg/errors.js';
 import { type RunResult, run } from '../cwg/run.js';
+import type { Exposition } from '../metrics/exposition.js';
+import { addDeviceMetrics } from '../metrics/wireguard.js';
 import { type ControlRequest, type ControlResponse, ControlServer } from './control.js';
 import { requestSystem } from './cwg-system.js';
 import type { ServiceOs } from './os.js';
@@ -103,6 +105,29 @@ export class Service {
       },
     });
     return result;
+  }
+
+  /**
+   * The metrics of every device (labelled by name and container namespace inode) and of the
+   * registry, for a scrape (src/metrics/server.ts).
+   */
+  collectMetrics(x: Exposition): void {
+    const devices = this.registry.all();
+    addDeviceMetrics(
+      x,
+      devices.map((d) => ({ name: d.name, netns: d.nsInode, metrics: d.host.metrics() })),
+    );
+    const st = this.registry.stats;
+    x.family('wireguard_ts_service_devices', 'gauge', 'Devices the host service holds.').add({}, devices.length);
+    x.family('wireguard_ts_service_devices_created_total', 'counter', 'Devices created (cwg_create and recovery).').add({}, st.created);
+    const removed = x.family(
+      'wireguard_ts_service_devices_removed_total',
+      'counter',
+      'Devices removed, by reason: destroyed (cwg_destroy or a failed create), vanished (the TUN went: container exit, ip link del), fault (an internal error of the device).',
+    );
+    removed.add({ reason: 'destroyed' }, st.destroyed);
+    removed.add({ reason: 'vanished' }, st.vanished);
+    removed.add({ reason: 'fault' }, st.faults);
   }
 
   /** Stop serving; the devices go, their records stay for the next start. */
