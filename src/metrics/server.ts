@@ -99,6 +99,12 @@ export async function serveMetrics(
   const sockets = new Set<Socket>();
   /** Sockets whose one request has been answered (or refused). */
   const answered = new WeakSet<Socket>();
+  /** Sockets closed for taking too long: Node's header timeout or our deadline, whichever came first. */
+  const timedOut = new WeakSet<Socket>();
+  const timeout = (sock: Socket): void => {
+    if (!timedOut.has(sock)) outcomes.timeout++;
+    timedOut.add(sock);
+  };
 
   const refuse = (res: ServerResponse, status: number, outcome: Outcome, extra: Record<string, string> = {}): void => {
     outcomes[outcome]++;
@@ -169,7 +175,7 @@ export async function serveMetrics(
     sockets.add(sock);
     const t = setTimeout(() => {
       if (!sock.destroyed) {
-        outcomes.timeout++;
+        timeout(sock);
         logger.verbose(`metrics: a connection outlived ${deadlineMs} ms; closed`);
         sock.destroy();
       }
@@ -182,7 +188,7 @@ export async function serveMetrics(
   });
   server.on('clientError', (err: NodeJS.ErrnoException, sock: Socket) => {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') outcomes.timeout++;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') timeout(sock);
     else if (err.code !== 'ECONNRESET') outcomes[tooLarge ? 'too_large' : 'bad_request']++;
     if (sock.writable && !answered.has(sock)) {
       const status = tooLarge ? 431 : 400;
