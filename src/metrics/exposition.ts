@@ -23,6 +23,20 @@ export function escapeHelp(v: string): string {
   return v.replace(/[\\\n]/g, (c) => (c === '\\' ? '\\\\' : '\\n'));
 }
 
+/**
+ * A label set as the text between the braces, `a="x",b="y"`: validated and escaped once, so
+ * that a scrape of many devices writes each device's and each peer's labels once, not once a
+ * sample. Join two with a comma.
+ */
+export function labelText(labels: Labels): string {
+  const parts: string[] = [];
+  for (const n of Object.keys(labels)) {
+    if (!LABEL_NAME.test(n) || n.startsWith('__')) throw new Error(`invalid label name ${JSON.stringify(n)}`);
+    parts.push(`${n}="${escapeLabelValue(labels[n]!)}"`);
+  }
+  return parts.join(',');
+}
+
 /** A sample value as Go's ParseFloat (Prometheus) reads it: integers in full, NaN, +Inf, -Inf. */
 export function formatValue(v: number): string {
   if (Number.isNaN(v)) return 'NaN';
@@ -42,17 +56,12 @@ export class MetricFamily {
 
   /** One sample; each label set at most once per family (the caller's invariant). */
   add(labels: Labels, value: number): void {
-    let text = this.name;
-    const names = Object.keys(labels);
-    if (names.length > 0) {
-      const parts: string[] = [];
-      for (const n of names) {
-        if (!LABEL_NAME.test(n) || n.startsWith('__')) throw new Error(`invalid label name ${JSON.stringify(n)} on ${this.name}`);
-        parts.push(`${n}="${escapeLabelValue(labels[n]!)}"`);
-      }
-      text += `{${parts.join(',')}}`;
-    }
-    this.lines.push(`${text} ${formatValue(value)}`);
+    this.addText(labelText(labels), value);
+  }
+
+  /** One sample with labels made by labelText ('' for none). */
+  addText(labels: string, value: number): void {
+    this.lines.push(labels === '' ? `${this.name} ${formatValue(value)}` : `${this.name}{${labels}} ${formatValue(value)}`);
   }
 
   get size(): number {

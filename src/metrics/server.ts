@@ -5,9 +5,10 @@
  * - request headers of at most `maxHeaderBytes` (431), no request body (400), one request a
  *   connection (every answer closes it), GET only (405), the metrics path only (404);
  * - every connection is closed `deadlineMs` after it was accepted, whatever it is doing, so a
- *   client that sends slowly or never reads its answer holds one answer's memory for that
- *   long at most: memory is bounded by maxConnections answers.
- * Every refusal is counted by outcome, and the counts are part of the exposition.
+ *   client that sends slowly or never reads its answer holds a connection that long at most.
+ * Requests within a second share one rendering and its buffer, so that neither CPU nor memory
+ * grows with the number of clients. Every refusal is counted by outcome, and the counts are
+ * part of the exposition.
  * A UNIX socket is created mode 0600 (root's tools read it); a stale one is replaced, a live
  * one or anything that is not a socket is refused.
  */
@@ -46,8 +47,14 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Adds the program's metrics (its devices) to a scrape. */
-export type Collector = (x: Exposition) => void;
+/**
+ * Adds the program's metrics (its devices) to a scrape. It may resolve later, to do a large
+ * collection in slices that leave the event loop (and so the data path) free in between.
+ */
+export type Collector = (x: Exposition) => void | Promise<void>;
+
+/** Requests this close together share one rendering (and one buffer, however many connections wait). */
+const SHARE_MS = 1000;
 
 /** Is something accepting connections on this UNIX socket path? */
 function socketAlive(path: string, timeoutMs = 2000): Promise<boolean> {
@@ -113,14 +120,26 @@ export async function serveMetrics(
     res.end(body);
   };
 
-  const render = (): string => {
+  const render = async (): Promise<Buffer> => {
     const x = new Exposition();
-    collect(x);
+    await collect(x);
     addProcessMetrics(x);
     const f = x.family('wireguard_ts_metrics_requests_total', 'counter', 'Requests to this metrics endpoint, by outcome (every refusal counted).');
     for (const o of OUTCOMES) f.add({ outcome: o }, outcomes[o]);
     x.family('wireguard_ts_metrics_connections', 'gauge', 'Connections to this metrics endpoint open now.').add({}, sockets.size);
-    return x.text();
+    return Buffer.from(x.text());
+  };
+  // The last rendering: requests within SHARE_MS of its start get it (also while it is under way).
+  let shared: { at: number; body: Promise<Buffer> } | null = null;
+  const body = (): Promise<Buffer> => {
+    const now = performance.now();
+    if (shared !== null && now - shared.at < SHARE_MS) return shared.body;
+    const mine = { at: now, body: render() };
+    shared = mine;
+    mine.body.catch(() => {
+      if (shared === mine) shared = null; // a failure is not shared with later requests
+    });
+    return mine.body;
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -140,21 +159,22 @@ export async function serveMetrics(
   };
 
   const answer = (res: ServerResponse): void => {
-    let body: string;
-    outcomes.served++; // before rendering: this answer counts itself
-    try {
-      body = render();
-    } catch (e) {
-      // A bug in a collector: this scrape fails, the program goes on.
-      outcomes.served--;
-      outcomes.error++;
-      logger.error(`metrics: ${(e as Error).message}`);
-      res.writeHead(500, { Connection: 'close', 'Content-Length': '0' });
-      res.end();
-      return;
-    }
-    res.writeHead(200, { 'Content-Type': CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' });
-    res.end(body);
+    body().then(
+      (b) => {
+        if (res.destroyed) return; // closed at the deadline meanwhile
+        outcomes.served++;
+        res.writeHead(200, { 'Content-Type': CONTENT_TYPE, 'Content-Length': String(b.length), Connection: 'close' });
+        res.end(b);
+      },
+      (e: unknown) => {
+        // A bug in a collector: this scrape fails, the program goes on.
+        outcomes.error++;
+        logger.error(`metrics: ${e instanceof Error ? e.message : String(e)}`);
+        if (res.destroyed) return;
+        res.writeHead(500, { Connection: 'close', 'Content-Length': '0' });
+        res.end();
+      },
+    );
   };
 
   const server = createServer(
