@@ -6,7 +6,7 @@
  *   connection (every answer closes it), GET only (405), the metrics path only (404);
  * - every connection is closed `deadlineMs` after it was accepted, whatever it is doing, so a
  *   client that sends slowly or never reads its answer holds a connection that long at most.
- * Requests within a second share one rendering and its buffer, so that neither CPU nor memory
+ * Requests within 250 ms share one rendering and its buffer, so that neither CPU nor memory
  * grows with the number of clients. Every refusal is counted by outcome, and the counts are
  * part of the exposition.
  * A UNIX socket is created mode 0600 (root's tools read it); a stale one is replaced, a live
@@ -53,8 +53,11 @@ export interface MetricsServer {
  */
 export type Collector = (x: Exposition) => void | Promise<void>;
 
-/** Requests this close together share one rendering (and one buffer, however many connections wait). */
-const SHARE_MS = 1000;
+/**
+ * Requests this close together share one rendering (and one buffer, however many connections
+ * wait): well below any scrape interval, so one Prometheus never gets the same answer twice.
+ */
+const SHARE_MS = 250;
 
 /** Is something accepting connections on this UNIX socket path? */
 function socketAlive(path: string, timeoutMs = 2000): Promise<boolean> {
@@ -129,16 +132,22 @@ export async function serveMetrics(
     x.family('wireguard_ts_metrics_connections', 'gauge', 'Connections to this metrics endpoint open now.').add({}, sockets.size);
     return Buffer.from(x.text());
   };
-  // The last rendering: requests within SHARE_MS of its start get it (also while it is under way).
-  let shared: { at: number; body: Promise<Buffer> } | null = null;
+  // The last rendering: requests get it while it is under way and for SHARE_MS after its start.
+  let shared: { at: number; pending: boolean; body: Promise<Buffer> } | null = null;
   const body = (): Promise<Buffer> => {
     const now = performance.now();
-    if (shared !== null && now - shared.at < SHARE_MS) return shared.body;
-    const mine = { at: now, body: render() };
+    if (shared !== null && (shared.pending || now - shared.at < SHARE_MS)) return shared.body;
+    const mine = { at: now, pending: true, body: render() };
     shared = mine;
-    mine.body.catch(() => {
-      if (shared === mine) shared = null; // a failure is not shared with later requests
-    });
+    mine.body.then(
+      () => {
+        mine.pending = false;
+      },
+      () => {
+        mine.pending = false;
+        if (shared === mine) shared = null; // a failure is not shared with later requests
+      },
+    );
     return mine.body;
   };
 
