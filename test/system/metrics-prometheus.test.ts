@@ -197,6 +197,35 @@ describe.skipIf(skip)(`Prometheus and the daemon${skip ? ` (skipped: ${skip})` :
     }
   });
 
+  it.skipIf(!which('wg-quick'))('serves metrics under wg-quick through a two-line wrapper (docs/METRICS.md)', async () => {
+    const ifname = `wq${pair.nss.tag}`;
+    const wrapper = join(pair.tmp, 'wireguard-ts-metrics');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${WG_TS} --metrics 127.0.0.1:9600 "$@"\n`, { mode: 0o755 });
+    const priv = (await run('wg', ['genkey'])).stdout.trim();
+    const conf = join(pair.tmp, `${ifname}.conf`);
+    writeFileSync(
+      conf,
+      `[Interface]\nPrivateKey = ${priv}\nAddress = 192.168.244.1/24\nListenPort = 41001\n\n[Peer]\nPublicKey = ${pair.b.pub}\nAllowedIPs = 192.168.244.2/32\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: wrapper };
+    delete env.LOG_LEVEL;
+    await nsRun(pair.ns0, 'wg-quick', ['up', conf], { env });
+    try {
+      const s = parseExposition(await curlIn(pair.ns0, ['http://127.0.0.1:9600/metrics']));
+      expect(sampleValue(s, 'wireguard_ts_device_listen_port', { interface: ifname })).toBe(41001);
+      expect(samplesOf(s, 'wireguard_peer_info', { device: ifname }).map((x) => x.labels.public_key)).toEqual([pair.b.pub]);
+    } finally {
+      await nsRun(pair.ns0, 'wg-quick', ['down', conf], { env });
+    }
+    await waitUntil(
+      'the metrics port to close',
+      async () => (await run('ip', ['netns', 'exec', pair.ns0, which('curl')!, '-s', 'http://127.0.0.1:9600/metrics'])).code !== 0,
+    );
+  });
+
   it('refuses to start with one line when the metrics port is taken, leaving nothing behind', async () => {
     const ifname = `wx${pair.nss.tag}`;
     const taken = pair.metricsPort.get(pair.a.ifname)!;
