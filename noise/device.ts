@@ -14,6 +14,7 @@ import { type Rng, systemRng } from '../crypto/random.js';
 import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
 import { AllowedIps } from './allowedips.js';
 import {
+  COOKIE_LEN,
   MAX_DATAGRAM_SIZE,
   MAX_PEERS,
   MAX_PLAINTEXT_SIZE,
@@ -26,9 +27,11 @@ import {
   UNDER_LOAD_HANDSHAKES_PER_SECOND,
   UNDER_LOAD_HOLD,
 } from './constants.js';
-import { CookieChecker } from './cookie.js';
+import { type CookieCache, CookieChecker, newCookieCache } from './cookie.js';
 import { type DropReason, emptyDrops } from './drops.js';
 import { consumeInitiation, type HandshakeState, StaticIdentity } from './handshake.js';
+import { HandshakeBudget, type HandshakeBudgetOptions } from './handshakebudget.js';
+import { HandshakeQueue, type HandshakeQueueLimits } from './handshakequeue.js';
 import { IndexTable } from './indextable.js';
 import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } from './ippacket.js';
 import { parseIp } from './iptext.js';
@@ -80,6 +83,14 @@ export interface DeviceOptions {
    * Default: no clamp below the 65503-byte maximum.
    */
   mtu?: number;
+  /**
+   * Under load, how many handshake messages are processed per turn (between tick() calls) and
+   * what share of the clock's time they may take; the rest waits in the handshake queue for
+   * tick() (see handshakebudget.ts).
+   */
+  handshakeBudget?: Partial<HandshakeBudgetOptions>;
+  /** Bounds of the handshake queue (see handshakequeue.ts). */
+  handshakeQueue?: Partial<HandshakeQueueLimits>;
 }
 
 /** Counters of the device's traffic (all monotonic). */
@@ -131,15 +142,58 @@ function peerName(k: Uint8Array): string {
   return `peer(${b.slice(0, 4)}…${b.slice(39, 43)})`;
 }
 
-function endpointBytes(e: Endpoint): { ip: Uint8Array; source: Uint8Array } {
+type HandshakeType = typeof MESSAGE_INITIATION | typeof MESSAGE_RESPONSE;
+
+/** A source as the cookie and the rate limiters see it. */
+interface SourceInfo {
+  /** The address bytes (4 or 16). */
+  readonly ip: Uint8Array;
+  /** Address bytes || port (big endian): what the cookie is made of. */
+  readonly cookieInput: Uint8Array;
+  /** The per-source key of the limiters and the queue (IPv4 address, IPv6 /64). */
+  readonly key: string;
+  readonly cookie: CookieCache;
+}
+
+function sourceInfoOf(e: Endpoint): SourceInfo {
   const parsed = parseIp(e.address);
   const ip = parsed ? parsed.bytes : new TextEncoder().encode(e.address);
-  const source = new Uint8Array(ip.length + 2);
-  source.set(ip);
-  source[ip.length] = (e.port >>> 8) & 0xff;
-  source[ip.length + 1] = e.port & 0xff;
-  return { ip, source };
+  const cookieInput = new Uint8Array(ip.length + 2);
+  cookieInput.set(ip);
+  cookieInput[ip.length] = (e.port >>> 8) & 0xff;
+  cookieInput[ip.length + 1] = e.port & 0xff;
+  return { ip, cookieInput, key: Ratelimiter.keyOf(ip), cookie: newCookieCache() };
 }
+
+/** Whether mac2 (the last 16 bytes) is all zeros: what a sender without a cookie sends. */
+function zeroMac2(msg: Uint8Array): boolean {
+  let d = 0;
+  for (let i = msg.length - COOKIE_LEN; i < msg.length; i++) d |= msg[i]!;
+  return d === 0;
+}
+
+function endpointKey(e: Endpoint): string {
+  return `${e.address}|${e.port}`;
+}
+
+/** A handshake message waiting in the queue (a copy of the datagram). */
+interface QueuedHandshake {
+  readonly type: HandshakeType;
+  readonly data: Uint8Array;
+  readonly from: Endpoint;
+}
+
+/** Under load, the set of peers' endpoints (for the queue's first lane) is rebuilt this often. */
+const KNOWN_ENDPOINTS_REFRESH = 1_000;
+
+/**
+ * The handshake queue's lanes, served in this order: messages we expect (see isExpected), from
+ * sources that were quiet (their rate-limit bucket was full: a peer's occasional handshake, not
+ * a flooder's stream), and the rest.
+ */
+const LANE_EXPECTED = 0;
+const LANE_QUIET = 1;
+const LANE_REST = 2;
 
 export class Device {
   /** Dropped inputs by reason. */
@@ -176,6 +230,13 @@ export class Device {
   private readonly allowedIps = new AllowedIps<Peer>();
   private readonly checker: CookieChecker;
   private readonly ratelimiter = new Ratelimiter();
+  /** Cookie replies per source under load: the same rate as handshakes, in a bucket of its own. */
+  private readonly cookieLimiter = new Ratelimiter();
+  private readonly sourceInfo = new WeakMap<Endpoint, SourceInfo>();
+  private readonly queue: HandshakeQueue<QueuedHandshake>;
+  private readonly budget: HandshakeBudget;
+  private knownEndpoints: Set<string> | null = null;
+  private knownEndpointsAt = Number.NEGATIVE_INFINITY;
   private readonly host: PeerHost;
   private closed = false;
 
@@ -209,7 +270,9 @@ export class Device {
     this.underLoadMode = opts.underLoad ?? 'auto';
     this.paddingLimit = opts.mtu !== undefined && opts.mtu > 0 ? Math.min(opts.mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
     this.indices = new IndexTable<Peer>(this.rng);
-    this.checker = new CookieChecker(this.rng, this.crypto.blake2s);
+    this.checker = new CookieChecker(this.rng, this.crypto.blake2s, this.crypto.aead);
+    this.queue = new HandshakeQueue<QueuedHandshake>(3, opts.handshakeQueue);
+    this.budget = new HandshakeBudget(opts.handshakeBudget);
     const self = this;
     this.host = {
       clock: this.clock,
@@ -396,12 +459,21 @@ export class Device {
   // ---------------------------------------------------------------------------------------
   // Timers
 
-  /** Run the due timers of every peer; returns ms until the next deadline (Infinity if none). */
+  /**
+   * Run the due timers of every peer, and queued handshakes as far as the budget allows (this
+   * begins a new turn of the budget); returns ms until the next deadline (Infinity if none),
+   * 0 when queued handshakes wait: call again soon, after reading what else is pending.
+   */
   tick(): number {
     if (this.closed) return Number.POSITIVE_INFINITY;
-    const now = this.clock.now();
+    this.budget.newTurn();
     let next = Number.POSITIVE_INFINITY;
+    let now = this.clock.now();
     try {
+      if (this.queue.size() > 0) {
+        this.drainQueue();
+        now = this.clock.now();
+      }
       for (const p of this.peers.values()) {
         const d = p.tick(now);
         if (d < next) next = d;
@@ -409,7 +481,14 @@ export class Device {
     } catch (e) {
       this.internalError(e);
     }
-    return next === Number.POSITIVE_INFINITY ? next : Math.max(0, next - now);
+    const delay = next === Number.POSITIVE_INFINITY ? next : Math.max(0, next - now);
+    // Handshakes still queued: come back as soon as the budget allows (0: at once).
+    return this.queue.size() > 0 ? Math.min(delay, this.budget.wait(now)) : delay;
+  }
+
+  /** Handshake messages waiting for the budget (see DeviceOptions.handshakeBudget). */
+  get queuedHandshakes(): number {
+    return this.queue.size();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -539,11 +618,17 @@ export class Device {
     }
   }
 
-  private receiveHandshake(type: typeof MESSAGE_INITIATION | typeof MESSAGE_RESPONSE, data: Uint8Array, from: Endpoint): void {
+  /**
+   * A handshake message, in the order that makes a flood cheapest to turn away: the load count
+   * and mac1 (one keyed hash) first; under load mac2 (a message without a valid one gets a
+   * cookie reply, at most RATELIMIT_PACKETS_PER_SECOND per source) and the source's handshake
+   * rate. What passes is processed at once while the handshake budget allows (always when not
+   * under load), else queued fairly by source (see handshakequeue.ts) for tick().
+   */
+  private receiveHandshake(type: HandshakeType, data: Uint8Array, from: Endpoint): void {
     const now = this.clock.now();
     const underLoad = this.measureLoad(now);
-    const identity = this.identity;
-    if (identity === null) {
+    if (this.identity === null) {
       this.drops['no-private-key']++;
       return;
     }
@@ -551,22 +636,85 @@ export class Device {
       this.drops['invalid-mac1']++;
       return;
     }
-    if (underLoad) {
-      const { ip, source } = endpointBytes(from);
-      if (!this.checker.checkMac2(data, source, now)) {
-        const reply = this.checker.createReply(data, readU32(data, 4), source, now);
-        if (reply) {
-          this.stats.cookieRepliesOut++;
-          this.transmit(reply, from);
-        }
-        this.drops['cookie-sent']++;
-        return;
-      }
-      if (!this.ratelimiter.allow(ip, now)) {
-        this.drops.ratelimited++;
-        return;
-      }
+    if (!underLoad) {
+      this.processHandshake(type, data, from, now);
+      return;
     }
+    const src = this.sourceOf(from);
+    const zero = zeroMac2(data);
+    // A source that has used up both its handshakes and its cookie replies gets nothing
+    // whatever its mac2 says: no need to compute it.
+    if (!zero && !this.ratelimiter.wouldAllow(src.key, now) && !this.cookieLimiter.wouldAllow(src.key, now)) {
+      this.drops.ratelimited++;
+      return;
+    }
+    // A sender without a cookie sends mac2 as zeros: no need to compute a MAC to know.
+    if (zero || !this.checker.checkMac2(data, src.cookieInput, now, src.cookie)) {
+      if (!this.cookieLimiter.allow(src.ip, now, src.key)) {
+        this.drops['cookie-ratelimited']++;
+        return;
+      }
+      const reply = this.checker.createReply(data, readU32(data, 4), src.cookieInput, now, src.cookie);
+      if (reply) {
+        this.stats.cookieRepliesOut++;
+        this.transmit(reply, from);
+      }
+      this.drops['cookie-sent']++;
+      return;
+    }
+    const quiet = this.ratelimiter.isQuiet(src.key, now);
+    if (!this.ratelimiter.allow(src.ip, now, src.key)) {
+      this.drops.ratelimited++;
+      return;
+    }
+    const lane = this.isExpected(type, data, from, now) ? LANE_EXPECTED : quiet ? LANE_QUIET : LANE_REST;
+    if (this.queue.size(lane) === 0 && this.budget.allows(now)) {
+      this.processMeasured(type, data, from, now);
+      return;
+    }
+    if (!this.queue.push(src.key, { type, data: data.slice(), from }, lane)) this.drops['handshake-queue-full']++;
+  }
+
+  /**
+   * Under load, messages we have reason to expect are served first: from a source that is a
+   * peer's endpoint (configured or learned), and a response whose receiver index is a handshake
+   * we started.
+   */
+  private isExpected(type: HandshakeType, data: Uint8Array, from: Endpoint, now: number): boolean {
+    if (type === MESSAGE_RESPONSE) {
+      const e = this.indices.get(readU32(data, RESPONSE.receiver));
+      if (e !== undefined && e.kind === 'handshake') return true;
+    }
+    if (this.knownEndpoints === null || now - this.knownEndpointsAt >= KNOWN_ENDPOINTS_REFRESH) {
+      const known = new Set<string>();
+      for (const p of this.peers.values()) if (p.endpoint !== null) known.add(endpointKey(p.endpoint));
+      this.knownEndpoints = known;
+      this.knownEndpointsAt = now;
+    }
+    return this.knownEndpoints.has(endpointKey(from));
+  }
+
+  /** Process one admitted handshake message and charge its cost to the budget. */
+  private processMeasured(type: HandshakeType, data: Uint8Array, from: Endpoint, now: number): void {
+    this.processHandshake(type, data, from, now);
+    this.budget.spend(this.clock.now() - now);
+  }
+
+  /** Queued handshake messages, while the budget allows. */
+  private drainQueue(): void {
+    for (;;) {
+      const now = this.clock.now();
+      if (!this.budget.allows(now)) return;
+      const q = this.queue.shift();
+      if (q === undefined) return;
+      if (this.identity === null) this.drops['no-private-key']++;
+      else this.processMeasured(q.type, q.data, q.from, now);
+    }
+  }
+
+  /** An initiation or response whose MACs (and, under load, cookie and rate) were checked. */
+  private processHandshake(type: HandshakeType, data: Uint8Array, from: Endpoint, now: number): void {
+    const identity = this.identity!;
     if (type === MESSAGE_INITIATION) {
       const msg = parseInitiation(data);
       if (typeof msg === 'string') {
@@ -608,6 +756,16 @@ export class Device {
       this.stats.handshakesIn++;
       this.logger.verbose(`${peerName(entry.peer.publicKey)} - Received handshake response`);
     }
+  }
+
+  /** What the cookie and the rate limits need of a source, computed once per Endpoint object. */
+  private sourceOf(from: Endpoint): SourceInfo {
+    let s = this.sourceInfo.get(from);
+    if (s === undefined) {
+      s = sourceInfoOf(from);
+      this.sourceInfo.set(from, s);
+    }
+    return s;
   }
 
   private receiveCookieReply(data: Uint8Array): void {
@@ -719,6 +877,8 @@ export class Device {
     this.indices.clear();
     this.allowedIps.clear();
     this.ratelimiter.clear();
+    this.cookieLimiter.clear();
+    this.drops.closed += this.queue.clear().length;
     this.checker.zero();
     this.identity?.zero();
     this.identity = null;

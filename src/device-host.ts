@@ -47,6 +47,7 @@ export class DeviceHost {
   private fwmark = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerDue = Number.POSITIVE_INFINITY;
+  private immediate: NodeJS.Immediate | null = null;
   private closed = false;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
 
@@ -157,8 +158,23 @@ export class DeviceHost {
   private afterBatch(): void {
     const next = this.device.tick();
     this.flush();
-    if (performance.now() + next < this.timerDue) this.scheduleTick(next);
+    if (next === 0) this.soon();
+    else if (performance.now() + next < this.timerDue) this.scheduleTick(next);
   }
+
+  /**
+   * The engine has queued handshakes it may process now (tick() returned 0): tick again in the
+   * loop's next check phase, after the poll phase has read what else arrived, so that queued
+   * handshakes never hold up the sockets.
+   */
+  private soon(): void {
+    if (this.immediate === null && !this.closed) this.immediate = setImmediate(this.onImmediate);
+  }
+
+  private readonly onImmediate = (): void => {
+    this.immediate = null;
+    this.afterBatch();
+  };
 
   /** Arm the timer for `ms` from now (at most MAX_TICK_MS, so clock jumps are caught up quickly). */
   private scheduleTick(ms: number): void {
@@ -174,7 +190,8 @@ export class DeviceHost {
     this.timerDue = Number.POSITIVE_INFINITY;
     const next = this.device.tick();
     this.flush();
-    this.scheduleTick(next);
+    if (next === 0) this.soon();
+    this.scheduleTick(next === 0 ? MAX_TICK_MS : next);
   };
 
   /**
@@ -187,6 +204,8 @@ export class DeviceHost {
     this.logger.verbose(`Device closing: ${reason}`);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
     this.udp?.close();
     this.io.tun.close();
     this.device.close();

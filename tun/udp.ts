@@ -32,7 +32,8 @@ import { inNetns } from './netns.js';
 /** Datagrams per recvmmsg / sendmmsg (and per event-loop wake-up). */
 export const UDP_BATCH = 64;
 const SEND_AREA = 1 << 20;
-const CACHE_SIZE = 16; // received-Endpoint cache, direct-mapped
+const CACHE_BITS = 10;
+const CACHE_SIZE = 1 << CACHE_BITS; // received-Endpoint cache, direct-mapped (many sources: a handshake flood)
 const KEY_FIRST = UDP_M_FAMILY;
 const KEY_LAST = UDP_M_LOCAL + 3; // family, port, ifindex, hasLocal, address, local address
 
@@ -199,7 +200,10 @@ export class UdpBind {
   #endpoint(base: number): Endpoint {
     const meta = this.#rmeta!;
     const port = meta[base + UDP_M_PORT]!;
-    const slot = (port ^ meta[base + UDP_M_ADDR_BYTE / 4 + 3]! ^ meta[base + UDP_M_ADDR_BYTE / 4]!) & (CACHE_SIZE - 1);
+    // A multiplicative hash of all the address words: IPv4 addresses of one subnet differ in
+    // their last byte, which is the top byte of the little-endian word.
+    const w = base + UDP_M_ADDR_BYTE / 4;
+    const slot = Math.imul(port ^ meta[w]! ^ meta[w + 1]! ^ meta[w + 2]! ^ meta[w + 3]!, 0x9e3779b1) >>> (32 - CACHE_BITS);
     const keys = this.#cacheKeys;
     const kb = slot * (KEY_LAST - KEY_FIRST + 1);
     const cached = this.#cacheEps[slot];
