@@ -22,17 +22,18 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { uapiGet } from '../src/uapi/client.js';
 import { uapiSocketPath } from '../src/uapi/protocol.js';
+import { packageRoot } from '../tun/addon.js';
 
 const execFileP = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = packageRoot();
 const WG_TS = join(ROOT, 'bin/wireguard-ts');
 const FLOOD = join(ROOT, 'dist/bench/flood.js');
 const PROGRAMS = { ts: WG_TS, go: '/usr/bin/wireguard-go' } as const;
-type Impl = keyof typeof PROGRAMS;
+export type Impl = keyof typeof PROGRAMS;
 /** A handshake not done after this long counts as failed (ms). */
 const RUN_TIMEOUT = 30_000;
 
@@ -168,7 +169,12 @@ async function lastHandshakeMs(sock: string, peerPub: string): Promise<number> {
   return 0;
 }
 
-async function measure(impl: Impl, runs: number, floodArgs: string[], knownEndpoint: boolean): Promise<ImplResult> {
+/**
+ * One implementation's figures: `runs` legitimate handshakes under the flood (bench/flood.js with
+ * `floodArgs`). Everything it sets up is removed before it resolves or rejects. Also used by
+ * test/system/daemon-flood.test.ts.
+ */
+export async function measureFlood(impl: Impl, runs: number, floodArgs: string[] = [], knownEndpoint = false): Promise<ImplResult> {
   const lab = new Lab();
   const onSignal = () => {
     void lab.cleanup().then(() => process.exit(130));
@@ -303,7 +309,7 @@ async function main(): Promise<void> {
     if (v !== undefined) floodArgs.push(o, v);
   }
   const results: ImplResult[] = [];
-  for (const impl of impls) results.push(await measure(impl, runs, floodArgs, process.argv.includes('--known-endpoint')));
+  for (const impl of impls) results.push(await measureFlood(impl, runs, floodArgs, process.argv.includes('--known-endpoint')));
   if (process.argv.includes('--json')) {
     console.log(JSON.stringify(results, null, 1));
     return;
@@ -320,7 +326,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`flood-handshake: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`flood-handshake: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}

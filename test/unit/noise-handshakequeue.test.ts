@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HandshakeBudget } from '../../noise/handshakebudget.js';
 import { HandshakeQueue } from '../../noise/handshakequeue.js';
+import { Ratelimiter } from '../../noise/ratelimiter.js';
 
 const drain = <T>(q: HandshakeQueue<T>): T[] => {
   const out: T[] = [];
@@ -119,5 +120,23 @@ describe('the handshake budget', () => {
     expect(() => new HandshakeBudget({ share: 0 })).toThrow(RangeError);
     expect(() => new HandshakeBudget({ share: 1.5 })).toThrow(RangeError);
     expect(() => new HandshakeBudget({ burstMs: -1 })).toThrow(RangeError);
+  });
+});
+
+describe("the rate limiter's looks that choose a lane and spare a MAC", () => {
+  it('tells a quiet source (no bucket, or a full one) from a busy one, and peeks without taking', () => {
+    const r = new Ratelimiter();
+    const ip = Uint8Array.of(192, 0, 2, 1);
+    const key = Ratelimiter.keyOf(ip);
+    expect(r.isQuiet(key, 0)).toBe(true);
+    expect(r.wouldAllow(key, 0)).toBe(true);
+    expect(r.allow(ip, 0, key)).toBe(true);
+    expect(r.isQuiet(key, 0)).toBe(false);
+    for (let i = 0; i < 4; i++) expect(r.allow(ip, 0, key)).toBe(true);
+    expect(r.wouldAllow(key, 0)).toBe(false);
+    expect(r.wouldAllow(key, 0)).toBe(false); // peeking took nothing, and gave nothing
+    expect(r.wouldAllow(key, 50)).toBe(true); // one token back after 1/20 s
+    expect(r.isQuiet(key, 200)).toBe(false);
+    expect(r.isQuiet(key, 250)).toBe(true); // the whole burst back
   });
 });
