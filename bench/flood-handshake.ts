@@ -18,39 +18,21 @@
  * Everything it creates is removed at the end, also on failure or Ctrl-C.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { uapiGet } from '../src/uapi/client.js';
-import { uapiSocketPath } from '../src/uapi/protocol.js';
 import { packageRoot } from '../tun/addon.js';
+import { type Impl, inNs, Lab, PROGRAMS, sh, sleep, WG_TS } from './lab.js';
 
-const execFileP = promisify(execFile);
-const ROOT = packageRoot();
-const WG_TS = join(ROOT, 'bin/wireguard-ts');
-const FLOOD = join(ROOT, 'dist/bench/flood.js');
-const PROGRAMS = { ts: WG_TS, go: '/usr/bin/wireguard-go' } as const;
-export type Impl = keyof typeof PROGRAMS;
+const FLOOD = join(packageRoot(), 'dist/bench/flood.js');
 /** A handshake not done after this long counts as failed (ms). */
 const RUN_TIMEOUT = 30_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
-
-async function sh(cmd: string, args: string[], input?: string): Promise<string> {
-  const p = execFileP(cmd, args, { timeout: 30_000, maxBuffer: 16 << 20 });
-  if (input !== undefined) p.child.stdin?.end(input);
-  return (await p).stdout;
-}
-
-const inNs = (ns: string, cmd: string, args: string[], input?: string) => sh('ip', ['netns', 'exec', ns, cmd, ...args], input);
 
 interface Snmp {
   inDatagrams: number;
@@ -73,79 +55,6 @@ async function socketDrops(ns: string, port: number): Promise<number> {
     if (f[1]?.endsWith(`:${hex}`)) return Number(f[f.length - 1]);
   }
   return Number.NaN;
-}
-
-class Lab {
-  readonly tag = `${(process.pid % 1000).toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`;
-  readonly namespaces: string[] = [];
-  readonly sockets: string[] = [];
-  readonly children: ChildProcess[] = [];
-  readonly tmp = mkdtempSync(join(tmpdir(), 'wgts-flood-'));
-
-  async ns(suffix: string): Promise<string> {
-    const name = `wgfl-${this.tag}-${suffix}`;
-    await sh('ip', ['netns', 'add', name]);
-    this.namespaces.push(name);
-    await sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-    return name;
-  }
-
-  async key(name: string): Promise<{ file: string; pub: string }> {
-    const priv = (await sh('wg', ['genkey'])).trim();
-    const file = join(this.tmp, name);
-    writeFileSync(file, priv + '\n', { mode: 0o600 });
-    return { file, pub: (await sh('wg', ['pubkey'], priv + '\n')).trim() };
-  }
-
-  /** Start `program IFNAME` with its UDP in `udpNs`, and move the device into `devNs`. */
-  /**
-   * Start `program IFNAME` with its UDP in `udpNs`, and move the device into `devNs`. With
-   * `nodeArgs` (wireguard-ts only) it runs in the foreground as `node NODEARGS program -f IFNAME`.
-   */
-  async daemon(program: string, ifname: string, udpNs: string, devNs: string, nodeArgs?: string[]): Promise<string> {
-    const env = { ...process.env };
-    delete env.LOG_LEVEL;
-    if (nodeArgs) {
-      const child = spawn('ip', ['netns', 'exec', udpNs, process.execPath, ...nodeArgs, program, '-f', ifname], { env, stdio: 'ignore' });
-      this.children.push(child);
-      for (let i = 0; i < 200; i++) {
-        if (
-          await sh('ip', ['-n', udpNs, 'link', 'show', ifname]).then(
-            () => true,
-            () => false,
-          )
-        )
-          break;
-        await sleep(50);
-      }
-    } else {
-      await execFileP('ip', ['netns', 'exec', udpNs, program, ifname], { env, timeout: 30_000 });
-    }
-    this.sockets.push(uapiSocketPath(ifname));
-    await sh('ip', ['-n', udpNs, 'link', 'set', ifname, 'netns', devNs]);
-    return uapiSocketPath(ifname);
-  }
-
-  async cleanup(): Promise<void> {
-    // SIGTERM first (a daemon run with --cpu-prof writes its profile as it exits), then SIGKILL.
-    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
-      for (const ns of this.namespaces) {
-        const pids = (await sh('ip', ['netns', 'pids', ns]).catch(() => '')).split('\n').filter(Boolean);
-        for (const p of pids) {
-          try {
-            process.kill(Number(p), sig);
-          } catch {
-            /* gone */
-          }
-        }
-      }
-      await sleep(sig === 'SIGTERM' ? 1500 : 200);
-    }
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const ns of this.namespaces.splice(0)) await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
-    for (const s of this.sockets) rmSync(s, { force: true });
-    rmSync(this.tmp, { recursive: true, force: true });
-  }
 }
 
 export interface ImplResult {
@@ -175,7 +84,7 @@ async function lastHandshakeMs(sock: string, peerPub: string): Promise<number> {
  * test/system/daemon-flood.test.ts.
  */
 export async function measureFlood(impl: Impl, runs: number, floodArgs: string[] = [], knownEndpoint = false): Promise<ImplResult> {
-  const lab = new Lab();
+  const lab = new Lab('fl');
   const onSignal = () => {
     void lab.cleanup().then(() => process.exit(130));
   };
@@ -190,7 +99,7 @@ export async function measureFlood(impl: Impl, runs: number, floodArgs: string[]
     const [portT, portB, portC] = [41000 + (process.pid % 1000), 42000 + (process.pid % 1000), 43000 + (process.pid % 1000)];
     // FLOOD_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") runs a wireguard-ts T under those node options.
     const nodeArgs = impl === 'ts' && process.env.FLOOD_NODE_ARGS ? process.env.FLOOD_NODE_ARGS.split(' ').filter(Boolean) : undefined;
-    await lab.daemon(PROGRAMS[impl], `ft${t}`, ns0, nsT, nodeArgs);
+    await lab.daemon(PROGRAMS[impl], `ft${t}`, ns0, nsT, nodeArgs ? { nodeArgs } : {});
     const sockB = await lab.daemon(WG_TS, `fb${t}`, ns0, nsB);
     await lab.daemon(WG_TS, `fc${t}`, ns0, nsC);
     const wg = (...a: string[]) => inNs(ns0, 'wg', a);

@@ -35,6 +35,7 @@ import { HandshakeQueue, type HandshakeQueueLimits } from './handshakequeue.js';
 import { IndexTable } from './indextable.js';
 import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } from './ippacket.js';
 import { parseIp } from './iptext.js';
+import { CARRIED, LOOP, LoopGuard, type LoopParty, OwnDatagrams } from './loopguard.js';
 import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
@@ -91,6 +92,11 @@ export interface DeviceOptions {
   handshakeBudget?: Partial<HandshakeBudgetOptions>;
   /** Bounds of the handshake queue (see handshakequeue.ts). */
   handshakeQueue?: Partial<HandshakeQueueLimits>;
+  /**
+   * The registry of UDP ports the devices of this process send from, shared by them so that a
+   * loop through several of them is found too (see loopguard.ts; default: this device's own).
+   */
+  ownDatagrams?: OwnDatagrams;
 }
 
 /** Counters of the device's traffic (all monotonic). */
@@ -236,6 +242,12 @@ export class Device {
   private readonly queue: HandshakeQueue<QueuedHandshake>;
   private readonly budget: HandshakeBudget;
   private knownEndpoints: Set<string> | null = null;
+  /** Remote indices of sessions (index | 0 -> peer), to recognize our own transport messages. */
+  private readonly remoteIndices = new Map<number, Peer>();
+  private readonly loopParty: LoopParty;
+  private readonly loops: LoopGuard;
+  private loopLoggedAt = Number.NEGATIVE_INFINITY;
+  private loopsUnlogged = 0;
   private knownEndpointsAt = Number.NEGATIVE_INFINITY;
   private readonly host: PeerHost;
   private closed = false;
@@ -273,6 +285,11 @@ export class Device {
     this.checker = new CookieChecker(this.rng, this.crypto.blake2s, this.crypto.aead);
     this.queue = new HandshakeQueue<QueuedHandshake>(3, opts.handshakeQueue);
     this.budget = new HandshakeBudget(opts.handshakeBudget);
+    this.loopParty = {
+      ownsMessage: (w, off) => this.ownsMessage(w, off),
+      carried: (receiver, counter) => this.loops.carried(receiver, counter),
+    };
+    this.loops = new LoopGuard(this.loopParty, opts.ownDatagrams ?? new OwnDatagrams());
     const self = this;
     this.host = {
       clock: this.clock,
@@ -518,10 +535,80 @@ export class Device {
       return;
     }
     try {
+      // UDP (or an IPv6 fragment header): it may be one of our own datagrams coming back.
+      const next = fam === 4 ? packet[9] : packet[6];
+      if ((next === 17 || (next === 44 && fam === 6)) && this.loops.registry.size > 0) {
+        const verdict = this.loops.check(packet, fam, n);
+        if (verdict === LOOP) {
+          this.loopDropped();
+          return;
+        }
+        if (verdict === CARRIED) {
+          this.sendCarried(peer, packet);
+          return;
+        }
+      }
       peer.send(packet);
     } catch (e) {
       this.internalError(e);
     }
+  }
+
+  /** Count a routing-loop drop, and say so (a misconfiguration) at most once a second. */
+  private loopDropped(): void {
+    this.drops['routing-loop']++;
+    this.loopsUnlogged++;
+    const now = this.clock.now();
+    if (now - this.loopLoggedAt < 1000) return;
+    this.logger.error(`Routing loop: dropped ${this.loopsUnlogged} of our own datagrams coming back through the interface (an endpoint is routed into it)`);
+    this.loopLoggedAt = now;
+    this.loopsUnlogged = 0;
+  }
+
+  /** Send another device's datagram (nested), remembering which of our messages carried it. */
+  private sendCarried(peer: Peer, packet: Uint8Array): void {
+    const kp = peer.keypairs.current;
+    const counter = kp === null ? -1 : kp.sendCounter;
+    peer.send(packet);
+    if (kp !== null && kp === peer.keypairs.current && kp.sendCounter === counter + 1) this.loops.recordCarry(kp.remoteIndex, counter);
+  }
+
+  /**
+   * The UDP port this device's datagrams leave from (0: none): what routing-loop detection looks
+   * for in packets from the TUN (see loopguard.ts). The owner of the socket tells it.
+   */
+  setBoundPort(port: number): void {
+    if (this.closed) return;
+    if (port > 0) this.loops.registry.bind(this.loopParty, port);
+    else this.loops.registry.unbind(this.loopParty);
+  }
+
+  /** Whether the WireGuard message at `w[off..]` is one this device sent (loopguard.ts, step 3). */
+  private ownsMessage(w: Uint8Array, off: number): boolean {
+    const type = w[off];
+    const index = readU32(w, off + 4);
+    if (type === MESSAGE_INITIATION) return this.indices.get(index)?.kind === 'handshake';
+    if (type === MESSAGE_RESPONSE) return this.indices.get(index) !== undefined;
+    if (type !== MESSAGE_TRANSPORT) return false;
+    const peer = this.remoteIndices.get(index | 0);
+    if (peer === undefined) return false;
+    const counter = readU64(w, off + 8);
+    const kps = peer.keypairs;
+    for (const kp of [kps.current, kps.previous, kps.next]) {
+      if (kp !== null && kp.remoteIndex === index && counter < kp.sendCounter) return true;
+    }
+    return false;
+  }
+
+  /** A new session's remote index, for ownsMessage; stale entries go when the map outgrows the peers. */
+  private rememberRemoteIndex(index: number, peer: Peer): void {
+    if (this.remoteIndices.size >= 4 * this.peers.size + 64) {
+      for (const [i, p] of this.remoteIndices) {
+        const k = p.keypairs;
+        if (![k.current, k.previous, k.next].some((kp) => kp !== null && kp.remoteIndex === i >>> 0)) this.remoteIndices.delete(i);
+      }
+    }
+    this.remoteIndices.set(index | 0, peer);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -738,6 +825,7 @@ export class Device {
       this.stats.handshakesIn++;
       this.logger.verbose(`${peerName(r.peer.publicKey)} - Received handshake initiation`);
       r.peer.initiationConsumed(from, data.length);
+      this.rememberRemoteIndex(msg.sender, r.peer);
     } else {
       const msg = parseResponse(data);
       if (typeof msg === 'string') {
@@ -755,6 +843,7 @@ export class Device {
       }
       this.stats.handshakesIn++;
       this.logger.verbose(`${peerName(entry.peer.publicKey)} - Received handshake response`);
+      this.rememberRemoteIndex(msg.sender, entry.peer);
     }
   }
 
@@ -878,6 +967,8 @@ export class Device {
     this.allowedIps.clear();
     this.ratelimiter.clear();
     this.cookieLimiter.clear();
+    this.loops.clear();
+    this.remoteIndices.clear();
     this.drops.closed += this.queue.clear().length;
     this.checker.zero();
     this.identity?.zero();

@@ -31,6 +31,7 @@ export const DROP_REASONS = [
   'invalid-outbound-packet', // not an IPv4/IPv6 packet, or too large to encapsulate
   'no-route', // no peer's allowed IPs contain the destination
   'no-endpoint', // the peer has no endpoint yet
+  'routing-loop', // one of our own datagrams (or a fragment of one) came back: its route leads into us
   // Packets that were waiting for a session.
   'staged-overflow', // MAX_STAGED_PACKETS were waiting; the oldest was dropped
   'handshake-gave-up', // no session after REKEY_ATTEMPT_TIME (or keys zeroed, peer removed)

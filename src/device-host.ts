@@ -12,10 +12,17 @@
  */
 import type { CryptoSuite } from '../crypto/suite.js';
 import { Device } from '../noise/device.js';
+import { OwnDatagrams } from '../noise/loopguard.js';
 import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
 import { Errno } from '../tun/errno.js';
 import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
 import type { UdpBind, UdpBindOptions } from '../tun/udp.js';
+
+/**
+ * The UDP ports of every interface of this process: a packet from one's TUN that is another's
+ * datagram is nesting, or, if it leads back, a routing loop (noise/loopguard.ts).
+ */
+const OWN_DATAGRAMS = new OwnDatagrams();
 
 /** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
 const MAX_TICK_MS = 250;
@@ -60,6 +67,7 @@ export class DeviceHost {
       logger: opts.logger,
       crypto: opts.crypto,
       mtu: opts.mtu ?? DEFAULT_MTU,
+      ownDatagrams: OWN_DATAGRAMS,
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {
@@ -129,6 +137,7 @@ export class DeviceHost {
       this.udp?.close();
       this.udp = bind;
       this.listenPort = bind.port;
+      this.device.setBoundPort(bind.port);
       bind.onStickyFailure((ep) => this.device.clearEndpointSource(ep));
       bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
       bind.start(
