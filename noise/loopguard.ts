@@ -102,13 +102,14 @@ export class LoopGuard {
   }
 
   /**
-   * `packet[0..n)` (family `fam`) comes from the TUN and is an IPv4 UDP packet or an IPv6 one
-   * with UDP or a fragment header next (the caller's one-byte test): NOT_OURS, LOOP or CARRIED.
+   * `packet[0..n)` (family `fam`) comes from the TUN, protocol or next header UDP or an IPv6
+   * fragment header (the caller's one-byte test): NOT_OURS, LOOP or CARRIED.
    */
   check(packet: Uint8Array, fam: 4 | 6, n: number): number {
     let udp: number; // offset of the UDP header; -1 for a non-first fragment
     let fragKey: string | null = null;
     if (fam === 4) {
+      if (packet[9] !== 17) return NOT_OURS;
       const ihl = (packet[0]! & 0x0f) * 4;
       const offset = ((packet[6]! & 0x1f) << 8) | packet[7]!;
       const more = (packet[6]! & 0x20) !== 0;
