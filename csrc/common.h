@@ -53,16 +53,21 @@ napi_value wgts_i32(napi_env env, int32_t v);
 #define TUN_META_STRIDE 2
 #define TUN_MAX_PACKET 65535
 
+/* Route monitor datagrams (rtmon.c, poll.c's MODE_NETLINK): room per read. */
+#define RTMON_SLOT 32768
+
 /* Registration of the module's functions, one per file. */
 napi_status wgts_init_tun(napi_env env, napi_value exports);
 napi_status wgts_init_udp(napi_env env, napi_value exports);
 napi_status wgts_init_poll(napi_env env, napi_value exports);
 napi_status wgts_init_netns(napi_env env, napi_value exports);
+napi_status wgts_init_rtmon(napi_env env, napi_value exports);
 
 /* Poll reader used by poll.c: fills the batch, returns the count; *err gets a fatal errno or 0. */
 int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
                         int *err);
 int wgts_udp_recv_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
                         int *err);
+int wgts_rtmon_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts, int *err);
 
 #endif

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <uv.h>
 
-enum { MODE_TUN = 0, MODE_UDP = 1 };
+enum { MODE_TUN = 0, MODE_UDP = 1, MODE_NETLINK = 2 /* rtmon.c */ };
 
 struct poller {
   uv_poll_t handle; /* first member: a handle pointer is a poller pointer */
@@ -70,8 +70,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     uv_poll_stop(&p->handle);
   } else if (p->mode == MODE_TUN) {
     count = wgts_tun_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
-  } else {
+  } else if (p->mode == MODE_UDP) {
     count = wgts_udp_recv_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+  } else {
+    count = wgts_rtmon_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
   }
   if (count == 0 && err == 0) return;
   if (err != 0 && p->mode == MODE_TUN) uv_poll_stop(&p->handle); /* fatal for a TUN fd */
@@ -116,12 +118,12 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   if (napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function)
     return wgts_throw_type(env, "wgts: callback must be a function");
-  if (fd < 0 || (mode != MODE_TUN && mode != MODE_UDP) || maxper <= 0)
+  if (fd < 0 || (mode != MODE_TUN && mode != MODE_UDP && mode != MODE_NETLINK) || maxper <= 0)
     return wgts_throw_type(env, "wgts: bad pollStart arguments");
-  size_t stride = mode == MODE_TUN ? TUN_META_STRIDE : UDP_META_STRIDE;
+  size_t stride = mode == MODE_UDP ? UDP_META_STRIDE : TUN_META_STRIDE;
   size_t maxpkts = metalen / stride;
   if ((size_t)maxper < maxpkts) maxpkts = (size_t)maxper;
-  size_t minbuf = mode == MODE_TUN ? TUN_MAX_PACKET : UDP_SLOT;
+  size_t minbuf = mode == MODE_TUN ? TUN_MAX_PACKET : mode == MODE_UDP ? UDP_SLOT : RTMON_SLOT;
   if (maxpkts == 0 || buflen < minbuf || buflen > 0x7fffffff)
     return wgts_throw_type(env, "wgts: pollStart buffers too small");
 
@@ -149,7 +151,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return wgts_throw_errno(env, "uv_poll_init", -r);
   }
   /* From here on the handle is registered with the loop: it must be closed, never freed. */
-  if (napi_create_string_utf8(env, mode == MODE_TUN ? "wgts.tun" : "wgts.udp", NAPI_AUTO_LENGTH,
+  if (napi_create_string_utf8(env, mode == MODE_TUN ? "wgts.tun" : mode == MODE_UDP ? "wgts.udp" : "wgts.rtmon", NAPI_AUTO_LENGTH,
                               &resname) != napi_ok ||
       napi_async_init(env, NULL, resname, &p->actx) != napi_ok) {
     wgts_throw_last(env, "napi_async_init");

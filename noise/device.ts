@@ -436,6 +436,13 @@ export class Device {
     }
   }
 
+  /** The distinct endpoints of peers that have a sticky source (localAddress): for the owner's route checks. */
+  stickyEndpoints(): Endpoint[] {
+    const out = new Set<Endpoint>();
+    for (const p of this.peers.values()) if (p.endpoint?.localAddress !== undefined) out.add(p.endpoint);
+    return [...out];
+  }
+
   /** The configuration and counters, as the UAPI `get` reports them. Keys are copies. */
   status(): DeviceStatus {
     const peers: PeerStatus[] = [];

@@ -7,6 +7,7 @@ import type { Logger } from '../noise/types.js';
 import { ifnameProblem } from '../tun/ifname.js';
 import { interfaceIndex } from '../tun/ip.js';
 import { selectSuite } from '../tun/openssl.js';
+import { RouteMonitor } from '../tun/rtmon.js';
 import { DEFAULT_MTU, Tun } from '../tun/tun.js';
 import { UdpBind } from '../tun/udp.js';
 import { DeviceHost } from './device-host.js';
@@ -47,7 +48,10 @@ export class Daemon {
     const mtu = opts.mtu ?? DEFAULT_MTU;
     const tun = Tun.create(opts.ifname, { mtu, ...(opts.netnsPid !== undefined ? { netnsPid: opts.netnsPid } : {}) });
     const crypto = opts.crypto ?? selectSuite(undefined);
-    const host = new DeviceHost({ name: opts.ifname, logger: opts.logger, crypto, mtu }, { tun, openUdp: (port, o) => UdpBind.open(port, o) });
+    const host = new DeviceHost(
+      { name: opts.ifname, logger: opts.logger, crypto, mtu },
+      { tun, openUdp: (port, o) => UdpBind.open(port, o), openRouteMonitor: () => RouteMonitor.open() },
+    );
     let uapi: UapiServer;
     try {
       uapi = await serveUapi(

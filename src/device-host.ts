@@ -15,14 +15,19 @@ import { Device } from '../noise/device.js';
 import { OwnDatagrams } from '../noise/loopguard.js';
 import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
 import { Errno } from '../tun/errno.js';
+import type { RouteMonitor } from '../tun/rtmon.js';
 import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
 import type { UdpBind, UdpBindOptions } from '../tun/udp.js';
+import { StickyRoutes } from './sticky-routes.js';
 
 /**
  * The UDP ports of every interface of this process: a packet from one's TUN that is another's
  * datagram is nesting, or, if it leads back, a routing loop (noise/loopguard.ts).
  */
 const OWN_DATAGRAMS = new OwnDatagrams();
+
+/** Sticky endpoints not seen before get their route check this often at most. */
+const STICKY_CHECK_MS = 1000;
 
 /** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
 const MAX_TICK_MS = 250;
@@ -33,6 +38,11 @@ export interface DeviceHostIo {
   readonly tun: Tun;
   /** Bind the UDP port (called for the first bind and for every port change). Throws with `.code`. */
   openUdp(port: number, options: UdpBindOptions): UdpBind;
+  /**
+   * A route monitor in the UDP sockets' namespace, so that sticky sources follow route changes
+   * (sticky-routes.ts). Without one they are given up only when a send fails. Throws with `.code`.
+   */
+  openRouteMonitor?(): RouteMonitor;
 }
 
 export interface DeviceHostOptions {
@@ -56,6 +66,10 @@ export class DeviceHost {
   private timerDue = Number.POSITIVE_INFINITY;
   private immediate: NodeJS.Immediate | null = null;
   private closed = false;
+  private readonly routes: RouteMonitor | null = null;
+  private readonly sticky: StickyRoutes | null = null;
+  private routesChanged = false;
+  private lastStickyCheck = Number.NEGATIVE_INFINITY;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
 
   /** Wires the TUN to the engine and starts reading it; the UDP port is bound by the first configure. */
@@ -85,6 +99,23 @@ export class DeviceHost {
       (pkt) => this.device.sendPacket(pkt),
       () => this.afterBatch(),
     );
+    if (io.openRouteMonitor) {
+      try {
+        this.routes = io.openRouteMonitor();
+        this.sticky = new StickyRoutes(this.device, this.routes, () => this.fwmark, this.logger);
+        this.routes.onChange(() => {
+          // Notifications come in bursts: one check after the burst's batch.
+          if (this.routesChanged) return;
+          this.routesChanged = true;
+          setImmediate(() => {
+            this.routesChanged = false;
+            if (!this.closed) void this.sticky?.routesChanged();
+          });
+        });
+      } catch (e) {
+        this.logger.error(`Route monitor unavailable (${(e as Error).message}): sticky sources follow only failed sends`);
+      }
+    }
     this.scheduleTick(MAX_TICK_MS);
   }
 
@@ -199,6 +230,13 @@ export class DeviceHost {
     this.timerDue = Number.POSITIVE_INFINITY;
     const next = this.device.tick();
     this.flush();
+    if (this.sticky !== null) {
+      const now = performance.now();
+      if (now - this.lastStickyCheck >= STICKY_CHECK_MS) {
+        this.lastStickyCheck = now;
+        void this.sticky.checkNew();
+      }
+    }
     if (next === 0) this.soon();
     this.scheduleTick(next === 0 ? MAX_TICK_MS : next);
   };
@@ -216,6 +254,7 @@ export class DeviceHost {
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
     this.udp?.close();
+    this.routes?.close();
     this.io.tun.close();
     this.device.close();
     for (const w of this.closeWaiters.splice(0)) w(reason);

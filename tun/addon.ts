@@ -18,6 +18,10 @@ export interface PollHandle {
 /** Poll modes of `pollStart`. */
 export const POLL_TUN = 0;
 export const POLL_UDP = 1;
+/** Netlink datagrams (csrc/rtmon.c), described like TUN packets: [offset, length]. */
+export const POLL_NETLINK = 2;
+/** Room per netlink datagram read. */
+export const RTMON_SLOT = 32768;
 
 /** Int32 units per TUN packet descriptor: [offset, length]. */
 export const TUN_META_STRIDE = 2;
@@ -80,6 +84,10 @@ export interface WgtsAddon {
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
+  /** A non-blocking rtnetlink socket subscribed to IPv4 and IPv6 route changes: [fd, its netlink port id]. */
+  rtmonOpen(): [fd: number, portId: number];
+  /** Asks for the route to `dst` (from `src`, with fwmark `mark`); the answer comes on the socket with `seq`. 0 or -errno. */
+  rtmonQuery(fd: number, seq: number, family: 4 | 6, dst: Uint8Array, src: Uint8Array | null, mark: number): number;
   /** setns(2) of the calling thread into /proc/PID/ns/net; returns the previous namespace's fd. */
   netnsEnter(pid: number): number;
   /** setns(2) back to a namespace saved by netnsEnter; closes the fd. */
