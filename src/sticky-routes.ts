@@ -72,6 +72,9 @@ export class StickyRoutes {
         await Promise.all(eps.map((e) => this.check(e)));
         all = false;
       } while (this.again);
+    } catch (e) {
+      // A bug: the sources stay as they were, the interface carries on.
+      this.logger.error(`Route check failed: ${(e as Error).message}`);
     } finally {
       this.running = false;
     }

@@ -9,72 +9,31 @@
  * a private network namespace; its UDP socket on the loopback of the test's namespace.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_OUT } from '../../src/vectors/command.js';
 import type { HandshakeVector, VectorFile } from '../../src/vectors/format.js';
+import { sleep, waitUntil } from '../helpers/proc.js';
+import { ip, WireguardGo, wg, wggoSkipReason } from '../helpers/wggo.js';
 import { AEAD, concat, H, le32, le64, MAC, refConsumeResponse, refInitiation } from '../helpers/whitepaper.js';
 
-const execFileP = promisify(execFile);
-const WG_GO = '/usr/bin/wireguard-go';
-const WG = '/usr/bin/wg';
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? null;
-
-function skipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (a network namespace and a TUN device for wireguard-go)';
-  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
-  if (!existsSync(WG_GO)) return `needs ${WG_GO}`;
-  if (!existsSync(WG)) return `needs ${WG}`;
-  if (!IP) return 'needs iproute2 (ip)';
-  return null;
-}
-const SKIP = skipReason();
+const SKIP = wggoSkipReason();
 
 const DOC = JSON.parse(readFileSync(DEFAULT_OUT, 'utf8')) as VectorFile;
-const env = { ...process.env, WG_HIDE_KEYS: 'always' };
 const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
 const b64 = (h: string): string => Buffer.from(h, 'hex').toString('base64');
 
-async function ip(...args: string[]): Promise<string> {
-  return (await execFileP(IP!, args, { timeout: 15_000 })).stdout;
-}
-async function wg(...args: string[]): Promise<string> {
-  return (await execFileP(WG, args, { env, timeout: 15_000 })).stdout;
-}
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
-  const tag = `${(process.pid % 1296).toString(36)}${Math.floor(Math.random() * 46656).toString(36)}`;
-  const ns = `wgts-vec-${tag}`;
-  const ifname = `wgv${tag}`;
-  let daemon: ChildProcess | null = null;
-  let daemonLog = '';
-  let dir = '';
+  let go!: WireguardGo;
   let sock: Socket | null = null;
   let ourPort = 0;
   const inbox: Uint8Array[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'wgts-vec-'));
-    await ip('netns', 'add', ns);
-    daemon = spawn(WG_GO, ['-f', ifname], { env: { ...env, LOG_LEVEL: 'verbose' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon.stdout?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-65_536)));
-    daemon.stderr?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-65_536)));
-    await waitFor('the wireguard-go UAPI socket', () => existsSync(`/var/run/wireguard/${ifname}.sock`));
-    await ip('link', 'set', 'dev', ifname, 'netns', ns);
-    await ip('-n', ns, 'link', 'set', ifname, 'up');
+    go = await WireguardGo.start('vec', 'v', 65_536);
+    await ip('-n', go.ns, 'link', 'set', go.ifname, 'up');
     const s = createSocket('udp4');
     sock = s;
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
@@ -88,24 +47,12 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
     } catch {
       /* already closed */
     }
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => {
-        const t = setTimeout(r, 3000);
-        daemon!.once('exit', () => {
-          clearTimeout(t);
-          r(undefined);
-        });
-      });
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
-    }
-    await ip('netns', 'del', ns).catch(() => undefined);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await go?.stop();
   }, 30_000);
 
   /** Configure wireguard-go as the vector's responder with a fresh peer (no timestamp seen); returns its port. */
   async function becomeResponder(h: HandshakeVector): Promise<number> {
-    const conf = join(dir, 'wg.conf');
+    const conf = join(go.dir, 'wg.conf');
     const psk = h.inputs.Q === '00'.repeat(32) ? [] : [`PresharedKey = ${b64(h.inputs.Q)}`];
     writeFileSync(
       conf,
@@ -121,11 +68,11 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
       { mode: 0o600 },
     );
     try {
-      await wg('setconf', ifname, conf);
+      await wg('setconf', go.ifname, conf);
     } finally {
       rmSync(conf, { force: true });
     }
-    const port = Number((await wg('show', ifname, 'listen-port')).trim());
+    const port = Number((await wg('show', go.ifname, 'listen-port')).trim());
     expect(port).toBeGreaterThan(0);
     return port;
   }
@@ -135,7 +82,7 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
   }
 
   async function latestHandshake(pubHex: string): Promise<number> {
-    const line = (await wg('show', ifname, 'latest-handshakes')).split('\n').find((l) => l.startsWith(b64(pubHex)));
+    const line = (await wg('show', go.ifname, 'latest-handshakes')).split('\n').find((l) => l.startsWith(b64(pubHex)));
     return line ? Number(line.split('\t')[1]) : 0;
   }
 
@@ -153,11 +100,11 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
       bad.set(MAC(mac1key(inp['S_r^pub']), bad.subarray(0, 116)), 116);
       inbox.length = 0;
       await send(bad, port);
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
       expect(inbox, 'wireguard-go answered a corrupted initiation').toHaveLength(0);
 
       await send(init, port);
-      await waitFor(`wireguard-go's response (log:\n${daemonLog.slice(-2000)})`, () => inbox.some((m) => m[0] === 2));
+      await waitUntil(`wireguard-go's response (log:\n${go.log.slice(-2000)})`, () => inbox.some((m) => m[0] === 2), 10_000, 20);
       const resp = inbox.find((m) => m[0] === 2)!;
       expect(resp).toHaveLength(92);
       expect([...resp.subarray(1, 4)]).toEqual([0, 0, 0]);
@@ -181,8 +128,13 @@ describe.skipIf(SKIP !== null)(`test vectors against wireguard-go${SKIP ? ` (ski
       expect(await latestHandshake(inp['S_i^pub'])).toBe(0);
       const keepalive = concat(Uint8Array.of(4, 0, 0, 0), resp.subarray(4, 8), le64(0n), AEAD(keys!.send, 0n, new Uint8Array(0)));
       await send(keepalive, port);
-      await waitFor(`wireguard-go to confirm the session (log:\n${daemonLog.slice(-2000)})`, async () => (await latestHandshake(inp['S_i^pub'])) > 0);
-      const endpoint = (await wg('show', ifname, 'endpoints')).trim().split('\t')[1];
+      await waitUntil(
+        `wireguard-go to confirm the session (log:\n${go.log.slice(-2000)})`,
+        async () => (await latestHandshake(inp['S_i^pub'])) > 0,
+        10_000,
+        20,
+      );
+      const endpoint = (await wg('show', go.ifname, 'endpoints')).trim().split('\t')[1];
       expect(endpoint).toBe(`127.0.0.1:${ourPort}`);
     });
   }

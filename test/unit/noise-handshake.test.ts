@@ -1,25 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { deterministicRng } from '../../crypto/random.js';
 import { tai64n } from '../../crypto/tai64n.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { generatePrivateKey } from '../../crypto/x25519.js';
 import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
 import { CookieState, computeMac1 } from '../../noise/cookie.js';
 import { consumeInitiation, Handshake, StaticIdentity } from '../../noise/handshake.js';
 import { INITIATION, type Initiation, parseInitiation, parseResponse, RESPONSE } from '../../noise/messages.js';
+import { keypair } from '../helpers/keys.js';
 import { DH, H, KDF, MAC, open, refConsumeInitiation } from '../helpers/whitepaper.js';
 
 const enc = new TextEncoder();
 const WALL = Date.UTC(2024, 5, 1, 12, 0, 0);
 
-function keys(seed: number) {
-  const rng = deterministicRng(seed);
-  const priv = generatePrivateKey(rng);
-  return { priv, pub: publicKey(priv) };
-}
-
 function setup(psk?: Uint8Array) {
-  const i = keys(1);
-  const r = keys(2);
+  const i = keypair(1);
+  const r = keypair(2);
   const idI = new StaticIdentity(i.priv.slice());
   const idR = new StaticIdentity(r.priv.slice());
   const hsI = new Handshake(r.pub); // the initiator's state for peer R
@@ -180,7 +175,7 @@ describe('handshake failure cases leave state unchanged', () => {
   });
 
   it('refuses to handshake with a low-order peer key', () => {
-    const idI = new StaticIdentity(keys(1).priv);
+    const idI = new StaticIdentity(keypair(1).priv);
     const hs = new Handshake(new Uint8Array(32)); // the all-zero point is of low order
     hs.setIdentity(idI);
     expect(hs.usable).toBe(false);
