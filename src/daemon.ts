@@ -4,8 +4,10 @@
  *
  * Data path (all on the event loop, no thread-pool job per packet):
  *   TUN batch  -> Device.sendPacket()      -> UdpBind.send() ... UdpBind.flush() (sendmmsg)
- *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
+ *   UDP batch  -> Device.receiveDatagram() -> Tun.queue() / UdpBind.send() ... flush()
  *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
+ * Device sees one inner packet per call either way; the TUN and UDP layers segment what the
+ * kernel hands over in super-packets, and coalesce what a batch queued (docs/IO.md).
  */
 import { Device } from '../noise/device.js';
 import { UdpBind } from '../tun/udp.js';
@@ -77,7 +79,7 @@ export class Daemon {
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {
-          this.tun.write(packet);
+          this.tun.queue(packet);
         },
       },
     });
@@ -188,6 +190,7 @@ export class Daemon {
   }
 
   private flush(): void {
+    this.tun.flush();
     this.udp?.flush();
   }
 
