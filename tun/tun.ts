@@ -93,7 +93,9 @@ export class Tun {
   #meta: Int32Array | null = null;
   #onPacket: ((pkt: Uint8Array) => void) | null = null;
   #onBatchEnd: (() => void) | null = null;
-  #counters: Int32Array | null = null;
+  // The vnet reader's counters; a plain Tun keeps zeros, read all the same so that both run
+  // the same code (the JIT warm-up runs plain Tuns, see src/warmup.ts).
+  #counters = new Int32Array(TUN_COUNTERS);
   #seenSplit = 0;
   #seenSegs = 0;
   #seenBad = 0;
@@ -201,7 +203,6 @@ export class Tun {
     this.#buf ??= new Uint8Array(READ_AREA);
     if (this.offload.vnet) {
       this.#meta ??= new Int32Array(TUN_SEGS * TUN_META_STRIDE);
-      this.#counters ??= new Int32Array(TUN_COUNTERS);
       this.#poll = native().pollStart(this.#fd, POLL_TUN_VNET, this.#buf, this.#meta, TUN_BATCH, this.#onBatch, this.#counters);
     } else {
       this.#meta ??= new Int32Array(TUN_BATCH * TUN_META_STRIDE);
@@ -228,7 +229,7 @@ export class Tun {
         onPacket(buf.subarray(off, off + len));
       }
       this.stats.rxPackets += i;
-      if (this.#counters !== null) this.#readCounters();
+      this.#readCounters();
       if (i > 0 && this.#onBatchEnd) this.#onBatchEnd();
     }
     if (errno !== 0) {
@@ -242,7 +243,7 @@ export class Tun {
 
   /** The addon's counters of the vnet reader into `stats` (they only grow). */
   #readCounters(): void {
-    const c = this.#counters!;
+    const c = this.#counters;
     const split = c[TUN_C_SPLIT]!;
     if (split !== this.#seenSplit) {
       this.stats.rxSuperPackets += split - this.#seenSplit;
@@ -258,7 +259,7 @@ export class Tun {
 
   /** Partial checksums the addon completed (the kernel leaves TCP/UDP ones to us with offloads). */
   get checksumsCompleted(): number {
-    return this.#counters?.[TUN_C_CSUM] ?? 0;
+    return this.#counters[TUN_C_CSUM]!;
   }
 
   /**
