@@ -124,4 +124,6 @@ const t = rate('segment + checksums, TypeScript, per super-packet', 1500, () => 
 const p1420 = out.subarray(0, 1420);
 const cc = rate('checksum of 1420 bytes, addon (C, one call)', 1000, () => addon.csum(p1420));
 const ct = rate('checksum of 1420 bytes, TypeScript', 1000, () => sumTs(p1420, 0, 1420, 0));
-console.log(`per segment: C ${((c * 1000) / nsegs).toFixed(0)} ns, TypeScript ${((t * 1000) / nsegs).toFixed(0)} ns (${(t / c).toFixed(1)}x); checksum alone: ${(ct / cc).toFixed(1)}x`);
+console.log(
+  `per segment: C ${((c * 1000) / nsegs).toFixed(0)} ns, TypeScript ${((t * 1000) / nsegs).toFixed(0)} ns (${(t / c).toFixed(1)}x); checksum alone: ${(ct / cc).toFixed(1)}x`,
+);

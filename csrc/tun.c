@@ -69,7 +69,7 @@ static int open_tun(const char *name, int vnet, struct ifreq *ifr, int *err) {
 }
 
 /*
- * tunOpen(name, offloads) -> [fd, actualName, granted]. The fd is O_NONBLOCK and O_CLOEXEC.
+ * tunOpen(name[, offloads]) -> [fd, actualName, granted]. The fd is O_NONBLOCK and O_CLOEXEC.
  * offloads: OFF_TSO | OFF_USO | OFF_VNET. With any of them the device is opened with
  * IFF_VNET_HDR and TUNSETOFFLOAD is negotiated: USO is dropped if the kernel refuses it (before
  * 6.2), and if it refuses TSO (or the virtio header) the device is opened again without it, as
@@ -79,10 +79,14 @@ static int open_tun(const char *name, int vnet, struct ifreq *ifr, int *err) {
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char name[IFNAMSIZ];
-  int32_t want;
-  if (wgts_get_args(env, info, 2, argv) < 0 || get_ifname(env, argv[0], name) < 0 ||
-      wgts_get_i32(env, argv[1], &want) < 0)
+  int32_t want = 0;
+  size_t argc = 2;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    wgts_throw_last(env, "napi_get_cb_info");
     return NULL;
+  }
+  if (argc < 1) return wgts_throw_type(env, "wgts: missing arguments");
+  if (get_ifname(env, argv[0], name) < 0 || (argc >= 2 && wgts_get_i32(env, argv[1], &want) < 0)) return NULL;
   struct ifreq ifr;
   int err = 0, granted = 0, fd = -1;
   if (want & (OFF_TSO | OFF_USO | OFF_VNET)) {

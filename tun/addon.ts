@@ -1,10 +1,15 @@
 /**
- * Loader for the N-API addon (csrc/, built by node-gyp into build/Release/wgts.node) and its
- * typed interface. Works from the sources (tun/native.ts under vitest) and from the compiled
- * output (dist/tun/native.js): the package root is found by walking up to package.json.
+ * The one loader of the N-API addons (csrc/, built by node-gyp into build/Release/): wgts.node
+ * (TUN, UDP, polling, namespaces; typed here) and wgts_crypto.node (OpenSSL's ChaCha20-Poly1305,
+ * X25519 and BLAKE2s; typed in openssl.ts). Works from the sources (under vitest), from the
+ * compiled output (dist/tun/) and from an installed package (node_modules/wireguard-ts/dist/tun/):
+ * the package root is found by walking up to our package.json. The addon is optional for the
+ * engine (crypto/suite.ts jsSuite runs without it) and required by the programs, which refuse
+ * to start without it with `addonProblem()`'s one line.
  */
+
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -77,13 +82,34 @@ export const UDP_SEND_MAX = 128;
 /** Receive slot size: any UDP datagram fits. */
 export const UDP_SLOT = 65536;
 
+/** `pollNotify` event bits. */
+export const NOTIFY_READABLE = 1;
+export const NOTIFY_DISCONNECT = 2;
+
+/** A connected control socket and its peer's credentials (SO_PEERCRED, SO_PEERGROUPS). */
+export interface CtlPeer {
+  fd: number;
+  pid: number;
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+/** One received control packet (see tun/control.ts). */
+export interface CtlPacket {
+  length: number;
+  fd: number;
+  truncated: boolean;
+  fdsRefused: boolean;
+}
+
 export interface WgtsAddon {
   /**
    * Opens /dev/net/tun as `name` (IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL), non-blocking, CLOEXEC;
    * with offloads (TUN_OFF_*) also IFF_VNET_HDR and TUNSETOFFLOAD, negotiated: `granted` says
    * what the kernel took (0: a plain fd, as without offloads).
    */
-  tunOpen(name: string, offloads: number): [fd: number, name: string, granted: number];
+  tunOpen(name: string, offloads?: number): [fd: number, name: string, granted: number];
   /** SIOCSIFMTU in the current network namespace. */
   tunSetMtu(name: string, mtu: number): void;
   /** TUNGETIFF: the device's current name, or -errno (-EBADFD once the device is gone). */
@@ -137,64 +163,113 @@ export interface WgtsAddon {
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
+  /**
+   * Notify-mode watcher (reads nothing): cb(events, errno, fromPoll) with events a mask of
+   * NOTIFY_READABLE | NOTIFY_DISCONNECT; level-triggered. pollStop / pollRef as for readers.
+   */
+  pollNotify(fd: number, cb: (events: number, errno: number, fromPoll: boolean) => void): PollHandle;
+  /** rtnetlink (csrc/netlink.c); nsFd -1 is the calling thread's namespace. See tun/netlink.ts. */
+  nlLinkIndex(nsFd: number, name: string): number;
+  nlLinkMove(ifindex: number, nsFd: number, newName: string, precheck?: boolean): number;
+  nlAddrAdd(nsFd: number, ifindex: number, address: string, prefixLength: number, nodad: boolean): void;
+  nlLinkUp(nsFd: number, ifindex: number): void;
+  nlLinkDel(nsFd: number, name: string): void;
+  nlLinkSetMtu(nsFd: number, name: string, mtu: number): void;
+  netnsCookie(nsFd: number): bigint;
+  fdIdentity(fd: number): [dev: bigint, ino: bigint];
+  /** Control socket (csrc/ctl.c); see tun/control.ts. */
+  ctlListen(name: string, nsFd: number): number;
+  ctlAccept(fd: number): CtlPeer | null;
+  ctlConnect(name: string, nsFd: number): CtlPeer;
+  ctlRecv(fd: number, buf: Uint8Array): CtlPacket | null;
+  ctlSend(fd: number, data: Uint8Array, passFd: number): number;
+  /** TUNGETDEVNETNS: a new fd of the namespace the TUN device of `tunFd` lives in now. */
+  tunNetns(tunFd: number): number;
   /** setns(2) of the calling thread into /proc/PID/ns/net; returns the previous namespace's fd. */
   netnsEnter(pid: number): number;
   /** setns(2) back to a namespace saved by netnsEnter; closes the fd. */
   netnsRestore(fd: number): void;
 }
 
-function packageRoot(): string {
+/** The npm package name: the root's package.json says it, and the rebuild advice names it. */
+const PACKAGE_NAME = 'wireguard-ts';
+
+function isPackageRoot(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === PACKAGE_NAME;
+  } catch {
+    return false;
+  }
+}
+
+/** The package root: the nearest ancestor directory whose package.json is wireguard-ts's. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    if (isPackageRoot(dir)) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new Error('wgts: cannot find the package root (binding.gyp) above ' + dir);
+    if (up === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package root (its package.json) above ${dirname(fileURLToPath(import.meta.url))}`);
     dir = up;
   }
 }
 
-let cached: WgtsAddon | undefined;
+/** The addons, by file name in build/Release. */
+export type AddonName = 'wgts' | 'wgts_crypto';
 
-/** The addon, loaded on first use. Throws a clear Error when it was not built. */
-export function native(): WgtsAddon {
-  if (cached) return cached;
-  // WGTS_ADDON: another build of the addon (e.g. with sanitizers), for debugging.
-  const path = process.env.WGTS_ADDON || join(packageRoot(), 'build', 'Release', 'wgts.node');
-  if (!existsSync(path)) {
-    throw new Error(`wgts: native addon missing at ${path}; build it with "npm run build" (npm ci does it)`);
-  }
-  const require = createRequire(import.meta.url);
-  cached = require(path) as WgtsAddon;
-  return cached;
+/** Environment overrides of an addon's path (e.g. a build with sanitizers, for debugging). */
+const OVERRIDE: Record<AddonName, string> = { wgts: 'WGTS_ADDON', wgts_crypto: 'WGTS_CRYPTO_ADDON' };
+
+/** Where an addon is (or would be) loaded from. */
+export function addonPath(name: AddonName): string {
+  return process.env[OVERRIDE[name]] || join(packageRoot(), 'build', 'Release', `${name}.node`);
 }
 
-/** errno values used by the wrappers (Linux). */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  ENXIO: 6,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-  EAFNOSUPPORT: 97,
-  EADDRINUSE: 98,
-  EADDRNOTAVAIL: 99,
-  ENETDOWN: 100,
-  ENETUNREACH: 101,
-  ENOBUFS: 105,
-  EHOSTUNREACH: 113,
-  EBADFD: 77,
-} as const;
+/** How to build the addon again, and what to install first (the install script's advice too, csrc/install.mjs). */
+const REBUILD = `'npm rebuild ${PACKAGE_NAME}' (in a clone of the repository: 'npm run build')`;
+export const ADDON_REBUILD_ADVICE = `install python3, make and g++, then run ${REBUILD}`;
 
-/** "EBADFD" for 77 etc.; the number as text when unknown. */
-export function errnoName(errno: number): string {
-  const n = Math.abs(errno);
-  for (const [k, v] of Object.entries(Errno)) if (v === n) return k;
-  return `errno ${n}`;
+const loaded = new Map<AddonName, unknown>();
+
+/**
+ * Load an addon once. Throws an Error whose message is one line saying what is wrong and how to
+ * rebuild, when the addon was not built or cannot be loaded (e.g. built for another Node.js).
+ */
+export function loadAddon<T>(name: AddonName): T {
+  const hit = loaded.get(name);
+  if (hit !== undefined) return hit as T;
+  let path: string;
+  try {
+    path = addonPath(name);
+  } catch (e) {
+    throw new Error(`the native addon cannot be found (${(e as Error).message})`);
+  }
+  if (!existsSync(path)) throw new Error(`the native addon is not built (${path} is missing): ${ADDON_REBUILD_ADVICE}`);
+  let mod: T;
+  try {
+    mod = createRequire(import.meta.url)(path) as T;
+  } catch (e) {
+    const why = String((e as Error).message).split('\n')[0];
+    throw new Error(`the native addon ${path} cannot be loaded (${why}): rebuild it with ${REBUILD}`);
+  }
+  loaded.set(name, mod);
+  return mod;
+}
+
+/**
+ * Null when the TUN/UDP addon loads; otherwise the one-line reason, with what to install and how
+ * to rebuild. The daemon, the cwg device commands and the host service check it before anything
+ * else and exit 1 with it.
+ */
+export function addonProblem(): string | null {
+  try {
+    loadAddon<WgtsAddon>('wgts');
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** The TUN/UDP addon, loaded on first use. Throws a clear Error when it was not built. */
+export function native(): WgtsAddon {
+  return loadAddon<WgtsAddon>('wgts');
 }

@@ -7,29 +7,30 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  GRO_TCP,
+  GRO_UDP,
   native,
   POLL_TUN,
   POLL_TUN_VNET,
-  TUN_META_STRIDE,
+  type PollHandle,
+  TUN_C_BAD,
+  TUN_C_CSUM,
+  TUN_C_SEGS,
+  TUN_C_SPLIT,
+  TUN_COUNTERS,
   TUN_MAX_PACKET,
+  TUN_META_STRIDE,
   TUN_OFF_TSO,
   TUN_OFF_USO,
-  TUN_OFF_VNET,
   TUN_OFF_USO_KERNEL,
+  TUN_OFF_VNET,
   TUN_WRITE_PLAIN,
-  GRO_TCP,
-  GRO_UDP,
-  TUN_C_BAD,
-  TUN_C_SPLIT,
-  TUN_C_SEGS,
-  TUN_C_CSUM,
-  TUN_COUNTERS,
-  errnoName,
-  Errno,
-  type PollHandle,
 } from './addon.js';
-import { checkIfName, moveLink, netnsInode, linkExists, setMtu as ipSetMtu } from './ip.js';
-import { offloadSettings, type OffloadSettings } from './offload.js';
+import { Errno, errnoName } from './errno.js';
+import { checkIfName } from './ifname.js';
+import { setMtu as ipSetMtu, linkExists, moveLink, netnsInode } from './ip.js';
+import * as nl from './netlink.js';
+import { type OffloadSettings, offloadSettings } from './offload.js';
 
 export const DEFAULT_MTU = 1420;
 /** Reads per event-loop wake-up at most (fairness towards the UDP side and timers). */
@@ -48,6 +49,12 @@ const PROBE_MS = 250;
 export interface TunOptions {
   /** Create the device in the network namespace of this process (moved there atomically). */
   netnsPid?: number;
+  /**
+   * Create the device in the network namespace this descriptor refers to (an fd of
+   * /proc/PID/ns/net, e.g. received from a client): no pid is resolved, no process run. The fd
+   * stays the caller's; closing it after create() leaves the namespace's life to its processes.
+   */
+  netnsFd?: number;
   /** MTU to set at creation (default 1420). It may be changed later with `ip link set mtu`. */
   mtu?: number;
   /**
@@ -148,6 +155,10 @@ export class Tun {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new Error(`invalid MTU: ${String(mtu)}`);
     const addon = native();
     const want = wantedOffload(opts.offload);
+    if (opts.netnsFd !== undefined) {
+      if (opts.netnsPid !== undefined) throw new Error(`TUN ${name}: netnsPid and netnsFd are exclusive`);
+      return Tun.#createByFd(name, opts.netnsFd, mtu, want);
+    }
     let pid = opts.netnsPid;
     if (pid !== undefined && netnsInode(pid) === netnsInode('self')) pid = undefined; // already there
     if (pid === undefined) {
@@ -173,6 +184,26 @@ export class Tun {
       throw new Error(`TUN ${name}: cannot move it into the network namespace of pid ${pid}: ${(e as Error).message}`);
     }
     return new Tun(fd, name, pid, mtu, true, grantedOffload(granted, want.gro));
+  }
+
+  /**
+   * Under a temporary name here, MTU set, then moved and renamed in one netlink request
+   * (tun/netlink.ts moveLink: EEXIST, with nothing left anywhere, when the name is taken there).
+   * The Error keeps the errno name in `code`.
+   */
+  static #createByFd(name: string, nsFd: number, mtu: number, want: { bits: number; gro: boolean }): Tun {
+    const addon = native();
+    const [fd, actual, granted] = openTun(tempName(), name, want.bits);
+    try {
+      addon.tunSetMtu(actual, mtu);
+      nl.moveLink(nl.linkIndex(nl.CURRENT_NETNS, actual), nsFd, name);
+    } catch (e) {
+      addon.fdClose(fd); // not persistent: closing the last fd deletes the device wherever it is
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'EEXIST' ? 'a device of that name already exists there' : (e as Error).message;
+      throw Object.assign(new Error(`TUN ${name}: cannot create it in the network namespace of fd ${nsFd}: ${why}`), { code });
+    }
+    return new Tun(fd, name, undefined, mtu, true, grantedOffload(granted, want.gro));
   }
 
   /** The device's name (kept up to date if someone renames it). */
@@ -294,8 +325,10 @@ export class Tun {
       return false;
     }
     if (this.#wcount === WRITE_BATCH || this.#woff + len > WRITE_AREA) this.flush();
-    const buf = (this.#wbuf ??= new Uint8Array(WRITE_AREA));
-    const meta = (this.#wmeta ??= new Int32Array(WRITE_BATCH * 2));
+    this.#wbuf ??= new Uint8Array(WRITE_AREA);
+    this.#wmeta ??= new Int32Array(WRITE_BATCH * 2);
+    const buf = this.#wbuf;
+    const meta = this.#wmeta;
     const off = this.#woff;
     buf.set(pkt, off);
     const i = this.#wcount++ * 2;
@@ -360,9 +393,23 @@ export class Tun {
     for (const cb of this.#mtuCbs) cb(m);
   }
 
-  /** Sets the MTU with iproute2 in the device's namespace (reads already take 64 KiB). */
+  /**
+   * Sets the MTU in the device's namespace (reads already take 64 KiB): with iproute2 for a
+   * device created by pid, otherwise by netlink in the namespace the device lives in now
+   * (TUNGETDEVNETNS).
+   */
   setMtu(mtu: number): void {
-    ipSetMtu(this.#name, mtu, this.netnsPid !== undefined ? { netnsPid: this.netnsPid } : undefined);
+    if (this.netnsPid !== undefined) {
+      ipSetMtu(this.#name, mtu, { netnsPid: this.netnsPid });
+      return;
+    }
+    if (this.#closed) throw new Error(`TUN ${this.#name}: closed`);
+    const ns = native().tunNetns(this.#fd);
+    try {
+      nl.setLinkMtu(ns, this.#name, mtu);
+    } finally {
+      native().fdClose(ns);
+    }
   }
 
   /** Lets the process exit while the device is being read (like socket.unref()). */
@@ -404,7 +451,10 @@ export class Tun {
       }
       // A read/write error although the device still exists: report it, the fd is unusable.
     }
-    const reason = typeof r === 'string' ? `${hint ?? 'error'} (device ${r} still present)` : `device ${this.#name} removed (TUNGETIFF: ${errnoName(r)}${hint ? `; ${hint}` : ''})`;
+    const reason =
+      typeof r === 'string'
+        ? `${hint ?? 'error'} (device ${r} still present)`
+        : `device ${this.#name} removed (TUNGETIFF: ${errnoName(r)}${hint ? `; ${hint}` : ''})`;
     this.#removed = reason;
     this.stop();
     if (this.#probe) clearInterval(this.#probe);

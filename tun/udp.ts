@@ -7,44 +7,43 @@
  * equal-size datagrams to one endpoint as one message, UDP GRO receives a run from one source
  * as one buffer, split here; the handlers still see one datagram at a time. See docs/IO.md.
  */
-import { endpointOf, type Endpoint } from '../noise/types.js';
-import { formatIp, parseIp } from '../noise/allowedips.js';
+
+import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
+import { formatIp, parseIp } from '../noise/iptext.js';
+import { type Endpoint, endpointOf } from '../noise/types.js';
 import {
   native,
-  errnoName,
   POLL_UDP,
-  UDP_META_STRIDE,
-  UDP_M_OFF,
-  UDP_M_LEN,
-  UDP_M_FAMILY,
-  UDP_M_PORT,
-  UDP_M_IFINDEX,
-  UDP_M_HASLOCAL,
-  UDP_M_ADDR_BYTE,
-  UDP_M_LOCAL_BYTE,
-  UDP_M_STATUS,
-  UDP_M_LOCAL,
-  UDP_M_GSO,
-  UDP_SLOT,
-  UDP_OFF_GSO,
-  UDP_OFF_GRO,
-  UDP_SEND_MAX,
   type PollHandle,
+  UDP_M_ADDR_BYTE,
+  UDP_M_FAMILY,
+  UDP_M_GSO,
+  UDP_M_HASLOCAL,
+  UDP_M_IFINDEX,
+  UDP_M_LEN,
+  UDP_M_LOCAL,
+  UDP_M_LOCAL_BYTE,
+  UDP_M_OFF,
+  UDP_M_PORT,
+  UDP_M_STATUS,
+  UDP_META_STRIDE,
+  UDP_OFF_GRO,
+  UDP_OFF_GSO,
+  UDP_SEND_MAX,
+  UDP_SLOT,
 } from './addon.js';
+import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
-import { offloadSettings, type OffloadSettings } from './offload.js';
+import { type OffloadSettings, offloadSettings } from './offload.js';
 
 /** Messages per recvmmsg (and per event-loop wake-up); with GRO each may hold many datagrams. */
 export const UDP_BATCH = 64;
 /** Datagrams queued per flush at most (one udpSendBatch call). */
 export const UDP_SEND_BATCH = UDP_SEND_MAX;
-/** Largest UDP payload (IPv4: 65507; IPv6 without jumbograms: 65527). */
-export const MAX_DATAGRAM = 65535;
 const SEND_AREA = 1 << 20;
 const CACHE_SIZE = 16; // received-Endpoint cache, direct-mapped
 const KEY_FIRST = UDP_M_FAMILY;
 const KEY_LAST = UDP_M_LOCAL + 3; // family, port, ifindex, hasLocal, address, local address
-
 
 export interface UdpBindOptions {
   /** SO_MARK on both sockets (0 = none). */
@@ -177,7 +176,10 @@ export class UdpBind {
     if (!gso && !gro) return;
     let bits = 0;
     let groOn = this.#fd4 >= 0 || this.#fd6 >= 0;
-    for (const [fd, bit] of [[this.#fd4, 1], [this.#fd6, 2]] as const) {
+    for (const [fd, bit] of [
+      [this.#fd4, 1],
+      [this.#fd6, 2],
+    ] as const) {
       if (fd < 0) continue;
       const got = native().udpSetOffload(fd, gro);
       if (gso && (got & UDP_OFF_GSO) !== 0) bits |= bit;
@@ -253,7 +255,7 @@ export class UdpBind {
         const end = off + len;
         this.stats.rxGroBuffers++;
         for (let o = off; o < end && !this.#closed && this.#polls.length > 0; o += gso) {
-          onDatagram(buf.subarray(o, o + gso < end ? o + gso : end), ep);
+          onDatagram(buf.subarray(o, Math.min(o + gso, end)), ep);
           n++;
         }
       }
@@ -307,7 +309,7 @@ export class UdpBind {
     if (this.#closed) return false;
     const len = data.length;
     const t = to === this.#lastEp ? this.#lastTarget! : this.#target(to);
-    if (t === null || len > MAX_DATAGRAM || (t.family === 4 ? this.#fd4 : this.#fd6) < 0) {
+    if (t === null || len > MAX_DATAGRAM_SIZE || (t.family === 4 ? this.#fd4 : this.#fd6) < 0) {
       this.stats.sendErrors++;
       return false;
     }

@@ -14,7 +14,8 @@
 import { chmodSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { silentLogger, type DeviceChange, type Logger } from '../../noise/types.js';
+import type { ZoneResolver } from '../../noise/iptext.js';
+import { type DeviceChange, type Logger, silentLogger } from '../../noise/types.js';
 import { EINVAL, EIO, ENOANO, EPROTO, formatErrno, parseSet } from './protocol.js';
 
 export interface UapiHandler {
@@ -22,6 +23,8 @@ export interface UapiHandler {
   get(): string | Promise<string>;
   /** Apply a validated change; returns 0 or a positive errno (EADDRINUSE, EIO, ...). */
   set(change: DeviceChange): number | Promise<number>;
+  /** Resolves interface names in endpoint zones where the UDP socket lives (default: indexes only). */
+  zoneIndex?: ZoneResolver;
 }
 
 export interface UapiServerOptions {
@@ -261,7 +264,7 @@ class Connection {
           const lines = this.setLines;
           this.setLines = [];
           this.run(async () => {
-            const parsed = parseSet(lines);
+            const parsed = parseSet(lines, this.handler.zoneIndex);
             if ('errno' in parsed) {
               this.logger.error(`UAPI: ${parsed.message}`);
               return formatErrno(parsed.errno);
@@ -310,12 +313,7 @@ class Connection {
  * Listen for UAPI connections on `socketPath`. Throws UapiSocketInUseError when another live
  * process answers there (the caller words the message, e.g. "IFNAME is already in use").
  */
-export async function serveUapi(
-  socketPath: string,
-  handler: UapiHandler,
-  logger: Logger = silentLogger,
-  options: UapiServerOptions = {},
-): Promise<UapiServer> {
+export async function serveUapi(socketPath: string, handler: UapiHandler, logger: Logger = silentLogger, options: UapiServerOptions = {}): Promise<UapiServer> {
   const maxLine = options.maxLineBytes ?? DEFAULT_MAX_LINE;
   const maxRequest = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST;
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });

@@ -2,8 +2,9 @@
  * Anonymous network namespaces for tests: each is held by an `unshare --net sleep` process,
  * so nothing shows up in `ip netns list`, and killing the holder destroys the namespace.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as ipx from '../../tun/ip.js';
+import { sleep } from './proc.js';
 
 export interface Holder {
   readonly proc: ChildProcess;
@@ -12,8 +13,6 @@ export interface Holder {
   /** Kill the holder, destroying the namespace (and the devices in it). */
   kill(): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Holders made by one test file; `killAll()` in its afterAll. */
 export class AnonNetns {

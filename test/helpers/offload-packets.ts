@@ -213,7 +213,14 @@ export function vnetBytes(h: VnetHeader): Uint8Array {
 
 export function readVnet(b: Uint8Array, o = 0): VnetHeader {
   const v = new DataView(b.buffer, b.byteOffset + o, 10);
-  return { flags: b[o]!, gsoType: b[o + 1]!, hdrLen: v.getUint16(2, true), gsoSize: v.getUint16(4, true), csumStart: v.getUint16(6, true), csumOffset: v.getUint16(8, true) };
+  return {
+    flags: b[o]!,
+    gsoType: b[o + 1]!,
+    hdrLen: v.getUint16(2, true),
+    gsoSize: v.getUint16(4, true),
+    csumStart: v.getUint16(6, true),
+    csumOffset: v.getUint16(8, true),
+  };
 }
 
 /**

@@ -9,63 +9,29 @@
  * ports live in the site namespace, their devices in the containers. Every name is unique
  * (pid + random), and `cleanup()` removes everything, also after a failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { skipReason } from './netns.js';
+import { CWG_BIN, pidAlive, ROOT, type RunResult, run, waitFor, which } from './proc.js';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CWG_BIN = join(ROOT, 'bin', 'cwg');
 export const RUN_BASE = '/var/run/wireguard/cwg';
-
-/** Absolute path of a system tool, or null. */
-export function which(tool: string): string | null {
-  for (const d of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin']) {
-    const p = join(d, tool);
-    if (existsSync(p)) return p;
-  }
-  return null;
-}
-
-export const isRoot = process.geteuid?.() === 0;
+export const STATE_BASE = '/run/wireguard-ts';
 
 /** Why the end-to-end tests cannot run here, or null when they can. */
 export function e2eSkipReason(extra: string[] = []): string | null {
-  if (!isRoot) return 'needs root (network namespaces and TUN devices)';
-  for (const t of ['ip', 'nsenter', 'unshare', ...extra]) if (!which(t)) return `needs ${t}`;
-  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
+  const missing = skipReason('nsenter', 'unshare', ...extra);
+  if (missing) return missing;
   if (!existsSync(join(ROOT, 'dist', 'src', 'cli', 'cwg.js'))) return 'needs the compiled program (npx tsc -p .)';
   if (!existsSync(join(ROOT, 'dist', 'src', 'daemon.js'))) return 'needs the compiled daemon';
   return null;
 }
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run a program (no shell) and collect its output. */
-export function run(file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-    child.stdin.on('error', () => {}); // a program that does not read its input
-    child.stdin.end(opts.input ?? '');
-  });
+/** 10.0.0.0 + 2*net + host: the address cwg gives `host` of network `net`, computed here independently. */
+export function cwgAddr(net: number, host: number): string {
+  const o = 2 * net + host;
+  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
 }
 
 /** Synchronous `ip ...` that must succeed. */
@@ -77,26 +43,6 @@ export function ip(args: readonly string[]): string {
 
 export function netnsInodeOf(pid: number): number {
   return statSync(`/proc/${pid}/ns/net`).ino;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, step = 25): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return true;
-    if (Date.now() >= end) return false;
-    await sleep(step);
-  }
 }
 
 export interface Site {
@@ -115,18 +61,40 @@ export interface Container {
 
 /** The wireguard-ts daemons (by pid) whose network namespace is `inode`. */
 export function daemonsIn(inode: number): number[] {
+  return processesIn(inode, (cmd) => cmd.some((a) => a.endsWith('bin/wireguard-ts') || a.endsWith('wireguard-go')));
+}
+
+/** The wireguard-ts host services (by pid) whose network namespace is `inode`. */
+export function servicesIn(inode: number): number[] {
+  return processesIn(inode, (cmd) => cmd.some((a) => a.endsWith('dist/src/cli/service.js') || a.endsWith('bin/wireguard-ts-service')));
+}
+
+function processesIn(inode: number, match: (cmdline: string[]) => boolean): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(d)) continue;
     try {
       if (statSync(`/proc/${d}/ns/net`).ino !== inode) continue;
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (cmd.some((a) => a.endsWith('bin/wireguard-ts') || a.endsWith('wireguard-go'))) out.push(Number(d));
+      if (match(readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'))) out.push(Number(d));
     } catch {
       /* gone */
     }
   }
   return out;
+}
+
+/** Where the host service of a site keeps its device records (one file a device). */
+export function stateDirOf(site: Site): string {
+  return join(STATE_BASE, String(site.inode));
+}
+
+/** How many devices the host service of `site` holds (its records). */
+export function devicesIn(site: Site): number {
+  try {
+    return readdirSync(stateDirOf(site)).filter((f) => f.endsWith('.json')).length;
+  } catch {
+    return 0;
+  }
 }
 
 export class Lab {
@@ -159,18 +127,52 @@ export class Lab {
     return [sa, sb];
   }
 
-  /** A process in a network namespace of its own, started from within `site`. */
-  async container(site: Site): Promise<Container> {
-    const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', 'sleep', '3600'], { stdio: 'ignore' });
+  /** One more site, alone (no link to the others): for a host service of its own. */
+  lonelySite(tag: string): Site {
+    const ns = `cwgt-${this.id}-${tag}`;
+    ip(['netns', 'add', ns]);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    const site: Site = { ns, veth: '', addr: '127.0.0.1', inode: statSync(`/run/netns/${ns}`).ino };
+    this.sites.push(site);
+    return site;
+  }
+
+  /**
+   * Start the host service of `site` ourselves (`wireguard-ts-service ARGS` in the site), as
+   * systemd would, and wait until it answers. Cleanup stops it.
+   */
+  async startService(site: Site, args: readonly string[] = []): Promise<ChildProcess> {
+    const p = this.spawnOwned(which('ip')!, ['netns', 'exec', site.ns, process.execPath, join(ROOT, 'bin', 'wireguard-ts-service'), ...args]);
+    let err = '';
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    // Its control socket appears in the site's /proc/net/unix (a client now would start another service).
+    const up = await waitFor(async () => (await this.inSite(site, which('cat')!, ['/proc/net/unix'])).stdout.includes('@wireguard-ts/control'), 10_000, 50);
+    if (!up) throw new Error(`the host service did not start: ${err.trim()}`);
+    return p;
+  }
+
+  /** The C client as the real caller runs it: `ip netns exec SITE net-admin-helper ARGS`. */
+  client(site: Site, args: readonly string[]): Promise<RunResult> {
+    return run(which('ip')!, ['netns', 'exec', site.ns, join(ROOT, 'build', 'Release', 'net-admin-helper'), ...args], { env: cleanEnv() });
+  }
+
+  /** A process in a network namespace of its own, started from within `site` (as user `uid` if given). */
+  async container(site: Site, opts: { uid?: number } = {}): Promise<Container> {
+    const as = opts.uid === undefined ? [] : [which('setpriv')!, `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups'];
+    const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', ...as, 'sleep', '3600'], { stdio: 'ignore' });
     const pid = proc.pid!;
-    // ip netns exec and unshare exec(2) in place: the pid ends up being sleep's.
-    const ok = await waitFor(() => {
-      try {
-        return readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && netnsInodeOf(pid) !== site.inode;
-      } catch {
-        return false;
-      }
-    }, 5000, 5);
+    // ip netns exec, unshare and setpriv exec(2) in place: the pid ends up being sleep's.
+    const ok = await waitFor(
+      () => {
+        try {
+          return readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && netnsInodeOf(pid) !== site.inode;
+        } catch {
+          return false;
+        }
+      },
+      5000,
+      5,
+    );
     if (!ok) {
       proc.kill('SIGKILL');
       throw new Error('container process did not start');
@@ -222,6 +224,11 @@ export class Lab {
     for (const c of this.containers) await this.stopContainer(c);
     for (const pid of this.extraPids) if (pidAlive(pid)) process.kill(pid, 'SIGTERM');
     for (const s of this.sites) {
+      // The site's host service (started by the first cwg command there) is stopped; its devices went with their containers.
+      for (const pid of servicesIn(s.inode)) process.kill(pid, 'SIGTERM');
+      if (!(await waitFor(() => servicesIn(s.inode).length === 0, 5000))) for (const pid of servicesIn(s.inode)) process.kill(pid, 'SIGKILL');
+      await waitFor(() => servicesIn(s.inode).length === 0, 2000);
+      rmSync(stateDirOf(s), { recursive: true, force: true });
       // Daemons exit by themselves when their container's namespace goes (within 2 s).
       if (!(await waitFor(() => daemonsIn(s.inode).length === 0, 5000))) {
         for (const pid of daemonsIn(s.inode)) process.kill(pid, 'SIGKILL');

@@ -5,25 +5,31 @@
  * and twenty creates in parallel.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { CWG_BIN, run, waitFor, which } from '../helpers/proc.js';
+import { otherUserSkipReason, publicCopy } from '../helpers/public-copy.js';
 import {
-  classifyFrame, cleanEnv, CWG_BIN, daemonsIn, e2eSkipReason, Lab, randomNet, randomPort, readPcap, RUN_BASE, run, udpPortBound,
-  waitFor, which, type Container, type Site,
+  type Container,
+  classifyFrame,
+  cleanEnv,
+  cwgAddr,
+  devicesIn,
+  e2eSkipReason,
+  Lab,
+  RUN_BASE,
+  randomNet,
+  randomPort,
+  readPcap,
+  type Site,
+  udpPortBound,
 } from '../helpers/sites.js';
 
 const skip = e2eSkipReason(['ss', 'ping']);
 if (skip) console.warn(`cwg end-to-end tests skipped: ${skip}`);
-const CONFIG_FILE = '/etc/wireguard-ts/cwg.conf';
 const KEY_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/;
-
-/** 10.0.0.0 + 2*net + host */
-function addr(net: number, host: number): string {
-  const o = 2 * net + host;
-  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
-}
 
 describe.skipIf(skip !== null)('cwg end to end', () => {
   const lab = new Lab();
@@ -94,9 +100,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const stA = await deviceState(cA, nameA);
     expect(stA.exists).toBe(true);
     expect(stA.link).toMatch(/[<,]UP[,>]/);
-    expect(stA.addrs).toContain(`inet ${addr(net, 0)}/31`);
-    expect(stA.routes).toContain(`${addr(net, 0)}/31`);
-    expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${addr(net, 1)}/31`);
+    expect(stA.addrs).toContain(`inet ${cwgAddr(net, 0)}/31`);
+    expect(stA.routes).toContain(`${cwgAddr(net, 0)}/31`);
+    expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${cwgAddr(net, 1)}/31`);
     expect(await udpPortBound(lab, A, portA)).toBe(true);
     expect(await udpPortBound(lab, B, portB)).toBe(true);
     // The container's run directory and socket are root's only.
@@ -119,15 +125,19 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       expect(await waitFor(() => /listening on/.test(capErr), 10_000)).toBe(true);
     } else console.warn('tcpdump missing: the capture assertions are skipped');
 
-    const ping = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', addr(net, 1)]);
+    const ping = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', cwgAddr(net, 1)]);
     expect(ping.stdout).toMatch(/[1-9][0-9]* (packets )?received/);
     expect(ping.code).toBe(0);
 
     const marker = `cwg-page-${randomBytes(12).toString('hex')}`;
     const httpPort = 8080;
     const server = lab.spawnOwned(which('nsenter')!, [
-      '-t', String(cB.pid), '-n', process.execPath, '-e',
-      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${addr(net, 1)}', () => console.log('ready'))`,
+      '-t',
+      String(cB.pid),
+      '-n',
+      process.execPath,
+      '-e',
+      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${cwgAddr(net, 1)}', () => console.log('ready'))`,
       `<html><body>${marker}</body></html>`,
     ]);
     let serverOut = '';
@@ -136,7 +146,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const page = await lab.inContainer(cA, process.execPath, [
       '-e',
       `fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })`,
-      `http://${addr(net, 1)}:${httpPort}/`,
+      `http://${cwgAddr(net, 1)}:${httpPort}/`,
     ]);
     expect(page.stderr).toBe('');
     expect(page.stdout).toBe(`<html><body>${marker}</body></html>`);
@@ -162,14 +172,24 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // `cwg show` prints what `wg show` prints for the device.
     const show = await lab.cwg(A, ['show', String(cA.pid), String(net), '0']);
     expect(show.code).toBe(0);
-    expect(show.stdout).toContain(`interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${addr(net, 0)}/31\n  latest handshake: `);
+    expect(show.stdout).toContain(
+      `interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n  latest handshake: `,
+    );
     expect(show.stdout).toMatch(/\n {2}transfer: [0-9.]+ (B|KiB) received, [0-9.]+ (B|KiB) sent\n/);
     const wg = which('wg');
     if (wg) {
       // The real wg reads /var/run/wireguard/IFNAME.sock: bind the container's run dir there in a private mount namespace.
       const real = await run(which('unshare')!, [
-        '--mount', '--propagation', 'private', '/bin/sh', '-c', 'mount --bind "$1" /var/run/wireguard && exec "$2" show "$3"', 'sh',
-        join(RUN_BASE, String(cA.inode)), wg, nameA,
+        '--mount',
+        '--propagation',
+        'private',
+        '/bin/sh',
+        '-c',
+        'mount --bind "$1" /var/run/wireguard && exec "$2" show "$3"',
+        'sh',
+        join(RUN_BASE, String(cA.inode)),
+        wg,
+        nameA,
       ]);
       expect(real.stderr).toBe('');
       const noTime = (s: string) => s.replace(/\n {2}latest handshake: [^\n]*/, '').replace(/\n {2}transfer: [^\n]*/, '');
@@ -181,26 +201,29 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const otherPub = (await run(process.execPath, [CWG_BIN, 'pubkey'], { input: otherKey })).stdout.trim();
     expect(await lab.cwg(A, ['cwg_connect', String(cA.pid), String(net), '0', `[2001:db8::7]:${portB}`, otherPub])).toMatchObject({ code: 0 });
     const show2 = (await lab.cwg(A, ['show', String(cA.pid), String(net), '0'])).stdout;
-    expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${addr(net, 0)}/31\n`);
+    expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n`);
     expect(show2).not.toContain(keyB);
 
-    // Destroy: the device, its daemon and its port are gone; a second destroy is an error.
-    const before = daemonsIn(A.inode).length;
+    // Destroy: the device, its record and its port are gone; a second destroy is an error.
+    const before = devicesIn(A);
     expect(await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0'])).toEqual({ code: 0, stdout: '', stderr: '' });
     await expectNothingLeft(cA, nameA, portA);
-    expect(await waitFor(() => daemonsIn(A.inode).length === before - 1, 2000)).toBe(true);
+    expect(devicesIn(A)).toBe(before - 1);
     expect(existsSync(join(RUN_BASE, String(cA.inode)))).toBe(false);
-    expectFailure(await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0']), new RegExp(`^cwg_destroy: no device ${nameA} in the network namespace of pid ${cA.pid}$`));
+    expectFailure(
+      await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0']),
+      new RegExp(`^cwg_destroy: no device ${nameA} in the network namespace of pid ${cA.pid}$`),
+    );
 
-    // Container exit: site B's daemon exits and frees its port within 2 s.
-    expect(daemonsIn(B.inode).length).toBeGreaterThan(0);
+    // Container exit: site B's device goes, with its port, within 2 s.
+    expect(devicesIn(B)).toBeGreaterThan(0);
     const sock = join(RUN_BASE, String(cB.inode), `${nameB}.sock`);
     expect(existsSync(sock)).toBe(true);
     const t0 = Date.now();
     await lab.stopContainer(cB);
     expect(await waitFor(async () => !existsSync(sock) && !(await udpPortBound(lab, B, portB)), 2000, 50)).toBe(true);
     expect(Date.now() - t0).toBeLessThanOrEqual(2500);
-    expect(await waitFor(() => daemonsIn(B.inode).length === 0, 1000)).toBe(true);
+    expect(await waitFor(() => devicesIn(B) === 0, 1000)).toBe(true);
   });
 
   it('keeps same-named devices in two containers apart: two links with the same names work independently', async () => {
@@ -235,8 +258,13 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // Each B container serves its own page; each A container gets its partner's.
     const serve = async (c: Container, text: string) => {
       const srv = lab.spawnOwned(which('nsenter')!, [
-        '-t', String(c.pid), '-n', process.execPath, '-e',
-        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 1)}', () => console.log('ready'))`, text,
+        '-t',
+        String(c.pid),
+        '-n',
+        process.execPath,
+        '-e',
+        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${cwgAddr(net, 1)}', () => console.log('ready'))`,
+        text,
       ]);
       let out = '';
       srv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -244,7 +272,11 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       return srv;
     };
     const fetchFrom = (c: Container) =>
-      lab.inContainer(c, process.execPath, ['-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${addr(net, 1)}:8080/`]);
+      lab.inContainer(c, process.execPath, [
+        '-e',
+        'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))',
+        `http://${cwgAddr(net, 1)}:8080/`,
+      ]);
     const servers = [await serve(b1, 'page of b1'), await serve(b2, 'page of b2')];
     expect((await fetchFrom(a1)).stdout).toBe('page of b1');
     expect((await fetchFrom(a2)).stdout).toBe('page of b2');
@@ -265,7 +297,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const net = randomNet();
     const name = `cwg-${net}-0`;
     const port = randomPort();
-    const daemons = daemonsIn(A.inode).length;
+    const devices = devicesIn(A);
     const pid = String(c.pid);
     const key = 'hbNhVyWZ0jyZ3DXYAwRkY+gIAT/7aW9lGrlvvsb6cV0=';
     const bad: Array<[string[], RegExp]> = [
@@ -301,23 +333,19 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     }
     await expectNothingLeft(c, name, port);
 
-    // Not root: refused before anything is touched.
-    const setpriv = which('setpriv');
-    if (setpriv) {
-      const r = await run(which('ip')!, ['netns', 'exec', A.ns, setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CWG_BIN, 'cwg_create', pid, String(net), '0', String(port)], { env: cleanEnv() });
-      expectFailure(r, /^cwg_create: must be run as root/);
-    }
-
-    // A prefix too long for the net number is an error, never a truncated name.
-    if (!existsSync(CONFIG_FILE)) {
-      const r = await lab.cwg(A, ['cwg_create', pid, '8388607', '0', String(port)], cleanEnv({ CWG_PREFIX: 'abcdefgh' }));
-      expectFailure(r, /^cwg_create: device name 'abcdefgh-8388607-0' would be 18 bytes but Linux allows 15/);
-      expectFailure(await lab.cwg(A, ['cwg_create', pid, '1', '0', String(port)], cleanEnv({ CWG_PREFIX: 'bad-prefix' })), /invalid prefix 'bad-prefix' in environment variable CWG_PREFIX/);
-    }
+    // The prefix is the service's: a caller's CWG_PREFIX changes nothing.
+    const viaEnv = await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port)], cleanEnv({ CWG_PREFIX: 'other' }));
+    expect(viaEnv.code).toBe(0);
+    expect((await deviceState(c, name)).exists).toBe(true);
+    expect((await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'])).code).toBe(0);
 
     // Port already in use in the site namespace.
     const holder = lab.spawnOwned(which('ip')!, [
-      'netns', 'exec', A.ns, process.execPath, '-e',
+      'netns',
+      'exec',
+      A.ns,
+      process.execPath,
+      '-e',
       `const s = require('dgram').createSocket('udp4'); s.bind(${port}, () => console.log('bound'));`,
     ]);
     let held = '';
@@ -331,23 +359,67 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // Device already present: the second create fails and the first device is untouched.
     const first = await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port)]);
     expect(first.code).toBe(0);
-    expectFailure(await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port + 1)]), new RegExp(`^cwg_create: device ${name} in the network namespace of pid ${pid} already exists$`));
+    expectFailure(
+      await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port + 1)]),
+      new RegExp(`^cwg_create: device ${name} in the network namespace of pid ${pid} already exists$`),
+    );
     expect(await udpPortBound(lab, A, port + 1)).toBe(false);
     const shown = await lab.cwg(A, ['show', pid, String(net), '0']);
     expect(shown.stdout).toContain(`public key: ${first.stdout}`);
     expect(shown.stdout).toContain(`listening port: ${port}\n`);
-    // The prefix is part of what cwg may touch: another prefix does not reach this device.
-    if (!existsSync(CONFIG_FILE)) {
-      expectFailure(await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'], cleanEnv({ CWG_PREFIX: 'other' })), /^cwg_destroy: no device other-/);
-    }
     expect((await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'])).code).toBe(0);
     await expectNothingLeft(c, name, port);
-    expect(await waitFor(() => daemonsIn(A.inode).length === daemons, 2000)).toBe(true);
+    expect(devicesIn(A)).toBe(devices);
+  });
+
+  // The unprivileged user (65534) runs a copy of the programs that it can reach: the checkout
+  // may be in a private directory (mode 0700, as mktemp -d makes).
+  const skipNonRoot = which('setpriv') ? otherUserSkipReason() : 'needs setpriv';
+  it.skipIf(skipNonRoot !== null)(`refuses a user that is not root before touching anything${skipNonRoot ? ` (skipped: ${skipNonRoot})` : ''}`, async () => {
+    const c = await lab.container(A);
+    const net = randomNet();
+    const port = randomPort();
+    const copy = publicCopy();
+    onTestFinished(() => copy.remove());
+    await lab.client(A, ['show']); // as root: starts the site's service if nothing has yet
+    const args = ['cwg_create', String(c.pid), String(net), '0', String(port)];
+    const r = await run(
+      which('ip')!,
+      ['netns', 'exec', A.ns, which('setpriv')!, '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, copy.cwgBin, ...args],
+      { env: cleanEnv(), cwd: '/' },
+    );
+    expectFailure(r, /^cwg_create: must be run as root/);
+    await expectNothingLeft(c, `cwg-${net}-0`, port);
+  });
+
+  it("takes the prefix from the service's configuration only: too long for a net is an error, a bad one is refused", async () => {
+    const P = lab.lonelySite('p');
+    const dir = mkdtempSync(join(tmpdir(), 'cwg-conf-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const conf = join(dir, 'cwg.conf');
+    writeFileSync(conf, 'prefix = abcdefgh\n', { mode: 0o644 });
+    await lab.startService(P, ['--config', conf]);
+    const c = await lab.container(P);
+    const pid = String(c.pid);
+    const port = randomPort();
+    expectFailure(
+      await lab.cwg(P, ['cwg_create', pid, '8388607', '0', String(port)]),
+      /^cwg_create: device name 'abcdefgh-8388607-0' would be 18 bytes but Linux allows 15/,
+    );
+    expect(await lab.cwg(P, ['cwg_create', pid, '1', '0', String(port)], cleanEnv({ CWG_PREFIX: 'other' }))).toMatchObject({ code: 0, stderr: '' });
+    expect((await deviceState(c, 'abcdefgh-1-0')).exists).toBe(true);
+    writeFileSync(conf, 'prefix = bad-prefix\n');
+    expectFailure(await lab.cwg(P, ['cwg_destroy', pid, '1', '0']), new RegExp(`^cwg_destroy: invalid prefix 'bad-prefix' in ${conf}:1`));
+    writeFileSync(conf, 'prefix = other\n');
+    expectFailure(await lab.cwg(P, ['cwg_destroy', pid, '1', '0']), /^cwg_destroy: no device other-1-0/);
+    writeFileSync(conf, 'prefix = abcdefgh\n');
+    expect((await lab.cwg(P, ['cwg_destroy', pid, '1', '0'])).code).toBe(0);
+    await expectNothingLeft(c, 'abcdefgh-1-0', port);
   });
 
   it('creates twenty devices in parallel for twenty containers', async () => {
     const n = 20;
-    const before = daemonsIn(B.inode).length;
+    const before = devicesIn(B);
     const cs = await Promise.all(Array.from({ length: n }, () => lab.container(B)));
     const net = randomNet();
     const base = randomPort();
@@ -360,9 +432,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect(new Set(results.map((r) => r.stdout)).size).toBe(n);
     for (let i = 0; i < n; i++) expect(await udpPortBound(lab, B, base + i)).toBe(true);
     // All go away with their containers.
-    expect(daemonsIn(B.inode).length).toBe(before + n);
+    expect(devicesIn(B)).toBe(before + n);
     await Promise.all(cs.map((c) => lab.stopContainer(c)));
-    expect(await waitFor(() => daemonsIn(B.inode).length === before, 5000)).toBe(true);
+    expect(await waitFor(() => devicesIn(B) === before, 5000)).toBe(true);
     for (let i = 0; i < n; i++) expect(await udpPortBound(lab, B, base + i)).toBe(false);
   });
 });

@@ -11,27 +11,15 @@
  *   super-packets, the writes are coalesced) and off: the same byte stream arrives, and every
  *   packet the data path saw was a valid, MTU-sized IP packet.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
-import { Tun } from '../../tun/tun.js';
-import { native, GRO_TCP, GRO_UDP } from '../../tun/addon.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GRO_TCP, GRO_UDP, native } from '../../tun/addon.js';
 import * as ipx from '../../tun/ip.js';
-import {
-  ACK,
-  PSH,
-  checksumsValid,
-  hex,
-  l4Offset,
-  payload,
-  superPacket,
-  sum16,
-  tcpPacket,
-  udpPacket,
-  type TcpFields,
-} from '../helpers/offload-packets.js';
+import { Tun } from '../../tun/tun.js';
+import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
+import { ACK, checksumsValid, hex, l4Offset, PSH, payload, sum16, superPacket, type TcpFields, tcpPacket, udpPacket } from '../helpers/offload-packets.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const why = canRun ? '' : ' (skipped: needs root and /dev/net/tun)';
@@ -90,7 +78,10 @@ describe.skipIf(!canRun)(`offloads against the kernel${why}`, () => {
     b = Tun.create(B, { ...o, mtu: 9000, offload: false });
     expect(a.offload.vnet).toBe(true);
     expect(b.offload.vnet).toBe(false);
-    for (const [t, v4, v6] of [[A, '10.1.0.1/24', 'fd01::1/64'], [B, '10.2.0.1/24', 'fd02::1/64']] as const) {
+    for (const [t, v4, v6] of [
+      [A, '10.1.0.1/24', 'fd01::1/64'],
+      [B, '10.2.0.1/24', 'fd02::1/64'],
+    ] as const) {
       ipx.addrAdd(t, v4, o);
       ipx.addrAdd(t, v6, { ...o, nodad: true });
       ipx.linkSetUp(t, o);
@@ -98,8 +89,14 @@ describe.skipIf(!canRun)(`offloads against the kernel${why}`, () => {
     for (const k of ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv4.conf.all.rp_filter=0']) {
       expect((await runIn(ns.pid, ['/usr/sbin/sysctl', '-q', '-w', k])).code).toBe(0);
     }
-    a.start(() => undefined, () => undefined);
-    b.start((p) => fromB.push(p.slice()), () => undefined);
+    a.start(
+      () => undefined,
+      () => undefined,
+    );
+    b.start(
+      (p) => fromB.push(p.slice()),
+      () => undefined,
+    );
     await sleep(300); // router solicitations and the like go out when the links come up
   });
 
@@ -154,7 +151,11 @@ describe.skipIf(!canRun)(`offloads against the kernel${why}`, () => {
 
   const cases: [string, () => Uint8Array, number][] = [
     ['TCP/IPv4 with a last short segment', () => lab(tcpPacket(v4({ seq: 100, id: 0xfff0 }), payload(20_000))), 1448],
-    ['TCP/IPv4 with timestamps, PSH and FIN', () => lab(tcpPacket(v4({ seq: 0xfffff000, flags: ACK | PSH | 1, options: new Uint8Array([1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7]) }), payload(30_000))), 1000],
+    [
+      'TCP/IPv4 with timestamps, PSH and FIN',
+      () => lab(tcpPacket(v4({ seq: 0xfffff000, flags: ACK | PSH | 1, options: new Uint8Array([1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7]) }), payload(30_000))),
+      1000,
+    ],
     ['TCP/IPv4 whose payload is a multiple of the MSS', () => lab(tcpPacket(v4({ seq: 5 }), payload(1448 * 8))), 1448],
     ['TCP/IPv6', () => lab(tcpPacket({ v6: true, seq: 9, flowLabel: 0xabcde }, payload(60_000))), 1428],
     ['TCP/IPv6 with a hop-by-hop header', () => lab(tcpPacket({ v6: true, seq: 9, hopByHop: 1 }, payload(9000))), 1400],
@@ -204,7 +205,10 @@ describe.skipIf(!canRun)(`a TCP transfer between two TUNs joined by the I/O laye
   async function transfer(offload: boolean): Promise<{ sent: string; received: string; tuns: Tun[]; bad: number; maxLen: number }> {
     const [n1, n2] = [await netns.create(), await netns.create()];
     const names = [`otx${process.pid % 10000}`, `orx${process.pid % 10000}`];
-    const tuns = [Tun.create(names[0]!, { netnsPid: n1.pid, offload: offload ? {} : false }), Tun.create(names[1]!, { netnsPid: n2.pid, offload: offload ? {} : false })];
+    const tuns = [
+      Tun.create(names[0]!, { netnsPid: n1.pid, offload: offload ? {} : false }),
+      Tun.create(names[1]!, { netnsPid: n2.pid, offload: offload ? {} : false }),
+    ];
     let bad = 0;
     let maxLen = 0;
     try {

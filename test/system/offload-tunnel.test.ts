@@ -7,14 +7,16 @@
  * kernel really hands our TUN super-packets (seen with tcpdump), over IPv6 outside, and with
  * the 34736-byte MTU.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nsRun, skipReason } from '../helpers/netns.js';
+import { ROOT, runOk as run, sleep, WG_TS, waitUntil as waitFor } from '../helpers/proc.js';
 import { Pair, type Side } from '../helpers/tunnel.js';
-import { ROOT, WG_TS, nsRun, run, skipReason, sleep, waitFor } from '../helpers/netns.js';
 
 // The upstream release lives in the project's shared/ beside the checkout (WG_TS_SHARED, as bench/tunnel.sh).
-const UPSTREAM = `${process.env.WG_TS_SHARED ?? `${ROOT}../shared`}/bench/anchors/wireguard-go-upstream`;
+const UPSTREAM = `${process.env.WG_TS_SHARED ?? `${ROOT}/../shared`}/bench/anchors/wireguard-go-upstream`;
 const skip = skipReason('wg', 'ip');
 
 type Kind = 'ts' | 'ts-off' | 'go' | 'upstream';
@@ -65,7 +67,7 @@ async function exchange(pair: Pair, client: Side, server: Side, serverJs: string
   srv.stdout.on('data', (d: Buffer) => (out += d.toString()));
   try {
     await waitFor('the server', () => out.includes('ready'), 5000);
-    const { stdout } = await nsRun(client.ns, process.execPath, ['-e', clientJs], { timeout: 60_000 });
+    const { stdout } = await nsRun(client.ns, process.execPath, ['-e', clientJs], { timeoutMs: 60_000 });
     await new Promise<void>((r) => (srv.exitCode !== null ? r() : srv.once('exit', () => r())));
     return [stdout.trim(), out.replace('ready', '').trim()];
   } finally {
@@ -78,7 +80,10 @@ async function checkTraffic(pair: Pair, v6 = false): Promise<void> {
   const { a, b } = pair;
   expect(await pair.ping(a, v6 ? b.v6 : b.v4)).toBe(true); // a initiates
   expect(await pair.ping(b, v6 ? a.v6 : a.v4)).toBe(true);
-  for (const [from, to, seed] of [[a, b, 1], [b, a, 2]] as const) {
+  for (const [from, to, seed] of [
+    [a, b, 1],
+    [b, a, 2],
+  ] as const) {
     const addr = v6 ? to.v6 : to.v4;
     const [sent, got] = await exchange(pair, from, to, tcpServer(addr), tcpClient(addr, seed));
     expect(sent).toMatch(new RegExp(`^[0-9a-f]{64} ${MB}$`));
@@ -110,10 +115,13 @@ describe.skipIf(skip)(`offloads on one side or both${skip ? ` (skipped: ${skip})
 
   for (const kinds of matrix) {
     const missing = kinds.find((k) => !available(k));
-    it.skipIf(missing !== undefined)(`${kinds[0]} initiates to ${kinds[1]}: ping both ways, TCP and UDP bytes exact${missing ? ` (skipped: ${program(missing)} missing)` : ''}`, async () => {
-      pair = await new MixedPair(kinds).setup({ a: 'ts', b: 'ts' });
-      await checkTraffic(pair);
-    });
+    it.skipIf(missing !== undefined)(
+      `${kinds[0]} initiates to ${kinds[1]}: ping both ways, TCP and UDP bytes exact${missing ? ` (skipped: ${program(missing)} missing)` : ''}`,
+      async () => {
+        pair = await new MixedPair(kinds).setup({ a: 'ts', b: 'ts' });
+        await checkTraffic(pair);
+      },
+    );
   }
 
   it.skipIf(!available('upstream'))('ts and upstream over IPv6 outside and inside', async () => {
@@ -133,7 +141,11 @@ describe.skipIf(skip)(`offloads on one side or both${skip ? ` (skipped: ${skip})
     pair = await new MixedPair(['ts', 'ts']).setup();
     const { a, b } = pair;
     expect(await pair.ping(a, b.v4)).toBe(true);
-    const dumps = [a, b].map((s) => nsRun(s.ns, 'timeout', ['4', 'tcpdump', '-n', '-i', s.ifname, '-c', '400', 'tcp'], { timeout: 20_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' })));
+    const dumps = [a, b].map((s) =>
+      nsRun(s.ns, 'timeout', ['4', 'tcpdump', '-n', '-i', s.ifname, '-c', '400', 'tcp'], { timeoutMs: 20_000 }).catch((e: { stdout?: string }) => ({
+        stdout: e.stdout ?? '',
+      })),
+    );
     await sleep(800);
     await exchange(pair, a, b, tcpServer(b.v4), tcpClient(b.v4, 3));
     const [out, inn] = await Promise.all(dumps);

@@ -5,13 +5,14 @@
  * fallback when the kernel refuses segmentation with EIO (an IPsec policy on the route, in a
  * namespace of our own): the datagrams still arrive and GSO is off for that socket.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { UdpBind } from '../../tun/udp.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Endpoint } from '../../noise/types.js';
 import { endpointOf } from '../../noise/types.js';
 import * as ipx from '../../tun/ip.js';
+import { UdpBind } from '../../tun/udp.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -39,7 +40,10 @@ function datagram(i: number, size: number): Uint8Array {
 
 async function collect(rx: UdpBind, want: number): Promise<Uint8Array[]> {
   const got: Uint8Array[] = [];
-  rx.start((d) => got.push(d.slice()), () => undefined);
+  rx.start(
+    (d) => got.push(d.slice()),
+    () => undefined,
+  );
   const end = Date.now() + 3000;
   while (got.length < want && Date.now() < end) await sleep(5);
   await sleep(20);

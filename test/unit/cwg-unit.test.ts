@@ -2,24 +2,38 @@
  * cwg without root: argument validation, the address scheme, the prefix and device names,
  * the key tools, `wg show` formatting, and the commands' logic over an in-memory system.
  */
-import { mkdtempSync, writeFileSync, chmodSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, afterAll } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { decodeBase64Key, encodeBase64Key } from '../../crypto/keys.js';
-import { publicKey } from '../../crypto/x25519.js';
 import { deterministicRng } from '../../crypto/random.js';
+import { publicKey } from '../../crypto/x25519.js';
+import { formatIp } from '../../noise/iptext.js';
 import { hostAddress, hostCidr, netSubnet } from '../../src/cwg/addressing.js';
 import { deviceName, isCwgName, loadPrefix, parseConfigText, validatePrefix } from '../../src/cwg/config.js';
 import { CwgError } from '../../src/cwg/errors.js';
 import { genkey, genpsk, pubkey } from '../../src/cwg/keytools.js';
 import { formatShow } from '../../src/cwg/show.js';
-import { formatIp } from '../../noise/allowedips.js';
+
 const formatIPv6 = (b: Uint8Array) => formatIp(6, b);
+
+import { type DeviceChange, type DeviceStatus, peerStatus } from '../../noise/types.js';
+import {
+  type CreateSpec,
+  type CwgContext,
+  type CwgDevice,
+  type CwgNamespace,
+  type CwgSystem,
+  cwgConnect,
+  cwgCreate,
+  cwgDestroy,
+  cwgShow,
+} from '../../src/cwg/commands.js';
+import { type RunIo, run } from '../../src/cwg/run.js';
 import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../../src/cwg/validate.js';
-import { cwgConnect, cwgCreate, cwgDestroy, cwgShow, type CwgContext, type CwgSystem } from '../../src/cwg/commands.js';
-import { run, type RunIo } from '../../src/cli/cwg.js';
-import { peerStatus, type DeviceStatus } from '../../noise/types.js';
+import { formatSet } from '../../src/uapi/protocol.js';
+import { filledKey } from '../helpers/keys.js';
 
 const err = (f: () => unknown) => {
   try {
@@ -56,10 +70,29 @@ describe('argument validation', () => {
     expect(parseEndpoint('[2001:db8::1]:1')).toEqual({ address: '2001:db8::1', port: 1, family: 6 });
     expect(parseEndpoint('[::ffff:1.2.3.4]:9')).toMatchObject({ family: 6, port: 9 });
     const bad = [
-      '192.168.1.2', '192.168.1.2:', '192.168.1.2:0', '192.168.1.2:65536', '192.168.1.256:1', '192.168.1:1',
-      '192.168.01.2:1', '1.2.3.4.5:1', 'example.com:1', '2001:db8::1:1', '[2001:db8::1]', '[2001:db8::1]:',
-      '[2001:db8::g]:1', '[fe80::1%eth0]:1', '0.0.0.0:1', '[::]:1', '[0::0]:1', ' 1.2.3.4:1', '1.2.3.4:1 ',
-      '1.2.3.4:+1', '1.2.3.4:01', '[1.2.3.4]:1', '',
+      '192.168.1.2',
+      '192.168.1.2:',
+      '192.168.1.2:0',
+      '192.168.1.2:65536',
+      '192.168.1.256:1',
+      '192.168.1:1',
+      '192.168.01.2:1',
+      '1.2.3.4.5:1',
+      'example.com:1',
+      '2001:db8::1:1',
+      '[2001:db8::1]',
+      '[2001:db8::1]:',
+      '[2001:db8::g]:1',
+      '[fe80::1%eth0]:1',
+      '0.0.0.0:1',
+      '[::]:1',
+      '[0::0]:1',
+      ' 1.2.3.4:1',
+      '1.2.3.4:1 ',
+      '1.2.3.4:+1',
+      '1.2.3.4:01',
+      '[1.2.3.4]:1',
+      '',
     ];
     for (const b of bad) expect(() => parseEndpoint(b), b).toThrow(CwgError);
     expect(err(() => parseEndpoint('[fe80::1%eth0]:1'))).toMatch(/zone/);
@@ -179,14 +212,13 @@ describe('key tools', () => {
 });
 
 describe('wg show format', () => {
-  const key = (n: number) => new Uint8Array(32).fill(n);
   const status = (): DeviceStatus => ({
-    privateKey: key(1),
+    privateKey: filledKey(1),
     listenPort: 51820,
     fwmark: 0,
     peers: [
       {
-        publicKey: key(2),
+        publicKey: filledKey(2),
         presharedKey: null,
         endpoint: { address: '192.168.56.11', port: 51821, family: 4 },
         persistentKeepalive: 10,
@@ -200,15 +232,15 @@ describe('wg show format', () => {
   });
 
   it('prints what wg show prints', () => {
-    const out = formatShow('cwg-5-0', status(), key(9), { nowSec: 1000, color: false });
+    const out = formatShow('cwg-5-0', status(), filledKey(9), { nowSec: 1000, color: false });
     expect(out).toBe(
       [
         'interface: cwg-5-0',
-        `  public key: ${encodeBase64Key(key(9))}`,
+        `  public key: ${encodeBase64Key(filledKey(9))}`,
         '  private key: (hidden)',
         '  listening port: 51820',
         '',
-        `peer: ${encodeBase64Key(key(2))}`,
+        `peer: ${encodeBase64Key(filledKey(2))}`,
         '  endpoint: 192.168.56.11:51821',
         '  allowed ips: 10.0.10.2/31',
         '  latest handshake: 56 seconds ago',
@@ -226,10 +258,10 @@ describe('wg show format', () => {
     st.peers[0]!.rxBytes = 0;
     st.peers[0]!.txBytes = 0;
     st.peers[0]!.persistentKeepalive = 0;
-    expect(formatShow('x', st, key(9), { nowSec: 1000, color: false })).toContain(
+    expect(formatShow('x', st, filledKey(9), { nowSec: 1000, color: false })).toContain(
       '  endpoint: [2001:db8::1]:5\n  allowed ips: (none)\n  latest handshake: 1 hour, 1 minute, 1 second ago\n',
     );
-    expect(formatShow('x', st, key(9), { nowSec: 1000, color: true })).toContain('\x1b[32minterface\x1b[0m'.replace('\x1b[32m', '\x1b[32m\x1b[1m'));
+    expect(formatShow('x', st, filledKey(9), { nowSec: 1000, color: true })).toContain('\x1b[32minterface\x1b[0m'.replace('\x1b[32m', '\x1b[32m\x1b[1m'));
   });
 
   it('formats IPv6 as inet_ntop', () => {
@@ -257,122 +289,69 @@ describe('wg show format', () => {
 });
 
 /** An in-memory system: namespaces are pids, links are names, daemons are sockets. */
+/** The service's side in memory: namespaces by pid, links and devices by namespace. */
 class FakeSystem implements CwgSystem {
-  links = new Map<number, Map<string, { addrs: string[]; up: boolean; socket: string }>>();
-  sockets = new Map<string, { name: string; pid: number; status: DeviceStatus }>();
-  usedPorts = new Set<number>();
-  dirs = new Set<string>();
   root = true;
-  failAddr = false;
-  sets: string[][] = [];
+  failCreate = false;
+  readonly devices = new Map<string, { dev: CwgDevice; status: DeviceStatus; port: number }>();
+  readonly foreignLinks = new Set<string>();
+  readonly usedPorts = new Set<number>();
+  readonly changes: DeviceChange[] = [];
   constructor(readonly pids: Map<number, number>) {}
   checkPrivileges(): void {
     if (!this.root) throw new CwgError('must be run as root');
   }
-  netnsInode(pid: number): number {
+  namespace(pid: number): CwgNamespace {
     const ino = this.pids.get(pid);
     if (ino === undefined) throw new CwgError(`no process with pid ${pid}`);
-    return ino;
+    return { pid, key: String(ino), inode: ino };
   }
-  private ns(pid: number) {
-    let m = this.links.get(this.netnsInode(pid));
-    if (!m) this.links.set(this.netnsInode(pid), (m = new Map()));
-    return m;
+  device(ns: CwgNamespace, name: string): CwgDevice | null {
+    return this.devices.get(`${ns.key}/${name}`)?.dev ?? null;
   }
-  async linkExists(name: string, pid: number) {
-    return this.ns(pid).has(name);
+  linkExists(ns: CwgNamespace, name: string): boolean {
+    return this.devices.has(`${ns.key}/${name}`) || this.foreignLinks.has(`${ns.key}/${name}`);
   }
-  async addrAdd(name: string, cidr: string, pid: number) {
-    if (this.failAddr) throw new CwgError('ip addr add failed');
-    this.ns(pid).get(name)!.addrs.push(cidr);
+  async createDevice(spec: CreateSpec): Promise<CwgDevice> {
+    if (this.usedPorts.has(spec.port)) throw new CwgError(`UDP port ${spec.port} is already in use`);
+    if (this.failCreate) throw new CwgError('cannot create device: failed (injected)');
+    const status: DeviceStatus = { privateKey: spec.privateKey.slice(), listenPort: spec.port, fwmark: 0, peers: [] };
+    const dev: CwgDevice = {
+      name: spec.name,
+      configure: (c) => {
+        this.changes.push(c);
+        if (c.replacePeers) status.peers = [];
+        for (const p of c.peers) status.peers.push(peerStatus(p.publicKey, { endpoint: p.endpoint ?? null, allowedIps: p.allowedIps }));
+        return 0;
+      },
+      status: () => ({ ...status, privateKey: status.privateKey!.slice() }),
+    };
+    this.devices.set(`${spec.ns.key}/${spec.name}`, { dev, status, port: spec.port });
+    this.usedPorts.add(spec.port);
+    return dev;
   }
-  async linkSetUp(name: string, pid: number) {
-    this.ns(pid).get(name)!.up = true;
-  }
-  async linkDel(name: string, pid: number) {
-    if (this.failLinkDel) throw new CwgError('ip link del failed');
-    const l = this.ns(pid).get(name);
-    if (!l) return false;
-    this.ns(pid).delete(name);
-    const s = this.sockets.get(l.socket);
-    if (s) this.usedPorts.delete(s.status.listenPort);
-    for (const [id, d] of this.daemons) if (d.name === name && this.netnsInode(d.pid) === this.netnsInode(pid)) this.daemons.delete(id);
-    this.sockets.delete(l.socket);
-    return true;
-  }
-  async udpPortFree(port: number) {
-    return !this.usedPorts.has(port);
-  }
-  ensureRunDir(dir: string) {
-    this.dirs.add(dir);
-  }
-  removeRunDirIfEmpty(dir: string) {
-    if (![...this.sockets.keys()].some((s) => s.startsWith(`${dir}/`))) this.dirs.delete(dir);
-  }
-  socketExists(path: string) {
-    return this.sockets.has(path) || this.staleSockets.has(path);
-  }
-  staleSockets = new Set<string>();
-  async removeStaleSocket(path: string) {
-    this.staleSockets.delete(path);
-  }
-  daemons = new Map<number, { name: string; pid: number }>();
-  nextDaemon = 5000;
-  failLinkDel = false;
-  async startDaemon(ifname: string, pid: number, runDir: string) {
-    if (this.ns(pid).has(ifname)) throw new CwgError(`cannot create device ${ifname}: exists`);
-    const socket = `${runDir}/${ifname}.sock`;
-    this.ns(pid).set(ifname, { addrs: [], up: false, socket });
-    this.sockets.set(socket, { name: ifname, pid, status: { privateKey: null, listenPort: 0, fwmark: 0, peers: [] } });
-    this.daemons.set(++this.nextDaemon, { name: ifname, pid });
-    return this.nextDaemon;
-  }
-  stopDaemon(daemonPid: number) {
-    const d = this.daemons.get(daemonPid);
-    if (!d) return;
-    this.daemons.delete(daemonPid);
-    const failing = this.failLinkDel;
-    this.failLinkDel = false;
-    void this.linkDel(d.name, d.pid);
-    this.failLinkDel = failing;
-  }
-  async uapiSet(socketPath: string, lines: string[]) {
-    this.sets.push(lines);
-    const s = this.sockets.get(socketPath)!;
-    for (const l of lines) {
-      const [k, v] = l.split('=') as [string, string];
-      if (k === 'listen_port') {
-        if (this.usedPorts.has(Number(v))) return 98;
-        this.usedPorts.add(Number(v));
-        s.status.listenPort = Number(v);
-      }
-      if (k === 'private_key') s.status.privateKey = new Uint8Array(Buffer.from(v, 'hex'));
-      if (k === 'replace_peers') s.status.peers = [];
-      if (k === 'public_key') {
-        s.status.peers.push(peerStatus(new Uint8Array(Buffer.from(v, 'hex'))));
-      }
-      if (k === 'endpoint') {
-        const m = /^\[?(.*?)\]?:(\d+)$/.exec(v)!;
-        s.status.peers.at(-1)!.endpoint = { address: m[1]!, port: Number(m[2]), family: m[1]!.includes(':') ? 6 : 4 };
-      }
-      if (k === 'allowed_ip') {
-        const [a, p] = v.split('/') as [string, string];
-        s.status.peers.at(-1)!.allowedIps.push({ family: 4, bytes: new Uint8Array(a.split('.').map(Number)), prefix: Number(p) });
-      }
+  async destroyDevice(ns: CwgNamespace, name: string): Promise<boolean> {
+    const id = `${ns.key}/${name}`;
+    const d = this.devices.get(id);
+    if (d) {
+      this.devices.delete(id);
+      this.usedPorts.delete(d.port);
+      return true;
     }
-    return 0;
+    return this.foreignLinks.delete(id);
   }
-  async uapiGet(socketPath: string) {
-    const s = this.sockets.get(socketPath)!.status;
-    return { ...s, privateKey: s.privateKey ? new Uint8Array(s.privateKey) : null };
-  }
-  async sleep() {}
 }
 
 describe('commands over an in-memory system', () => {
   const setup = () => {
-    const sys = new FakeSystem(new Map([[100, 4001], [200, 4002], [300, 4001]]));
-    const ctx: CwgContext = { prefix: 'cwg', runBase: '/run/x', sys };
+    const sys = new FakeSystem(
+      new Map([
+        [100, 4001],
+        [200, 4002],
+        [300, 4001],
+      ]),
+    );
+    const ctx: CwgContext = { prefix: 'cwg', sys };
     return { sys, ctx };
   };
 
@@ -380,65 +359,56 @@ describe('commands over an in-memory system', () => {
     const { sys, ctx } = setup();
     const pub = await cwgCreate(ctx, ['100', '1024', '1', '51820']);
     expect(pub).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
-    const link = sys.links.get(4001)!.get('cwg-1024-1')!;
-    expect(link).toMatchObject({ addrs: ['10.0.8.1/31'], up: true, socket: '/run/x/4001/cwg-1024-1.sock' });
-    const status = sys.sockets.get(link.socket)!.status;
-    expect(`${encodeBase64Key(publicKey(status.privateKey!))}\n`).toBe(pub);
-    expect(sys.sets[0]![1]).toBe('listen_port=51820');
+    const d = sys.devices.get('4001/cwg-1024-1')!;
+    expect(d.port).toBe(51820);
+    expect(`${encodeBase64Key(publicKey(d.status.privateKey!))}\n`).toBe(pub);
 
-    const peer = encodeBase64Key(key32(3));
+    const peer = encodeBase64Key(filledKey(3));
     await cwgConnect(ctx, ['100', '1024', '1', '192.168.7.2:51821', peer]);
-    expect(sys.sets[1]).toEqual([
+    expect(formatSet(sys.changes[0]!)).toEqual([
       'replace_peers=true',
-      `public_key=${Buffer.from(key32(3)).toString('hex')}`,
+      `public_key=${Buffer.from(filledKey(3)).toString('hex')}`,
       'endpoint=192.168.7.2:51821',
       'replace_allowed_ips=true',
       'allowed_ip=10.0.8.0/31',
     ]);
-    await cwgConnect(ctx, ['100', '1024', '1', '[2001:db8::2]:9', encodeBase64Key(key32(4))]);
-    expect(status.peers).toHaveLength(1);
+    await cwgConnect(ctx, ['100', '1024', '1', '[2001:db8::2]:9', encodeBase64Key(filledKey(4))]);
+    expect(d.status.peers).toHaveLength(1);
     const shown = await cwgShow(ctx, ['100', '1024', '1'], { nowSec: 0, color: false });
-    expect(shown).toContain(`peer: ${encodeBase64Key(key32(4))}\n  endpoint: [2001:db8::2]:9\n  allowed ips: 10.0.8.0/31\n`);
+    expect(shown).toContain(`peer: ${encodeBase64Key(filledKey(4))}\n  endpoint: [2001:db8::2]:9\n  allowed ips: 10.0.8.0/31\n`);
     expect(shown).toContain(`  public key: ${pub}`);
-    expect(shown).not.toContain(encodeBase64Key(status.privateKey!));
+    expect(shown).not.toContain(encodeBase64Key(d.status.privateKey!));
 
     await cwgDestroy(ctx, ['100', '1024', '1']);
-    expect(sys.links.get(4001)!.size).toBe(0);
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.dirs.size).toBe(0);
+    expect(sys.devices.size).toBe(0);
     expect(sys.usedPorts.size).toBe(0);
     await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1 in the network namespace of pid 100');
-    // the socket of a killed daemon is tidied away by destroy (which still reports the missing device)
-    sys.staleSockets.add('/run/x/4001/cwg-1024-1.sock');
-    sys.dirs.add('/run/x/4001');
-    await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1');
-    expect(sys.staleSockets.size).toBe(0);
+    // A link of that name that is not ours is refused by connect and show, removed by destroy.
+    sys.foreignLinks.add('4001/cwg-1024-1');
+    await expect(cwgConnect(ctx, ['100', '1024', '1', '1.2.3.4:5', peer])).rejects.toThrow(
+      'device cwg-1024-1 in the network namespace of pid 100 is not managed by cwg',
+    );
+    await expect(cwgCreate(ctx, ['100', '1024', '1', '51820'])).rejects.toThrow('already exists');
+    await cwgDestroy(ctx, ['100', '1024', '1']);
+    expect(sys.foreignLinks.size).toBe(0);
   });
 
-  it('removes a socket left by a killed daemon before creating', async () => {
-    const { sys, ctx } = setup();
-    sys.staleSockets.add('/run/x/4002/cwg-8-0.sock');
-    expect(await cwgCreate(ctx, ['200', '8', '0', '6000'])).toMatch(/=\n$/);
-    expect(sys.staleSockets.size).toBe(0);
-    expect(sys.sockets.has('/run/x/4002/cwg-8-0.sock')).toBe(true);
-  });
-
-  it('undoes a create that is interrupted', async () => {
+  it('undoes a create whose caller went away', async () => {
     const { sys, ctx } = setup();
     const ac = new AbortController();
-    const start = sys.startDaemon.bind(sys);
-    sys.startDaemon = async (...a) => {
-      const pid = await start(...a);
-      ac.abort('SIGTERM'); // the signal arrives while the daemon starts
-      return pid;
+    const create = sys.createDevice.bind(sys);
+    sys.createDevice = async (spec) => {
+      const d = await create(spec);
+      ac.abort('client gone'); // the caller goes away while the device is made
+      return d;
     };
     await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted; nothing was left behind');
-    expect(sys.links.get(4001)!.size).toBe(0);
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.dirs.size).toBe(0);
-    // aborted before anything was made: nothing is started at all
+    expect(sys.devices.size).toBe(0);
+    expect(sys.usedPorts.size).toBe(0);
+    // aborted before anything was made: nothing is made at all
+    sys.createDevice = create;
     await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted');
-    expect(sys.sockets.size).toBe(0);
+    expect(sys.devices.size).toBe(0);
   });
 
   it('keeps same-named devices of different namespaces apart', async () => {
@@ -447,8 +417,8 @@ describe('commands over an in-memory system', () => {
     await cwgCreate(ctx, ['200', '7', '0', '1001']);
     await expect(cwgCreate(ctx, ['300', '7', '0', '1002'])).rejects.toThrow(/cwg-7-0 in the network namespace of pid 300 already exists/);
     await cwgDestroy(ctx, ['200', '7', '0']);
-    expect(sys.links.get(4001)!.has('cwg-7-0')).toBe(true);
-    await expect(cwgConnect(ctx, ['200', '7', '0', '1.2.3.4:5', encodeBase64Key(key32(1))])).rejects.toThrow(/no device cwg-7-0/);
+    expect(sys.devices.has('4001/cwg-7-0')).toBe(true);
+    await expect(cwgConnect(ctx, ['200', '7', '0', '1.2.3.4:5', encodeBase64Key(filledKey(1))])).rejects.toThrow(/no device cwg-7-0/);
   });
 
   it('fails cleanly and leaves nothing behind', async () => {
@@ -456,20 +426,11 @@ describe('commands over an in-memory system', () => {
     sys.usedPorts.add(5000);
     await expect(cwgCreate(ctx, ['100', '1', '0', '5000'])).rejects.toThrow('UDP port 5000 is already in use');
     await expect(cwgCreate(ctx, ['999', '1', '0', '5001'])).rejects.toThrow('no process with pid 999');
-    sys.failAddr = true;
-    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.links.get(4001)!.size).toBe(0);
+    sys.failCreate = true;
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('cannot create device: failed (injected)');
+    expect(sys.devices.size).toBe(0);
     expect(sys.usedPorts).toEqual(new Set([5000]));
-    expect(sys.dirs.size).toBe(0);
-    // the device cannot be deleted: the daemon this create started is stopped instead
-    sys.failLinkDel = true;
-    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.daemons.size).toBe(0);
-    expect(sys.usedPorts).toEqual(new Set([5000]));
-    sys.failLinkDel = false;
-    sys.failAddr = false;
+    sys.failCreate = false;
     sys.root = false;
     await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('must be run as root');
     // argument errors come before the privilege check
@@ -479,17 +440,13 @@ describe('commands over an in-memory system', () => {
   });
 });
 
-function key32(n: number): Uint8Array {
-  return new Uint8Array(32).fill(n);
-}
-
 describe('cli dispatch', () => {
   const io = (stdin = '', ctx?: CwgContext): RunIo => ({
     readStdin: async () => new Uint8Array(Buffer.from(stdin)),
     stdoutIsTty: false,
     stdoutWorldAccessible: false,
     env: {},
-    context: async () => ctx ?? { prefix: 'cwg', runBase: '/x', sys: new FakeSystem(new Map()) },
+    context: async () => ctx ?? { prefix: 'cwg', sys: new FakeSystem(new Map()) },
   });
 
   it('prints usage and one-line errors', async () => {
@@ -498,7 +455,14 @@ describe('cli dispatch', () => {
     expect(help.stdout).toContain('cwg_create <pid> <net> <host> <port>');
     expect((await run(['cwg_connect', '--help'], io())).stdout).toContain('Usage: cwg cwg_connect <pid> <net> <host> <peer_endpoint> <peer_key>');
     expect((await run(['help', 'show'], io())).stdout).toContain('Usage: cwg show <pid> <net> <host>');
-    for (const argv of [[], ['nope'], ['cwg_create', '1'], ['cwg_destroy', 'x', '1', '0'], ['genkey', 'x'], ['cwg_connect', '1', '1', '0', '1.2.3.4:5', 'bad']]) {
+    for (const argv of [
+      [],
+      ['nope'],
+      ['cwg_create', '1'],
+      ['cwg_destroy', 'x', '1', '0'],
+      ['genkey', 'x'],
+      ['cwg_connect', '1', '1', '0', '1.2.3.4:5', 'bad'],
+    ]) {
       const r = await run(argv, io());
       expect(r.code, argv.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
@@ -513,10 +477,10 @@ describe('cli dispatch', () => {
 
   it('reports unexpected errors on one line', async () => {
     const sys = new FakeSystem(new Map([[1, 1]]));
-    sys.linkExists = async () => {
+    sys.destroyDevice = async () => {
       throw new TypeError('boom\nsecond line');
     };
-    const r = await run(['cwg_destroy', '1', '1', '0'], io('', { prefix: 'cwg', runBase: '/x', sys }));
+    const r = await run(['cwg_destroy', '1', '1', '0'], io('', { prefix: 'cwg', sys }));
     expect(r).toEqual({ code: 1, stdout: '', stderr: 'cwg_destroy: internal error: boom; second line\n' });
   });
 });

@@ -5,10 +5,11 @@
  * same against the kernel itself.
  */
 import { describe, expect, it } from 'vitest';
-import { native, GSO_EBADHDR, GSO_ENOROOM } from '../../tun/addon.js';
+import { GSO_EBADHDR, GSO_ENOROOM, native } from '../../tun/addon.js';
 import {
   ACK,
   CWR,
+  checksumsValid,
   ECE,
   FIN,
   GSO_ECN,
@@ -16,19 +17,18 @@ import {
   GSO_TCPV4,
   GSO_TCPV6,
   GSO_UDP_L4,
-  NEEDS_CSUM,
-  PSH,
-  checksumsValid,
   get16,
   hex,
+  NEEDS_CSUM,
+  PSH,
   payload,
   superPacket,
+  type TcpFields,
   tcpPacket,
   tcpSegments,
   udpPacket,
   udpSegments,
   vnetBytes,
-  type TcpFields,
 } from '../helpers/offload-packets.js';
 
 const TS_OPT = new Uint8Array([1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78]); // NOP NOP timestamps
@@ -161,7 +161,13 @@ describe('bad virtio headers', () => {
     ['NONE with csum_start past the end', superPacket(whole, 0, { gsoType: GSO_NONE, csumStart: 6000 })],
     ['NONE with the checksum field past the end', superPacket(whole, 0, { gsoType: GSO_NONE, csumStart: 20, csumOffset: 5100 })],
     ['more than 1400 segments', superPacket(whole, 3)],
-    ['a super-packet of 19 bytes', new Uint8Array([...vnetBytes({ flags: NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 40, gsoSize: 10, csumStart: 20, csumOffset: 16 }), ...whole.subarray(0, 19)])],
+    [
+      'a super-packet of 19 bytes',
+      new Uint8Array([
+        ...vnetBytes({ flags: NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 40, gsoSize: 10, csumStart: 20, csumOffset: 16 }),
+        ...whole.subarray(0, 19),
+      ]),
+    ],
   ];
   for (const [what, input] of cases) {
     it(`refuses ${what}`, () => {
@@ -189,7 +195,10 @@ describe('bad virtio headers', () => {
   });
   it('never reads or writes out of bounds on random corruption (and keeps valid checksums)', () => {
     let seed = 7;
-    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
     for (let n = 0; n < 3000; n++) {
       const base = [superPacket(whole, 1000), superPacket(whole6, 700), superPacket(wholeUdp, 1200)][n % 3]!;
       const p = base.slice(0, 10 + Math.floor(rnd() * (base.length - 10)) + 1);
