@@ -343,7 +343,23 @@ static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t 
       for (; j < n; j++) set_status(metas, &msgs[j], -EAGAIN); /* socket buffer full: drop */
       break;
     }
-    if (m->pktinfo_len != 0 && (e == ENETUNREACH || e == EINVAL || e == EADDRNOTAVAIL)) {
+    if (m->n > 1 && (e == EIO || e == EMSGSIZE || e == EINVAL)) {
+      /* Segmentation refused: EIO (the route's device cannot, e.g. IPsec) stops it on this
+       * socket; EMSGSIZE or EINVAL (a segment above the path MTU) only for this message. The
+       * datagrams go one by one, where a sticky source that is gone shows as such. */
+      if (e == EIO) *gso_off = 1;
+      for (int k = 0; k < m->n; k++) {
+        int32_t *mk = metas[m->first + k];
+        int rr = send_one(fd, m, iov, k);
+        if (rr < 0 && m->pktinfo_len != 0 && (rr == -ENETUNREACH || rr == -EINVAL || rr == -EADDRNOTAVAIL)) {
+          for (int d = 0; d < m->n; d++) metas[m->first + d][UDP_M_HASLOCAL] = 2;
+          m->pktinfo_len = 0;
+          rr = send_one(fd, m, iov, k);
+        }
+        mk[UDP_M_STATUS] = rr < 0 ? rr : 0;
+        if (rr == 0) sent++;
+      }
+    } else if (m->pktinfo_len != 0 && (e == ENETUNREACH || e == EINVAL || e == EADDRNOTAVAIL)) {
       /* The sticky source is gone (or unusable): let the routing table choose, and say so. */
       for (int k = 0; k < m->n; k++) metas[m->first + k][UDP_M_HASLOCAL] = 2;
       size_t seg = h->msg_controllen - m->pktinfo_len;
@@ -352,21 +368,8 @@ static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t 
       h->msg_control = seg ? m->ctrl.buf : NULL;
       h->msg_controllen = seg;
       continue; /* again from this message, without the source */
-    }
-    if (m->n > 1 && (e == EIO || e == EMSGSIZE || e == EINVAL)) {
-      /* Segmentation refused: EIO (the route's device cannot, e.g. IPsec) stops it on this
-       * socket; EMSGSIZE (a segment above the path MTU) and EINVAL only for this message. */
-      if (e == EIO) *gso_off = 1;
-      for (int k = 0; k < m->n; k++) {
-        int rr = send_one(fd, m, iov, k);
-        int32_t *mk = metas[m->first + k];
-        mk[UDP_M_STATUS] = rr < 0 ? rr : mk[UDP_M_HASLOCAL] == 2 ? 1 : 0;
-        if (rr == 0) sent++;
-      }
     } else {
-      int32_t st = -e;
-      if (h->msg_controllen == 0 && metas[m->first][UDP_M_HASLOCAL] == 2) st = -e;
-      set_status(metas, m, st);
+      set_status(metas, m, -e);
     }
     j++;
   }
