@@ -6,8 +6,10 @@
  *
  * Data path (no thread-pool job per packet):
  *   TUN batch  -> Device.sendPacket()      -> UdpBind.send() ... UdpBind.flush() (sendmmsg)
- *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
+ *   UDP batch  -> Device.receiveDatagram() -> Tun.queue() / UdpBind.send() ... flush()
  *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
+ * Device sees one inner packet per call either way; the TUN and UDP layers segment what the
+ * kernel hands over in super-packets, and coalesce what a batch queued (docs/IO.md).
  * Every path that can send ends in flush(), so the UDP binds are opened with autoFlush off.
  */
 import type { CryptoSuite } from '../crypto/suite.js';
@@ -89,7 +91,7 @@ export class DeviceHost {
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {
-          this.io.tun.write(packet);
+          this.io.tun.queue(packet);
         },
       },
     });
@@ -209,6 +211,7 @@ export class DeviceHost {
   }
 
   private flush(): void {
+    this.io.tun.flush();
     this.udp?.flush();
   }
 

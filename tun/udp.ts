@@ -3,7 +3,9 @@
  * read in batches with recvmmsg by a uv_poll_t inside the addon, written in batches with
  * sendmmsg. Sticky source: every received Endpoint carries the local address the datagram was
  * sent to (IP_PKTINFO / IPV6_PKTINFO) and its ifindex; replies to such an Endpoint leave from
- * that address. See docs/IO.md.
+ * that address. Offloads (negotiated per socket, see tun/offload.ts): UDP GSO sends a run of
+ * equal-size datagrams to one endpoint as one message, UDP GRO receives a run from one source
+ * as one buffer, split here; the handlers still see one datagram at a time. See docs/IO.md.
  */
 
 import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
@@ -15,6 +17,7 @@ import {
   type PollHandle,
   UDP_M_ADDR_BYTE,
   UDP_M_FAMILY,
+  UDP_M_GSO,
   UDP_M_HASLOCAL,
   UDP_M_IFINDEX,
   UDP_M_LEN,
@@ -24,13 +27,19 @@ import {
   UDP_M_PORT,
   UDP_M_STATUS,
   UDP_META_STRIDE,
+  UDP_OFF_GRO,
+  UDP_OFF_GSO,
+  UDP_SEND_MAX,
   UDP_SLOT,
 } from './addon.js';
 import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
+import { type OffloadSettings, offloadSettings } from './offload.js';
 
-/** Datagrams per recvmmsg / sendmmsg (and per event-loop wake-up). */
+/** Messages per recvmmsg (and per event-loop wake-up); with GRO each may hold many datagrams. */
 export const UDP_BATCH = 64;
+/** Datagrams queued per flush at most (one udpSendBatch call). */
+export const UDP_SEND_BATCH = UDP_SEND_MAX;
 const SEND_AREA = 1 << 20;
 const CACHE_BITS = 10;
 const CACHE_SIZE = 1 << CACHE_BITS; // received-Endpoint cache, direct-mapped (many sources: a handshake flood)
@@ -50,6 +59,20 @@ export interface UdpBindOptions {
   autoFlush?: boolean;
   /** Bind 127.0.0.1 and ::1 instead of every address (tests, the JIT warm-up). */
   loopback?: boolean;
+  /**
+   * Offloads to ask for (default: `offloadSettings()`, all but what WGTS_DISABLE_OFFLOAD
+   * switches off); false for none. What the kernel granted is in `bind.offload`.
+   */
+  offload?: Partial<Pick<OffloadSettings, 'udpGso' | 'udpGro'>> | false;
+}
+
+/** What a UdpBind's sockets do, as negotiated with the kernel. */
+export interface UdpOffload {
+  /** UDP GSO on sends, per family (turned off for good when the kernel refuses it with EIO). */
+  readonly gso4: boolean;
+  readonly gso6: boolean;
+  /** UDP GRO on receives. */
+  readonly gro: boolean;
 }
 
 export interface UdpStats {
@@ -59,6 +82,11 @@ export interface UdpStats {
   sendErrors: number;
   /** Sends whose sticky source the kernel rejected (then sent without it). */
   stickyFailures: number;
+  /** GSO sends, and the datagrams that left in them (in txDatagrams). */
+  txGsoSends: number;
+  txGsoDatagrams: number;
+  /** Received buffers that the kernel had coalesced (GRO), split into rxDatagrams. */
+  rxGroBuffers: number;
 }
 
 /** Error thrown by `UdpBind.open`, with the errno name in `code` (e.g. 'EADDRINUSE'). */
@@ -76,7 +104,9 @@ export class UdpBind {
   readonly port: number;
   /** Which families are bound (an IPv6-less kernel gives only IPv4, and vice versa). */
   readonly families: { readonly v4: boolean; readonly v6: boolean };
-  readonly stats: UdpStats = { rxDatagrams: 0, txDatagrams: 0, sendErrors: 0, stickyFailures: 0 };
+  readonly stats: UdpStats = { rxDatagrams: 0, txDatagrams: 0, sendErrors: 0, stickyFailures: 0, txGsoSends: 0, txGsoDatagrams: 0, rxGroBuffers: 0 };
+  #ctl = new Int32Array(3); // [GSO bits, GSO sends, their datagrams], updated by the addon
+  #gro = false;
 
   #fd4: number;
   #fd6: number;
@@ -93,9 +123,9 @@ export class UdpBind {
   #cacheEps: (Endpoint | null)[] = new Array<Endpoint | null>(CACHE_SIZE).fill(null);
   // send side
   #sbuf = new Uint8Array(SEND_AREA);
-  #smeta = new Int32Array(UDP_BATCH * UDP_META_STRIDE);
+  #smeta = new Int32Array(UDP_SEND_BATCH * UDP_META_STRIDE);
   #smeta8 = new Uint8Array(this.#smeta.buffer);
-  #seps: (Endpoint | null)[] = new Array<Endpoint | null>(UDP_BATCH).fill(null);
+  #seps: (Endpoint | null)[] = new Array<Endpoint | null>(UDP_SEND_BATCH).fill(null);
   #scount = 0;
   #soff = 0;
   #flushQueued = false;
@@ -133,7 +163,37 @@ export class UdpBind {
       out.code = code;
       throw out;
     }
-    return new UdpBind(r[0], r[1], r[2], opts.autoFlush ?? true);
+    const bind = new UdpBind(r[0], r[1], r[2], opts.autoFlush ?? true);
+    bind.#negotiate(opts.offload);
+    return bind;
+  }
+
+  /** Asks each socket for the offloads wanted; what a kernel lacks stays off. */
+  #negotiate(opt: UdpBindOptions['offload']): void {
+    if (opt === false) return;
+    const env = offloadSettings();
+    const gso = opt?.udpGso ?? env.udpGso;
+    const gro = opt?.udpGro ?? env.udpGro;
+    if (!gso && !gro) return;
+    let bits = 0;
+    let groOn = this.#fd4 >= 0 || this.#fd6 >= 0;
+    for (const [fd, bit] of [
+      [this.#fd4, 1],
+      [this.#fd6, 2],
+    ] as const) {
+      if (fd < 0) continue;
+      const got = native().udpSetOffload(fd, gro);
+      if (gso && (got & UDP_OFF_GSO) !== 0) bits |= bit;
+      if ((got & UDP_OFF_GRO) === 0) groOn = false;
+    }
+    this.#ctl[0] = bits;
+    this.#gro = gro && groOn;
+  }
+
+  /** The offloads in use now. */
+  get offload(): UdpOffload {
+    const bits = this.#ctl[0]!;
+    return { gso4: (bits & 1) !== 0, gso6: (bits & 2) !== 0, gro: this.#gro };
   }
 
   /**
@@ -179,15 +239,29 @@ export class UdpBind {
     const meta = this.#rmeta!;
     const onDatagram = this.#onDatagram;
     let i = 0;
+    let n = 0;
     if (onDatagram) {
       for (; i < count && !this.#closed && this.#polls.length > 0; i++) {
         const base = i * UDP_META_STRIDE;
         const off = meta[base + UDP_M_OFF]!;
         const len = meta[base + UDP_M_LEN]!;
-        onDatagram(buf.subarray(off, off + len), this.#endpoint(base));
+        const gso = meta[base + UDP_M_GSO]!;
+        if (gso === 0) {
+          onDatagram(buf.subarray(off, off + len), this.#endpoint(base));
+          n++;
+          continue;
+        }
+        // A GRO buffer: datagrams of `gso` bytes from one source, the last one maybe shorter.
+        const ep = this.#endpoint(base);
+        const end = off + len;
+        this.stats.rxGroBuffers++;
+        for (let o = off; o < end && !this.#closed && this.#polls.length > 0; o += gso) {
+          onDatagram(buf.subarray(o, Math.min(o + gso, end)), ep);
+          n++;
+        }
       }
     }
-    this.stats.rxDatagrams += i;
+    this.stats.rxDatagrams += n;
     if (i > 0 && this.#onBatchEnd) this.#onBatchEnd();
     if (errno !== 0) {
       const err = new Error(fromPoll ? 'UDP socket: POLLERR (no longer read)' : `UDP receive: ${errnoName(errno)}`) as UdpBindError;
@@ -243,7 +317,7 @@ export class UdpBind {
       this.stats.sendErrors++;
       return false;
     }
-    if (this.#scount === UDP_BATCH || this.#soff + len > SEND_AREA) this.flush();
+    if (this.#scount === UDP_SEND_BATCH || this.#soff + len > SEND_AREA) this.flush();
     const i = this.#scount++;
     const off = this.#soff;
     this.#sbuf.set(data, off);
@@ -295,10 +369,16 @@ export class UdpBind {
     const count = this.#scount;
     if (count === 0 || this.#closed) return 0;
     const m = this.#smeta;
-    const sent = native().udpSendBatch(this.#fd4, this.#fd6, this.#sbuf, m, count);
+    const ctl = this.#ctl;
+    const sent = native().udpSendBatch(this.#fd4, this.#fd6, this.#sbuf, m, count, ctl);
     this.#scount = 0;
     this.#soff = 0;
     this.stats.txDatagrams += sent;
+    if (ctl[1] !== 0) {
+      this.stats.txGsoSends += ctl[1]!;
+      this.stats.txGsoDatagrams += ctl[2]!;
+      ctl[1] = ctl[2] = 0;
+    }
     this.stats.sendErrors += count - sent;
     for (let i = 0; i < count; i++) {
       const base = i * UDP_META_STRIDE;
