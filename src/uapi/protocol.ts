@@ -19,8 +19,13 @@ export const EINVAL = 22; // IpcErrorInvalid: a key or value is invalid
 export const ENOANO = 55; // IpcErrorUnknown: an unexpected internal failure
 export const EPROTO = 71; // IpcErrorProtocol: a malformed line (no '='), an unknown operation
 export const EADDRINUSE = 98; // IpcErrorPortInUse: listen_port / fwmark could not be applied
+// Our server's limits (see server.ts); wireguard-go has none of these.
+export const EBUSY = 16; // too many connections at once
+export const EMSGSIZE = 90; // a set transaction longer than its limit (bytes or lines)
+export const ENOBUFS = 105; // the connections together buffer more than their budget
+export const ETIMEDOUT = 110; // a connection idle longer than the idle timeout
 
-export const UAPI_ERRNO = { EIO, EINVAL, ENOANO, EPROTO, EADDRINUSE } as const;
+export const UAPI_ERRNO = { EIO, EINVAL, ENOANO, EPROTO, EADDRINUSE, EBUSY, EMSGSIZE, ENOBUFS, ETIMEDOUT } as const;
 
 export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 
@@ -29,7 +34,7 @@ export function uapiSocketPath(ifname: string, dir: string = DEFAULT_SOCKET_DIR)
   return `${dir}/${ifname}.sock`;
 }
 
-export type ParseSetResult = { change: DeviceChange } | { errno: number; message: string };
+export type ParseSetResult = { change: DeviceChange } | SetFailure;
 
 /** A UAPI failure with its (positive) errno. */
 export class UapiError extends Error {
@@ -114,26 +119,165 @@ export function formatEndpoint(e: Endpoint): string {
   return `[${e.address}${zone}]:${e.port}`;
 }
 
-const fail = (errno: number, message: string): { errno: number; message: string } => ({ errno, message });
+/** A set transaction that cannot be applied: its (positive) errno and a one-line reason. */
+export interface SetFailure {
+  errno: number;
+  message: string;
+}
+
+const fail = (errno: number, message: string): SetFailure => ({ errno, message });
 
 /**
- * Parse and validate a whole `set=1` transaction: the key=value lines after "set=1" (an array
- * of lines, or text separated by '\n'; an empty line ends the transaction, as on the wire).
- * Nothing is applied here: either every line is valid and the change is returned, or an errno
- * (EINVAL for a bad key or value, EPROTO for a line without '=') with a message.
+ * Heap bytes a peer section holds while its transaction is open (its PeerChange, public key,
+ * preshared key, endpoint and bookkeeping): an upper estimate, measured on V8 at ~400.
+ */
+const PEER_SECTION_BYTES = 512;
+/** What the change itself and the parser hold before any line (an estimate). */
+const BASE_BYTES = 256;
+/** One stored allowed IP: family, prefix, 16 address bytes (an IPv4 address uses the first 4). */
+const CIDR_SLOT = 18;
+/** Allowed IPs per storage chunk (~144 KiB a chunk). */
+const CIDRS_PER_CHUNK = 8192;
+
+/**
+ * The allowed IPs of an open transaction, 18 bytes each in fixed-size chunks instead of one
+ * Cidr object (~160 bytes on V8) per line: what an open transaction holds stays below the
+ * size of its text. Cidr objects are made only by `take`, when the transaction is applied.
+ */
+class CidrStore {
+  private chunks: Uint8Array[] = [];
+  private n = 0;
+
+  get length(): number {
+    return this.n;
+  }
+
+  /** Bytes allocated. */
+  get bytes(): number {
+    return this.chunks.length * CIDRS_PER_CHUNK * CIDR_SLOT;
+  }
+
+  push(c: Cidr): void {
+    const ci = Math.floor(this.n / CIDRS_PER_CHUNK);
+    if (ci === this.chunks.length) this.chunks.push(new Uint8Array(CIDRS_PER_CHUNK * CIDR_SLOT));
+    const chunk = this.chunks[ci]!;
+    const off = (this.n % CIDRS_PER_CHUNK) * CIDR_SLOT;
+    chunk[off] = c.family;
+    chunk[off + 1] = c.prefix;
+    chunk.set(c.bytes, off + 2);
+    this.n++;
+  }
+
+  /** Forget every entry from index `n` on (and the chunks no longer used). */
+  truncate(n: number): void {
+    if (n >= this.n) return;
+    this.n = n;
+    this.chunks.length = Math.ceil(n / CIDRS_PER_CHUNK);
+  }
+
+  /** Entries [from, to) as Cidr objects (fresh copies). */
+  take(from: number, to: number): Cidr[] {
+    const out: Cidr[] = new Array<Cidr>(to - from);
+    for (let i = from; i < to; i++) {
+      const chunk = this.chunks[Math.floor(i / CIDRS_PER_CHUNK)]!;
+      const off = (i % CIDRS_PER_CHUNK) * CIDR_SLOT;
+      const family = chunk[off] === 6 ? 6 : 4;
+      out[i - from] = { family, bytes: chunk.slice(off + 2, off + 2 + (family === 4 ? 4 : 16)), prefix: chunk[off + 1]! };
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.n = 0;
+  }
+}
+
+/**
+ * An incremental parser for one `set=1` transaction: feed it the key=value lines as they
+ * arrive (`line`), then `finish` it at the blank line. Each line is validated when it arrives
+ * and only its validated meaning is kept (allowed IPs compactly, see CidrStore), never the
+ * text, so `heldBytes` (what the open transaction holds) stays bounded by its input.
+ *
+ * Nothing is applied here: `finish` returns either the whole change, when every line was
+ * valid, or the first failure (EINVAL for a bad key or value, EPROTO for a line without '=').
+ * After a failure later lines are only counted, not parsed, and hold nothing.
  *
  * Semantics follow wireguard-go: device keys (private_key, listen_port, fwmark, replace_peers)
  * come before the first public_key; every public_key starts a peer section; `remove=true`
  * makes the rest of its section ignored (but still validated); `replace_allowed_ips=true`
  * drops the allowed IPs listed before it in the same section too.
  */
-export function parseSet(input: readonly string[] | string): ParseSetResult {
-  const lines = typeof input === 'string' ? input.split('\n') : input;
-  const change: DeviceChange = { peers: [] };
-  let peer: PeerChange | null = null;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === '') break; // blank line: end of the transaction
+export class SetParser {
+  private change: DeviceChange = { peers: [] };
+  private peer: PeerChange | null = null;
+  /** Index in `cidrs` where each peer section's allowed IPs start (parallel to change.peers). */
+  private starts: number[] = [];
+  private readonly cidrs = new CidrStore();
+  private failure: SetFailure | null = null;
+  private finished = false;
+
+  constructor(private readonly zoneIndex: ZoneResolver = interfaceIndex) {}
+
+  /** The first failure so far, or null while every line was valid. */
+  get failed(): SetFailure | null {
+    return this.failure;
+  }
+
+  /** An upper estimate of the heap bytes this open transaction holds. */
+  get heldBytes(): number {
+    if (this.failure || this.finished) return 0;
+    return BASE_BYTES + this.change.peers.length * PEER_SECTION_BYTES + this.cidrs.bytes;
+  }
+
+  /**
+   * One key=value line (without its '\n'; the blank line that ends the transaction goes to
+   * `finish` instead). Returns false once the transaction has failed.
+   */
+  line(line: string): boolean {
+    if (this.failure || this.finished) return false;
+    const f = this.parseLine(line);
+    if (f) {
+      this.failure = f;
+      this.release();
+      return false;
+    }
+    return true;
+  }
+
+  /** End of the transaction: the validated change, or the first failure. The parser is spent. */
+  finish(): ParseSetResult {
+    if (this.finished) return fail(ENOANO, 'set transaction already finished');
+    this.finished = true;
+    if (this.failure) return this.failure;
+    const change = this.change;
+    const peers = change.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      if (p.remove) {
+        // The other fields are ignored for a removed peer: make that explicit.
+        delete p.updateOnly;
+        delete p.presharedKey;
+        delete p.endpoint;
+        delete p.persistentKeepalive;
+        delete p.replaceAllowedIps;
+        p.allowedIps = [];
+      } else {
+        p.allowedIps = this.cidrs.take(this.starts[i]!, i + 1 < peers.length ? this.starts[i + 1]! : this.cidrs.length);
+      }
+    }
+    this.release();
+    return { change };
+  }
+
+  private release(): void {
+    this.change = { peers: [] };
+    this.peer = null;
+    this.starts = [];
+    this.cidrs.clear();
+  }
+
+  private parseLine(line: string): SetFailure | null {
     const eq = line.indexOf('=');
     // Not echoed: a mistyped line may hold key material, which never goes to a log.
     if (eq < 0) return fail(EPROTO, `failed to parse a line of ${line.length} characters: no '='`);
@@ -147,12 +291,15 @@ export function parseSet(input: readonly string[] | string): ParseSetResult {
       } catch (e) {
         return fail(EINVAL, `failed to get peer by public key: ${(e as Error).message}`);
       }
-      peer = { publicKey: pk, allowedIps: [] };
-      change.peers.push(peer);
-      continue;
+      this.peer = { publicKey: pk, allowedIps: [] };
+      this.change.peers.push(this.peer);
+      this.starts.push(this.cidrs.length);
+      return null;
     }
 
+    const peer = this.peer;
     if (peer === null) {
+      const change = this.change;
       switch (key) {
         case 'private_key': {
           let k: Uint8Array;
@@ -162,41 +309,42 @@ export function parseSet(input: readonly string[] | string): ParseSetResult {
             return fail(EINVAL, `failed to set private_key: ${(e as Error).message}`);
           }
           change.privateKey = isZero(k) ? null : k;
-          break;
+          return null;
         }
         case 'listen_port': {
           const p = parseUint(value, 65535);
           if (p === null) return fail(EINVAL, `failed to parse listen_port: invalid value ${echo(value)}`);
           change.listenPort = p;
-          break;
+          return null;
         }
         case 'fwmark': {
           const m = parseUint(value, 0xffffffff);
           if (m === null) return fail(EINVAL, `invalid fwmark: ${echo(value)}`);
           change.fwmark = m;
-          break;
+          return null;
         }
         case 'replace_peers':
           if (value !== 'true') return fail(EINVAL, `failed to set replace_peers, invalid value: ${echo(value)}`);
           change.replacePeers = true;
-          break;
+          return null;
         default:
           return fail(EINVAL, `invalid UAPI device key: ${echo(key)}`);
       }
-      continue;
     }
 
     // Peer section. Lines after remove=true are validated but have no effect.
     const live = !peer.remove;
+    const sectionStart = this.starts[this.starts.length - 1]!;
     switch (key) {
       case 'update_only':
         if (value !== 'true') return fail(EINVAL, `failed to set update only, invalid value: ${echo(value)}`);
         if (live) peer.updateOnly = true;
-        break;
+        return null;
       case 'remove':
         if (value !== 'true') return fail(EINVAL, `failed to set remove, invalid value: ${echo(value)}`);
         peer.remove = true;
-        break;
+        this.cidrs.truncate(sectionStart); // a removed peer's allowed IPs are dropped
+        return null;
       case 'preshared_key': {
         let k: Uint8Array;
         try {
@@ -205,27 +353,27 @@ export function parseSet(input: readonly string[] | string): ParseSetResult {
           return fail(EINVAL, `failed to set preshared key: ${(e as Error).message}`);
         }
         if (live) peer.presharedKey = isZero(k) ? null : k;
-        break;
+        return null;
       }
       case 'endpoint': {
-        const ep = parseEndpoint(value);
+        const ep = parseEndpoint(value, this.zoneIndex);
         if (typeof ep === 'string') return fail(EINVAL, `failed to set endpoint: ${ep}`);
         if (live) peer.endpoint = ep;
-        break;
+        return null;
       }
       case 'persistent_keepalive_interval': {
         const s = parseUint(value, 65535);
         if (s === null) return fail(EINVAL, `failed to set persistent keepalive interval: invalid value ${echo(value)}`);
         if (live) peer.persistentKeepalive = s;
-        break;
+        return null;
       }
       case 'replace_allowed_ips':
         if (value !== 'true') return fail(EINVAL, `failed to replace allowedips, invalid value: ${echo(value)}`);
         if (live) {
           peer.replaceAllowedIps = true;
-          peer.allowedIps.length = 0;
+          this.cidrs.truncate(sectionStart);
         }
-        break;
+        return null;
       case 'allowed_ip': {
         let c: Cidr;
         try {
@@ -233,28 +381,32 @@ export function parseSet(input: readonly string[] | string): ParseSetResult {
         } catch (e) {
           return fail(EINVAL, `failed to set allowed ip: ${(e as Error).message}`);
         }
-        if (live) peer.allowedIps.push(c);
-        break;
+        if (live) this.cidrs.push(c);
+        return null;
       }
       case 'protocol_version':
         if (value !== '1') return fail(EINVAL, `invalid protocol version: ${echo(value)}`);
-        break;
+        return null;
       default:
         return fail(EINVAL, `invalid UAPI peer key: ${echo(key)}`);
     }
   }
-  for (const p of change.peers) {
-    if (p.remove) {
-      // The other fields are ignored for a removed peer: make that explicit.
-      delete p.updateOnly;
-      delete p.presharedKey;
-      delete p.endpoint;
-      delete p.persistentKeepalive;
-      delete p.replaceAllowedIps;
-      p.allowedIps = [];
-    }
+}
+
+/**
+ * Parse and validate a whole `set=1` transaction: the key=value lines after "set=1" (an array
+ * of lines, or text separated by '\n'; an empty line ends the transaction, as on the wire).
+ * Nothing is applied here: either every line is valid and the change is returned, or the first
+ * failure (see SetParser, which this feeds line by line).
+ */
+export function parseSet(input: readonly string[] | string, zoneIndex: ZoneResolver = interfaceIndex): ParseSetResult {
+  const lines = typeof input === 'string' ? input.split('\n') : input;
+  const parser = new SetParser(zoneIndex);
+  for (const line of lines) {
+    if (line === '') break; // blank line: end of the transaction
+    if (!parser.line(line)) break;
   }
-  return { change };
+  return parser.finish();
 }
 
 /** An unsigned integer in decimal, never in exponent notation. */
