@@ -4,9 +4,9 @@
  * (default 10). Each device is destroyed and its container stopped after the measurement.
  * Reports the median (target: at most 1 s), the minimum and the maximum.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readlinkSync, statSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { existsSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     }
   }
   const med = median(times);
-  console.log(`cwg_create latency over ${runs} runs: median ${med.toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms (target: median <= ${TARGET_MS} ms: ${med <= TARGET_MS ? 'met' : 'NOT met'})`);
+  console.log(
+    `cwg_create latency over ${runs} runs: median ${med.toFixed(0)} ms, min ${Math.min(...times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms (target: median <= ${TARGET_MS} ms: ${med <= TARGET_MS ? 'met' : 'NOT met'})`,
+  );
 }
 
 main().catch((e: unknown) => {

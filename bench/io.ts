@@ -15,13 +15,13 @@
  *                (koffi cannot hook an fd into libuv: no readiness, so it has to poll)
  * Needs root; takes about (strategies x sizes x seconds) seconds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { read as fsRead } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Tun } from '../tun/tun.js';
 import { native, POLL_TUN } from '../tun/addon.js';
 import * as ipx from '../tun/ip.js';
+import { Tun } from '../tun/tun.js';
 import { UdpBind } from '../tun/udp.js';
 
 const TUN_NAME = 'wgbench0';

@@ -1,13 +1,13 @@
 /**
- * AEADs. ChaCha20-Poly1305 (RFC 8439) sits behind a provider seam so the data path can use
- * the fastest implementation available: `openssl` (Node's own OpenSSL through our addon with a
- * reused context, see openssl.ts), `nodeAead` (OpenSSL through node:crypto) or `nobleAead`
- * (pure JS). All pass the same known-answer tests; `npm run bench` justifies the default.
- * XChaCha20-Poly1305 (cookie replies) comes from @noble/ciphers: OpenSSL has no XChaCha.
+ * AEADs. ChaCha20-Poly1305 (RFC 8439) sits behind `AeadProvider`, one of the three provider
+ * shapes of crypto/ (with X25519Provider and Blake2sProvider, bundled as a CryptoSuite in
+ * suite.ts). Two implementations live here: `nodeAead` (OpenSSL through node:crypto) and
+ * `nobleAead` (pure JS); tun/openssl.ts adds the addon's. All pass the same known-answer tests
+ * (test/unit/crypto-kat.test.ts). XChaCha20-Poly1305 (cookie replies only, rare) comes from
+ * @noble/ciphers: OpenSSL has no XChaCha.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { opensslAead } from './openssl.js';
 
 export const TAG_LEN = 16;
 export const NONCE_LEN = 12;
@@ -61,7 +61,7 @@ function keyObject(key: Uint8Array): KeyObject {
   return k;
 }
 
-/** ChaCha20-Poly1305 from OpenSSL through node:crypto. */
+/** ChaCha20-Poly1305 from OpenSSL through node:crypto (a Cipher object per call). */
 export const nodeAead: AeadProvider = {
   name: 'node',
   seal(key, nonce, plaintext, aad, out, padding = 0) {
@@ -97,36 +97,31 @@ export const nodeAead: AeadProvider = {
   },
 };
 
-/** Every provider available here, by name. */
-export const providers: Record<string, AeadProvider> = { node: nodeAead, noble: nobleAead };
-const openssl = opensslAead();
-if (openssl) providers.openssl = openssl;
-
-/**
- * The data-path default, chosen by `npm run bench`: `openssl` when the addon is built (about 6x
- * node:crypto and 20x noble on 1420-byte packets), else `node`. WG_TS_AEAD=name overrides it.
- */
-export const defaultAead: AeadProvider = providers[process.env.WG_TS_AEAD ?? ''] ?? openssl ?? nodeAead;
-
 /** Nonce for counter-based ChaCha20-Poly1305 in WireGuard: 4 zero bytes then the 64-bit LE counter. */
 export function counterNonce(counter: number, out: Uint8Array = new Uint8Array(NONCE_LEN)): Uint8Array {
   out[0] = out[1] = out[2] = out[3] = 0;
   const lo = counter >>> 0;
   const hi = Math.floor(counter / 0x100000000) >>> 0;
-  out[4] = lo & 0xff; out[5] = (lo >>> 8) & 0xff; out[6] = (lo >>> 16) & 0xff; out[7] = lo >>> 24;
-  out[8] = hi & 0xff; out[9] = (hi >>> 8) & 0xff; out[10] = (hi >>> 16) & 0xff; out[11] = hi >>> 24;
+  out[4] = lo & 0xff;
+  out[5] = (lo >>> 8) & 0xff;
+  out[6] = (lo >>> 16) & 0xff;
+  out[7] = lo >>> 24;
+  out[8] = hi & 0xff;
+  out[9] = (hi >>> 8) & 0xff;
+  out[10] = (hi >>> 16) & 0xff;
+  out[11] = hi >>> 24;
   return out;
 }
 
 /** AEAD(key, counter, plaintext, aad) as the handshake uses it; returns a fresh buffer. */
-export function aeadSeal(key: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array, provider: AeadProvider = defaultAead): Uint8Array {
+export function aeadSeal(provider: AeadProvider, key: Uint8Array, counter: number, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
   const out = new Uint8Array(plaintext.length + TAG_LEN);
   provider.seal(key, counterNonce(counter), plaintext, aad, out);
   return out;
 }
 
 /** Inverse of aeadSeal; null when authentication fails. */
-export function aeadOpen(key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, provider: AeadProvider = defaultAead): Uint8Array | null {
+export function aeadOpen(provider: AeadProvider, key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
   if (sealed.length < TAG_LEN) return null;
   const out = new Uint8Array(sealed.length - TAG_LEN);
   return provider.open(key, counterNonce(counter), sealed, aad, out) ? out : null;

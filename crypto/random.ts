@@ -11,12 +11,6 @@ export function randomBytes(n: number, rng: Rng = systemRng): Uint8Array {
   return rng(new Uint8Array(n));
 }
 
-/** A uniformly random unsigned 32-bit integer. */
-export function randomU32(rng: Rng = systemRng): number {
-  const b = rng(new Uint8Array(4));
-  return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
-}
-
 /**
  * Uniformly random 16-bit integers drawn from `rng` a block at a time: one call into the CSPRNG
  * per `block / 2` draws. For values that are drawn often and need no secrecy, such as timer

@@ -1,13 +1,21 @@
 /**
- * X25519 (RFC 7748). Two providers pass the same known-answer tests: `noble` (@noble/curves,
- * pure JS) and `openssl` (Node's own OpenSSL through our addon, ~40x faster, the default when
- * built). WG_TS_X25519=noble forces the pure-JS one.
+ * X25519 (RFC 7748) behind `X25519Provider`. Here: `nodeX25519` (OpenSSL through node:crypto
+ * KeyObjects) and `nobleX25519` (@noble/curves, pure JS); tun/openssl.ts adds the addon's. Key
+ * generation and clamping as `wg genkey` does them.
  */
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { systemRng, type Rng } from './random.js';
-import { opensslX25519, type X25519Provider } from './openssl.js';
+import { type Rng, systemRng } from './random.js';
 
-export type { X25519Provider } from './openssl.js';
+export const KEY_LEN = 32;
+
+export interface X25519Provider {
+  readonly name: string;
+  /** The public key of a private key (X25519 with the base point 9). */
+  publicKey(privateKey: Uint8Array): Uint8Array;
+  /** DH(private, public); null when the result is all zeros (a low-order public key). */
+  dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
+}
 
 export const nobleX25519: X25519Provider = {
   name: 'noble',
@@ -21,14 +29,45 @@ export const nobleX25519: X25519Provider = {
   },
 };
 
-/** Every X25519 provider available here, by name. */
-export const x25519Providers: Record<string, X25519Provider> = { noble: nobleX25519 };
-const native = opensslX25519();
-if (native) x25519Providers.openssl = native;
+// DER framings of a raw X25519 key (RFC 8410): node:crypto imports keys only in a container.
+const PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI = Buffer.from('302a300506032b656e032100', 'hex');
 
-export const defaultX25519: X25519Provider = x25519Providers[process.env.WG_TS_X25519 ?? ''] ?? native ?? nobleX25519;
+/**
+ * Keeps the imported KeyObject per private-key array (a handshake uses each of its keys two or
+ * three times, and the import is most of the cost). The cache holds a copy of the bytes and
+ * checks it, so an array whose contents change (zeroed, reused) never reuses a stale key.
+ */
+export function keyCache<H>(importKey: (privateKey: Uint8Array) => H): (privateKey: Uint8Array) => H {
+  const imported = new WeakMap<Uint8Array, { bytes: Uint8Array; handle: H }>();
+  return (privateKey) => {
+    const hit = imported.get(privateKey);
+    if (hit !== undefined && hit.bytes.length === privateKey.length && timingSafeEqual(hit.bytes, privateKey)) return hit.handle;
+    const handle = importKey(privateKey);
+    imported.set(privateKey, { bytes: privateKey.slice(), handle });
+    return handle;
+  };
+}
 
-export const KEY_LEN = 32;
+const nodePrivate = keyCache((k): KeyObject => createPrivateKey({ key: Buffer.concat([PKCS8, k]), format: 'der', type: 'pkcs8' }));
+
+export const nodeX25519: X25519Provider = {
+  name: 'node',
+  publicKey(privateKey) {
+    const der = createPublicKey(nodePrivate(privateKey)).export({ format: 'der', type: 'spki' });
+    return new Uint8Array(der.subarray(SPKI.length));
+  },
+  dh(privateKey, peerPublicKey) {
+    if (peerPublicKey.length !== KEY_LEN) return null;
+    try {
+      const pub = createPublicKey({ key: Buffer.concat([SPKI, peerPublicKey]), format: 'der', type: 'spki' });
+      const s = diffieHellman({ privateKey: nodePrivate(privateKey), publicKey: pub });
+      return new Uint8Array(s.buffer, s.byteOffset, s.length);
+    } catch {
+      return null; // OpenSSL refuses an all-zero result
+    }
+  },
+};
 
 /** Clamp a private key in place the way `wg genkey` does (RFC 7748 §5) and return it. */
 export function clampPrivateKey(k: Uint8Array): Uint8Array {
@@ -43,15 +82,7 @@ export function generatePrivateKey(rng: Rng = systemRng): Uint8Array {
   return clampPrivateKey(rng(new Uint8Array(KEY_LEN)));
 }
 
-/** The public key for a private key (X25519 with the base point 9). */
-export function publicKey(privateKey: Uint8Array): Uint8Array {
-  return defaultX25519.publicKey(privateKey);
-}
-
-/**
- * DH(private, public). Returns null when the result is the all-zero point
- * (a low-order public key), which WireGuard treats as a failed handshake.
- */
-export function dh(privateKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array | null {
-  return defaultX25519.dh(privateKey, peerPublicKey);
+/** The public key for a private key. */
+export function publicKey(privateKey: Uint8Array, provider: X25519Provider = nodeX25519): Uint8Array {
+  return provider.publicKey(privateKey);
 }

@@ -15,39 +15,32 @@
  * cookie reply for it once, and uses the cookie for mac2 for COOKIE_SECRET_MAX_AGE minus
  * COOKIE_SECRET_LATENCY.
  */
-import { hash, mac } from '../crypto/blake2s.js';
+
 import { xaeadOpen, xaeadSeal } from '../crypto/aead.js';
+import { type Blake2sProvider, nodeBlake2s } from '../crypto/blake2s.js';
 import { equalBytes } from '../crypto/keys.js';
 import type { Rng } from '../crypto/random.js';
-import {
-  COOKIE_LEN,
-  COOKIE_NONCE_LEN,
-  COOKIE_SECRET_LATENCY,
-  COOKIE_SECRET_MAX_AGE,
-  HASH_LEN,
-  LABEL_COOKIE_BYTES,
-  LABEL_MAC1_BYTES,
-} from './constants.js';
-import { serializeCookieReply, type CookieReply } from './messages.js';
+import { COOKIE_LEN, COOKIE_NONCE_LEN, COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, HASH_LEN, LABEL_COOKIE_BYTES, LABEL_MAC1_BYTES } from './constants.js';
+import { type CookieReply, serializeCookieReply } from './messages.js';
 
 /** HASH("mac1----" || publicKey): the key of mac1 for messages sent to `publicKey`. */
-export function mac1Key(publicKey: Uint8Array): Uint8Array {
-  return hash(LABEL_MAC1_BYTES, publicKey);
+export function mac1Key(publicKey: Uint8Array, b2: Blake2sProvider = nodeBlake2s): Uint8Array {
+  return b2.hash(LABEL_MAC1_BYTES, publicKey);
 }
 
 /** HASH("cookie--" || publicKey): the key of cookie replies sent by `publicKey`. */
-export function cookieKey(publicKey: Uint8Array): Uint8Array {
-  return hash(LABEL_COOKIE_BYTES, publicKey);
+export function cookieKey(publicKey: Uint8Array, b2: Blake2sProvider = nodeBlake2s): Uint8Array {
+  return b2.hash(LABEL_COOKIE_BYTES, publicKey);
 }
 
 /** mac1 of a whole handshake message (initiation or response): it covers everything before it. */
-export function computeMac1(key: Uint8Array, msg: Uint8Array): Uint8Array {
-  return mac(key, msg.subarray(0, msg.length - 2 * COOKIE_LEN));
+export function computeMac1(key: Uint8Array, msg: Uint8Array, b2: Blake2sProvider = nodeBlake2s): Uint8Array {
+  return b2.mac(key, msg.subarray(0, msg.length - 2 * COOKIE_LEN));
 }
 
 /** mac2 of a whole handshake message: it covers everything before it, mac1 included. */
-export function computeMac2(cookie: Uint8Array, msg: Uint8Array): Uint8Array {
-  return mac(cookie, msg.subarray(0, msg.length - COOKIE_LEN));
+export function computeMac2(cookie: Uint8Array, msg: Uint8Array, b2: Blake2sProvider = nodeBlake2s): Uint8Array {
+  return b2.mac(cookie, msg.subarray(0, msg.length - COOKIE_LEN));
 }
 
 export function mac1Of(msg: Uint8Array): Uint8Array {
@@ -65,26 +58,29 @@ export class CookieChecker {
   private readonly secret = new Uint8Array(HASH_LEN);
   private secretBirth = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly rng: Rng) {}
+  constructor(
+    private readonly rng: Rng,
+    private readonly b2: Blake2sProvider = nodeBlake2s,
+  ) {}
 
   /** Set (or clear) the device's public key, from which the mac1 and cookie keys derive. */
   setPublicKey(publicKey: Uint8Array | null): void {
     this.mac1Key?.fill(0);
     this.cookieKey?.fill(0);
-    this.mac1Key = publicKey ? mac1Key(publicKey) : null;
-    this.cookieKey = publicKey ? cookieKey(publicKey) : null;
+    this.mac1Key = publicKey ? mac1Key(publicKey, this.b2) : null;
+    this.cookieKey = publicKey ? cookieKey(publicKey, this.b2) : null;
   }
 
   /** Whether mac1 of the handshake message `msg` is right (false with no key). */
   checkMac1(msg: Uint8Array): boolean {
     if (!this.mac1Key) return false;
-    return equalBytes(computeMac1(this.mac1Key, msg), mac1Of(msg));
+    return equalBytes(computeMac1(this.mac1Key, msg, this.b2), mac1Of(msg));
   }
 
   /** Whether mac2 of `msg` was made with the cookie of `source` (its IP bytes || BE port). */
   checkMac2(msg: Uint8Array, source: Uint8Array, now: number): boolean {
     const cookie = this.makeCookie(source, now);
-    const ok = equalBytes(computeMac2(cookie, msg), mac2Of(msg));
+    const ok = equalBytes(computeMac2(cookie, msg, this.b2), mac2Of(msg));
     cookie.fill(0);
     return ok;
   }
@@ -104,7 +100,7 @@ export class CookieChecker {
       this.rng(this.secret);
       this.secretBirth = now;
     }
-    return mac(this.secret, source);
+    return this.b2.mac(this.secret, source);
   }
 
   zero(): void {
@@ -125,9 +121,12 @@ export class CookieState {
   private haveSentMac1 = false;
 
   /** `peerPublicKey`: the static key of the peer the handshake messages go to. */
-  constructor(peerPublicKey: Uint8Array) {
-    this.mac1Key = mac1Key(peerPublicKey);
-    this.cookieKey = cookieKey(peerPublicKey);
+  constructor(
+    peerPublicKey: Uint8Array,
+    private readonly b2: Blake2sProvider = nodeBlake2s,
+  ) {
+    this.mac1Key = mac1Key(peerPublicKey, b2);
+    this.cookieKey = cookieKey(peerPublicKey, b2);
   }
 
   /** Whether a cookie is held that is still fresh enough to send as mac2. */
@@ -137,11 +136,11 @@ export class CookieState {
 
   /** Fill in mac1 and mac2 of the handshake message `msg` in place. */
   addMacs(msg: Uint8Array, now: number): void {
-    const m1 = computeMac1(this.mac1Key, msg);
+    const m1 = computeMac1(this.mac1Key, msg, this.b2);
     mac1Of(msg).set(m1);
     this.lastMac1Sent.set(m1);
     this.haveSentMac1 = true;
-    if (this.hasCookie(now)) mac2Of(msg).set(computeMac2(this.cookie, msg));
+    if (this.hasCookie(now)) mac2Of(msg).set(computeMac2(this.cookie, msg, this.b2));
     else mac2Of(msg).fill(0);
   }
 

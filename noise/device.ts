@@ -8,9 +8,11 @@
  * sinks synchronously. Buffers passed in or out are only valid during the call. Nothing here
  * throws on network or TUN input; a sink that throws is counted as 'sink-error' and logged.
  */
-import { counterNonce, defaultAead, NONCE_LEN, type AeadProvider } from '../crypto/aead.js';
-import { equalBytes, encodeBase64Key, isZero } from '../crypto/keys.js';
-import { systemRng, type Rng } from '../crypto/random.js';
+import { type AeadProvider, counterNonce, NONCE_LEN } from '../crypto/aead.js';
+import { encodeBase64Key, equalBytes, isZero } from '../crypto/keys.js';
+import { type Rng, systemRng } from '../crypto/random.js';
+import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
+import { AllowedIps } from './allowedips.js';
 import {
   MAX_DATAGRAM_SIZE,
   MAX_PEERS,
@@ -25,24 +27,25 @@ import {
   UNDER_LOAD_HOLD,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
-import { emptyDrops, type DropReason } from './drops.js';
-import { consumeInitiation, StaticIdentity, type HandshakeState } from './handshake.js';
+import { type DropReason, emptyDrops } from './drops.js';
+import { consumeInitiation, type HandshakeState, StaticIdentity } from './handshake.js';
 import { IndexTable } from './indextable.js';
-import {
-  messageType,
-  parseCookieReply,
-  parseInitiation,
-  parseResponse,
-  readU32,
-  readU64,
-  RESPONSE,
-  TRANSPORT,
-} from './messages.js';
+import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } from './ippacket.js';
+import { parseIp } from './iptext.js';
+import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
-import { AllowedIps, parseIp } from './allowedips.js';
-import { innerPacketLength, ipFamily, IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC } from './ippacket.js';
-import { silentLogger, systemClock, type Clock, type DeviceChange, type DeviceStatus, type Endpoint, type Logger, type PeerChange, type PeerStatus } from './types.js';
+import {
+  type Clock,
+  type DeviceChange,
+  type DeviceStatus,
+  type Endpoint,
+  type Logger,
+  type PeerChange,
+  type PeerStatus,
+  silentLogger,
+  systemClock,
+} from './types.js';
 
 export type { DropReason } from './drops.js';
 export { DROP_REASONS } from './drops.js';
@@ -61,8 +64,11 @@ export interface DeviceOptions {
   clock?: Clock;
   /** Randomness for ephemeral keys, indices, jitter and cookie secrets (default: OS CSPRNG). */
   rng?: Rng;
-  /** ChaCha20-Poly1305 for the data path and handshakes (default: crypto's defaultAead). */
-  aead?: AeadProvider;
+  /**
+   * ChaCha20-Poly1305, X25519 and BLAKE2s for the data path and handshakes (default: crypto's
+   * jsSuite; the daemon passes the addon's, tun/openssl.ts). All suites give identical bytes.
+   */
+  crypto?: CryptoSuite;
   logger?: Logger;
   /**
    * Cookie mode: 'auto' (default) = under load when handshake messages arrive at
@@ -156,6 +162,7 @@ export class Device {
   private readonly sinks: DeviceSinks;
   private readonly clock: Clock;
   private readonly rng: Rng;
+  private readonly crypto: CryptoSuite;
   private readonly aead: AeadProvider;
   private readonly logger: Logger;
   private underLoadMode: 'auto' | boolean;
@@ -196,17 +203,18 @@ export class Device {
     this.sinks = opts.sinks;
     this.clock = opts.clock ?? systemClock;
     this.rng = opts.rng ?? systemRng;
-    this.aead = opts.aead ?? defaultAead;
+    this.crypto = opts.crypto ?? jsSuite;
+    this.aead = this.crypto.aead;
     this.logger = opts.logger ?? silentLogger;
     this.underLoadMode = opts.underLoad ?? 'auto';
     this.paddingLimit = opts.mtu !== undefined && opts.mtu > 0 ? Math.min(opts.mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
     this.indices = new IndexTable<Peer>(this.rng);
-    this.checker = new CookieChecker(this.rng);
+    this.checker = new CookieChecker(this.rng, this.crypto.blake2s);
     const self = this;
     this.host = {
       clock: this.clock,
       rng: this.rng,
-      aead: this.aead,
+      crypto: this.crypto,
       logger: this.logger,
       get identity() {
         return self.identity;
@@ -271,7 +279,7 @@ export class Device {
     const old = this.identity;
     if (old === null && k === null) return;
     if (old !== null && k !== null && equalBytes(old.privateKey, k)) return;
-    const identity = k ? new StaticIdentity(k.slice()) : null;
+    const identity = k ? new StaticIdentity(k.slice(), this.crypto) : null;
     if (identity) {
       const same = this.peers.get(keyId(identity.publicKey));
       if (same) {
@@ -565,10 +573,16 @@ export class Device {
         this.drops[msg]++;
         return;
       }
-      const r = consumeInitiation(msg, identity, (pub) => {
-        const p = this.peers.get(keyId(pub));
-        return p ? { peer: p, handshake: p.handshake } : undefined;
-      }, now, this.aead);
+      const r = consumeInitiation(
+        msg,
+        identity,
+        (pub) => {
+          const p = this.peers.get(keyId(pub));
+          return p ? { peer: p, handshake: p.handshake } : undefined;
+        },
+        now,
+        this.crypto,
+      );
       if (typeof r === 'string') {
         this.drops[r]++;
         return;
@@ -643,7 +657,10 @@ export class Device {
 
   /** A buffer of exactly n bytes for an outgoing message (a view of the scratch buffer unless nested). */
   private txBuffer(n: number): Uint8Array {
-    if (this.txDepth !== 0) return (this.nestedTx = new Uint8Array(n));
+    if (this.txDepth !== 0) {
+      this.nestedTx = new Uint8Array(n);
+      return this.nestedTx;
+    }
     let v = this.txViews.get(n);
     if (v === undefined) {
       v = this.txScratch.subarray(0, n);

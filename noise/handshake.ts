@@ -4,7 +4,7 @@
  *   initiator                                     responder
  *   createInitiation()  ── initiation (148) ──►   consumeInitiation()
  *                                                 createResponse(), beginSession() → "next"
- *   consumeResponse()   ◄── response (92) ──      
+ *   consumeResponse()   ◄── response (92) ──
  *   beginSession() → "current"
  *
  * One `Handshake` per peer holds the in-progress state. Nothing here touches the network or
@@ -12,27 +12,23 @@
  * changes state (everything is computed into locals first and committed at the end).
  * Messages are produced with zero MACs; the caller adds them (cookie.ts) before sending.
  */
-import { hash, kdf1, kdf2, kdf3 } from '../crypto/blake2s.js';
-import { dh, generatePrivateKey, publicKey as derivePublicKey } from '../crypto/x25519.js';
-import { aeadOpen, aeadSeal, defaultAead, type AeadProvider } from '../crypto/aead.js';
-import { tai64n, compareTai64n } from '../crypto/tai64n.js';
+
+import { aeadOpen, aeadSeal } from '../crypto/aead.js';
+import { nodeBlake2s } from '../crypto/blake2s.js';
 import { isZero } from '../crypto/keys.js';
 import type { Rng } from '../crypto/random.js';
-import {
-  CONSTRUCTION_BYTES,
-  IDENTIFIER_BYTES,
-  INITIATIONS_PER_SECOND,
-  KEY_LEN,
-  TIMESTAMP_LEN,
-} from './constants.js';
-import { serializeInitiation, serializeResponse, type Initiation, type Response } from './messages.js';
+import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
+import { compareTai64n, tai64n } from '../crypto/tai64n.js';
+import { generatePrivateKey } from '../crypto/x25519.js';
+import { CONSTRUCTION_BYTES, IDENTIFIER_BYTES, INITIATIONS_PER_SECOND, KEY_LEN, TIMESTAMP_LEN } from './constants.js';
+import { type Initiation, type Response, serializeInitiation, serializeResponse } from './messages.js';
 
 const EMPTY = new Uint8Array(0);
 const ZERO_MAC = new Uint8Array(16);
 
-/** C0 = HASH(CONSTRUCTION); H0 = HASH(C0 || IDENTIFIER). */
-export const INITIAL_CHAINING_KEY = hash(CONSTRUCTION_BYTES);
-export const INITIAL_HASH = hash(INITIAL_CHAINING_KEY, IDENTIFIER_BYTES);
+/** C0 = HASH(CONSTRUCTION); H0 = HASH(C0 || IDENTIFIER). Constants: any provider gives them. */
+export const INITIAL_CHAINING_KEY = nodeBlake2s.hash(CONSTRUCTION_BYTES);
+export const INITIAL_HASH = nodeBlake2s.hash(INITIAL_CHAINING_KEY, IDENTIFIER_BYTES);
 
 /** The local static key pair, with the responder-side hash prefix precomputed. */
 export class StaticIdentity {
@@ -40,9 +36,12 @@ export class StaticIdentity {
   /** HASH(H0 || Spub): the responder's starting hash. */
   readonly initialHash: Uint8Array;
 
-  constructor(readonly privateKey: Uint8Array) {
-    this.publicKey = derivePublicKey(privateKey);
-    this.initialHash = hash(INITIAL_HASH, this.publicKey);
+  constructor(
+    readonly privateKey: Uint8Array,
+    suite: CryptoSuite = jsSuite,
+  ) {
+    this.publicKey = suite.x25519.publicKey(privateKey);
+    this.initialHash = suite.blake2s.hash(INITIAL_HASH, this.publicKey);
   }
 
   zero(): void {
@@ -66,10 +65,24 @@ export interface SessionKeys {
 /** Why consuming an initiation failed. */
 export type InitiationError = 'invalid-initiation' | 'unknown-peer' | 'stale-timestamp' | 'initiation-flood';
 
-/** (C, k) = KDF2(C, DH(...)); false when the DH is all zeros (a low-order point). */
-function mixDh(ck: Uint8Array, shared: Uint8Array | null): [Uint8Array, Uint8Array] | null {
+function kdf1(s: CryptoSuite, key: Uint8Array, input: Uint8Array): Uint8Array {
+  return s.blake2s.kdf(1, key, input)[0]!;
+}
+
+function kdf2(s: CryptoSuite, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array] {
+  const r = s.blake2s.kdf(2, key, input);
+  return [r[0]!, r[1]!];
+}
+
+function kdf3(s: CryptoSuite, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  const r = s.blake2s.kdf(3, key, input);
+  return [r[0]!, r[1]!, r[2]!];
+}
+
+/** (C, k) = KDF2(C, DH(...)); null when the DH is all zeros (a low-order point). */
+function mixDh(s: CryptoSuite, ck: Uint8Array, shared: Uint8Array | null): [Uint8Array, Uint8Array] | null {
   if (!shared || isZero(shared)) return null;
-  const r = kdf2(ck, shared);
+  const r = kdf2(s, ck, shared);
   shared.fill(0);
   return r;
 }
@@ -97,9 +110,12 @@ export class Handshake {
   /** Monotonic ms of the last consumed initiation (flood protection). Survives zeroing. */
   lastInitiationConsumption = Number.NEGATIVE_INFINITY;
 
-  constructor(remoteStatic: Uint8Array, private readonly aead: AeadProvider = defaultAead) {
+  constructor(
+    remoteStatic: Uint8Array,
+    private readonly suite: CryptoSuite = jsSuite,
+  ) {
     this.remoteStatic = remoteStatic.slice();
-    this.remoteInitialHash = hash(INITIAL_HASH, this.remoteStatic);
+    this.remoteInitialHash = suite.blake2s.hash(INITIAL_HASH, this.remoteStatic);
   }
 
   /** (Re)compute the static-static DH for a new local identity (or none). */
@@ -107,7 +123,7 @@ export class Handshake {
     this.staticStatic?.fill(0);
     this.staticStatic = null;
     if (!identity) return;
-    const s = dh(identity.privateKey, this.remoteStatic);
+    const s = this.suite.x25519.dh(identity.privateKey, this.remoteStatic);
     this.staticStatic = s && !isZero(s) ? s : null;
   }
 
@@ -131,19 +147,20 @@ export class Handshake {
    */
   createInitiation(identity: StaticIdentity, localIndex: number, rng: Rng, wallMs: number): Uint8Array | null {
     if (!this.staticStatic) return null;
+    const s = this.suite;
     const ephemeralPrivate = generatePrivateKey(rng);
-    const ephemeral = derivePublicKey(ephemeralPrivate);
-    let ck = kdf1(INITIAL_CHAINING_KEY, ephemeral);
-    let h = hash(this.remoteInitialHash, ephemeral);
-    const es = mixDh(ck, dh(ephemeralPrivate, this.remoteStatic));
+    const ephemeral = s.x25519.publicKey(ephemeralPrivate);
+    let ck = kdf1(s, INITIAL_CHAINING_KEY, ephemeral);
+    let h = s.blake2s.hash(this.remoteInitialHash, ephemeral);
+    const es = mixDh(s, ck, s.x25519.dh(ephemeralPrivate, this.remoteStatic));
     if (!es) return null;
     let key: Uint8Array;
     [ck, key] = es;
-    const encryptedStatic = aeadSeal(key, 0, identity.publicKey, h, this.aead);
-    h = hash(h, encryptedStatic);
-    [ck, key] = kdf2(ck, this.staticStatic);
-    const encryptedTimestamp = aeadSeal(key, 0, tai64n(wallMs), h, this.aead);
-    h = hash(h, encryptedTimestamp);
+    const encryptedStatic = aeadSeal(s.aead, key, 0, identity.publicKey, h);
+    h = s.blake2s.hash(h, encryptedStatic);
+    [ck, key] = kdf2(s, ck, this.staticStatic);
+    const encryptedTimestamp = aeadSeal(s.aead, key, 0, tai64n(wallMs), h);
+    h = s.blake2s.hash(h, encryptedTimestamp);
     key.fill(0);
 
     this.clearSecrets();
@@ -162,21 +179,22 @@ export class Handshake {
    */
   createResponse(localIndex: number, rng: Rng): Uint8Array | null {
     if (this.state !== 'consumed-initiation') return null;
+    const s = this.suite;
     const ephemeralPrivate = generatePrivateKey(rng);
-    const ephemeral = derivePublicKey(ephemeralPrivate);
-    let ck = kdf1(this.chainingKey, ephemeral);
-    let h = hash(this.hash, ephemeral);
-    const ee = dh(ephemeralPrivate, this.remoteEphemeral);
-    const se = dh(ephemeralPrivate, this.remoteStatic);
+    const ephemeral = s.x25519.publicKey(ephemeralPrivate);
+    let ck = kdf1(s, this.chainingKey, ephemeral);
+    let h = s.blake2s.hash(this.hash, ephemeral);
+    const ee = s.x25519.dh(ephemeralPrivate, this.remoteEphemeral);
+    const se = s.x25519.dh(ephemeralPrivate, this.remoteStatic);
     if (!ee || isZero(ee) || !se || isZero(se)) return null;
-    ck = kdf1(ck, ee);
-    ck = kdf1(ck, se);
+    ck = kdf1(s, ck, ee);
+    ck = kdf1(s, ck, se);
     ee.fill(0);
     se.fill(0);
-    const [ck2, tau, key] = kdf3(ck, this.presharedKey);
-    h = hash(h, tau);
-    const encryptedNothing = aeadSeal(key, 0, EMPTY, h, this.aead);
-    h = hash(h, encryptedNothing);
+    const [ck2, tau, key] = kdf3(s, ck, this.presharedKey);
+    h = s.blake2s.hash(h, tau);
+    const encryptedNothing = aeadSeal(s.aead, key, 0, EMPTY, h);
+    h = s.blake2s.hash(h, encryptedNothing);
     tau.fill(0);
     key.fill(0);
 
@@ -195,25 +213,26 @@ export class Handshake {
    */
   consumeResponse(msg: Response, identity: StaticIdentity): boolean {
     if (this.state !== 'created-initiation' || msg.receiver !== this.localIndex) return false;
-    let ck = kdf1(this.chainingKey, msg.ephemeral);
-    let h = hash(this.hash, msg.ephemeral);
-    const ee = dh(this.ephemeralPrivate, msg.ephemeral);
-    const se = dh(identity.privateKey, msg.ephemeral);
+    const s = this.suite;
+    let ck = kdf1(s, this.chainingKey, msg.ephemeral);
+    let h = s.blake2s.hash(this.hash, msg.ephemeral);
+    const ee = s.x25519.dh(this.ephemeralPrivate, msg.ephemeral);
+    const se = s.x25519.dh(identity.privateKey, msg.ephemeral);
     if (!ee || isZero(ee) || !se || isZero(se)) return false;
-    ck = kdf1(ck, ee);
-    ck = kdf1(ck, se);
+    ck = kdf1(s, ck, ee);
+    ck = kdf1(s, ck, se);
     ee.fill(0);
     se.fill(0);
-    const [ck2, tau, key] = kdf3(ck, this.presharedKey);
-    h = hash(h, tau);
-    const ok = aeadOpen(key, 0, msg.encryptedNothing, h, this.aead);
+    const [ck2, tau, key] = kdf3(s, ck, this.presharedKey);
+    h = s.blake2s.hash(h, tau);
+    const ok = aeadOpen(s.aead, key, 0, msg.encryptedNothing, h);
     tau.fill(0);
     key.fill(0);
     if (!ok) {
       ck2.fill(0);
       return false;
     }
-    h = hash(h, msg.encryptedNothing);
+    h = s.blake2s.hash(h, msg.encryptedNothing);
 
     this.remoteEphemeral.set(msg.ephemeral);
     this.chainingKey.fill(0);
@@ -234,7 +253,7 @@ export class Handshake {
     if (this.state === 'consumed-response') isInitiator = true;
     else if (this.state === 'created-response') isInitiator = false;
     else return null;
-    const [first, second] = kdf2(this.chainingKey, EMPTY);
+    const [first, second] = kdf2(this.suite, this.chainingKey, EMPTY);
     const keys: SessionKeys = {
       sendKey: isInitiator ? first : second,
       recvKey: isInitiator ? second : first,
@@ -304,28 +323,28 @@ export function consumeInitiation<P>(
   identity: StaticIdentity,
   lookup: (staticPublic: Uint8Array) => { peer: P; handshake: Handshake } | undefined,
   now: number,
-  aead: AeadProvider = defaultAead,
+  s: CryptoSuite = jsSuite,
 ): ConsumedInitiation<P> | InitiationError {
-  let ck = kdf1(INITIAL_CHAINING_KEY, msg.ephemeral);
-  let h = hash(identity.initialHash, msg.ephemeral);
-  const es = mixDh(ck, dh(identity.privateKey, msg.ephemeral));
+  let ck = kdf1(s, INITIAL_CHAINING_KEY, msg.ephemeral);
+  let h = s.blake2s.hash(identity.initialHash, msg.ephemeral);
+  const es = mixDh(s, ck, s.x25519.dh(identity.privateKey, msg.ephemeral));
   if (!es) return 'invalid-initiation';
   let key: Uint8Array;
   [ck, key] = es;
-  const staticPublic = aeadOpen(key, 0, msg.encryptedStatic, h, aead);
+  const staticPublic = aeadOpen(s.aead, key, 0, msg.encryptedStatic, h);
   key.fill(0);
   if (!staticPublic) return 'invalid-initiation';
-  h = hash(h, msg.encryptedStatic);
+  h = s.blake2s.hash(h, msg.encryptedStatic);
   const found = lookup(staticPublic);
   if (!found) return 'unknown-peer';
   const hs = found.handshake;
   const ss = hs.precomputedStaticStatic;
   if (!ss) return 'invalid-initiation';
-  [ck, key] = kdf2(ck, ss);
-  const timestamp = aeadOpen(key, 0, msg.encryptedTimestamp, h, aead);
+  [ck, key] = kdf2(s, ck, ss);
+  const timestamp = aeadOpen(s.aead, key, 0, msg.encryptedTimestamp, h);
   key.fill(0);
   if (!timestamp) return 'invalid-initiation';
-  h = hash(h, msg.encryptedTimestamp);
+  h = s.blake2s.hash(h, msg.encryptedTimestamp);
   if (compareTai64n(timestamp, hs.latestTimestamp) <= 0) return 'stale-timestamp';
   if (hs.lastInitiationConsumption + 1000 / INITIATIONS_PER_SECOND > now) return 'initiation-flood';
   hs.acceptInitiation(ck, h, msg.ephemeral, msg.sender, timestamp, now);

@@ -10,8 +10,8 @@
  *   receiver index).
  */
 import { REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME } from './constants.js';
-import { ReplayWindow } from './replay.js';
 import type { SessionKeys } from './handshake.js';
+import { ReplayWindow } from './replay.js';
 
 export class Keypair {
   readonly sendKey: Uint8Array;

@@ -3,8 +3,9 @@
  * endpoints and delivers them when pumped. For tests, benchmarks and the docs example; no
  * sockets, no real time.
  */
-import type { Clock, Endpoint } from './types.js';
+
 import { Device, type DeviceOptions } from './device.js';
+import type { Clock, Endpoint } from './types.js';
 
 /** A manual clock: `now` starts at 0 (monotonic ms), `wall` at `wallStart` and moves with it. */
 export class FakeClock implements Clock {

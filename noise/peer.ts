@@ -5,13 +5,13 @@
  * to one peer. The device (noise/device.ts) owns the peers and does the per-datagram dispatch,
  * MAC checks, cryptokey routing and IP validation; it gives each peer a `PeerHost`.
  */
-import { counterNonce, type AeadProvider } from '../crypto/aead.js';
-import { randomU16Pool, type Rng } from '../crypto/random.js';
-import type { Clock, Endpoint, Logger } from './types.js';
+import { counterNonce } from '../crypto/aead.js';
+import { type Rng, randomU16Pool } from '../crypto/random.js';
+import type { CryptoSuite } from '../crypto/suite.js';
 import {
+  KEEPALIVE_TIMEOUT,
   MAX_STAGED_PACKETS,
   REJECT_AFTER_TIME,
-  KEEPALIVE_TIMEOUT,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
@@ -23,8 +23,9 @@ import type { DropReason } from './drops.js';
 import { Handshake, type StaticIdentity } from './handshake.js';
 import type { IndexEntry, IndexTable } from './indextable.js';
 import { Keypair, Keypairs } from './keypair.js';
-import { paddingFor, writeTransportHeader, type CookieReply, type Response } from './messages.js';
-import { Timers, type TimerActions } from './timers.js';
+import { type CookieReply, paddingFor, type Response, writeTransportHeader } from './messages.js';
+import { type TimerActions, Timers } from './timers.js';
+import type { Clock, Endpoint, Logger } from './types.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -32,7 +33,7 @@ const EMPTY = new Uint8Array(0);
 export interface PeerHost {
   readonly clock: Clock;
   readonly rng: Rng;
-  readonly aead: AeadProvider;
+  readonly crypto: CryptoSuite;
   readonly logger: Logger;
   /** The device's static identity (null: no private key). */
   readonly identity: StaticIdentity | null;
@@ -83,9 +84,9 @@ export class Peer implements TimerActions {
     publicKey: Uint8Array,
   ) {
     this.publicKey = publicKey.slice();
-    this.handshake = new Handshake(this.publicKey, host.aead);
+    this.handshake = new Handshake(this.publicKey, host.crypto);
     this.handshake.setIdentity(host.identity);
-    this.cookie = new CookieState(this.publicKey);
+    this.cookie = new CookieState(this.publicKey, host.crypto.blake2s);
     this.keypairs = new Keypairs((kp) => host.indices.remove(kp.localIndex, (e) => e.kind === 'keypair' && e.keypair === kp));
     const u16 = randomU16Pool(host.rng);
     this.timers = new Timers(() => (u16() * REKEY_TIMEOUT_JITTER_MAX) / 65536);
@@ -117,7 +118,7 @@ export class Peer implements TimerActions {
     if (this.staged.length === 0 && this.endpoint) {
       const kp = this.keypairs.current;
       const now = this.host.clock.now();
-      if (kp !== null && kp.canSend(now)) {
+      if (kp?.canSend(now)) {
         this.timers.anyAuthenticatedPacketTraversal(now);
         this.timers.anyAuthenticatedPacketSent();
         this.encryptAndTransmit(kp, packet, this.endpoint);
@@ -176,7 +177,7 @@ export class Peer implements TimerActions {
     const out = host.txBuffer(total);
     const counter = kp.sendCounter++;
     writeTransportHeader(out, kp.remoteIndex, counter);
-    host.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, host.txSealView(total), pad);
+    host.crypto.aead.seal(kp.sendKey, counterNonce(counter, host.txNonce), packet, undefined, host.txSealView(total), pad);
     this.txBytes += total;
     host.transmit(out, to);
   }
@@ -184,7 +185,7 @@ export class Peer implements TimerActions {
   /** After sending with the current keypair: rekey when it is old or used a lot (keep_key_fresh). */
   private keepKeyFreshSending(now: number): void {
     const kp = this.keypairs.current;
-    if (kp !== null && kp.sendValid && (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.isInitiator && now - kp.birth >= REKEY_AFTER_TIME))) {
+    if (kp?.sendValid && (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.isInitiator && now - kp.birth >= REKEY_AFTER_TIME))) {
       this.initiateHandshake(false);
     }
   }
@@ -193,7 +194,7 @@ export class Peer implements TimerActions {
   private keepKeyFreshReceiving(now: number): void {
     if (this.timers.sentLastMinuteHandshake) return;
     const kp = this.keypairs.current;
-    if (kp !== null && kp.sendValid && kp.isInitiator && now - kp.birth >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
+    if (kp?.sendValid && kp.isInitiator && now - kp.birth >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
       this.timers.sentLastMinuteHandshake = true;
       this.initiateHandshake(false);
     }

@@ -5,12 +5,7 @@
  * RATELIMIT_ENTRY_TTL are forgotten; at most RATELIMIT_MAX_ENTRIES are tracked, beyond which
  * new sources are refused (as the kernel does when its table is full).
  */
-import {
-  RATELIMIT_ENTRY_TTL,
-  RATELIMIT_MAX_ENTRIES,
-  RATELIMIT_PACKETS_BURST,
-  RATELIMIT_PACKETS_PER_SECOND,
-} from './constants.js';
+import { RATELIMIT_ENTRY_TTL, RATELIMIT_MAX_ENTRIES, RATELIMIT_PACKETS_BURST, RATELIMIT_PACKETS_PER_SECOND } from './constants.js';
 
 /** Token costs in ms of accumulated time. */
 const PACKET_COST = 1000 / RATELIMIT_PACKETS_PER_SECOND;

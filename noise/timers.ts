@@ -12,12 +12,7 @@
  * - zeroKeyMaterial: 3 * REJECT_AFTER_TIME after the last session was derived.
  * - persistentKeepalive: every `interval` after any authenticated packet went either way.
  */
-import {
-  KEEPALIVE_TIMEOUT,
-  MAX_TIMER_HANDSHAKES,
-  REKEY_TIMEOUT,
-  ZERO_KEY_MATERIAL_AFTER,
-} from './constants.js';
+import { KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REKEY_TIMEOUT, ZERO_KEY_MATERIAL_AFTER } from './constants.js';
 
 /** What the timers make the peer do; implemented by the peer. */
 export interface TimerActions {

@@ -7,7 +7,7 @@
  * Container B serves a page over the tunnel and container A fetches it. Everything made here
  * is removed at the end, after an error, and on SIGINT/SIGTERM.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -185,7 +185,11 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  for (const [tool, path] of [['ip', IP], ['nsenter', NSENTER], ['unshare', UNSHARE]] as const) {
+  for (const [tool, path] of [
+    ['ip', IP],
+    ['nsenter', NSENTER],
+    ['unshare', UNSHARE],
+  ] as const) {
     if (!path) {
       process.stderr.write(`demo: ${tool} is not installed (iproute2 / util-linux)\n`);
       process.exitCode = 1;
@@ -255,9 +259,11 @@ async function main(): Promise<void> {
     const page = `<html><body><h1>Hello from container B</h1><p>Served on ${b}:8080, fetched over WireGuard (cwg).</p></body></html>\n`;
     console.log(`  ${dim('[container B]#')} serving a page on http://${b}:8080/`);
     const server = demo.spawnIn(ctB, [
-      process.execPath, '-e',
+      process.execPath,
+      '-e',
       "require('http').createServer((q, s) => { s.setHeader('content-type', 'text/html'); s.end(process.argv[1]); }).listen(8080, process.argv[2], () => console.log('ready'))",
-      page, b,
+      page,
+      b,
     ]);
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -269,8 +275,9 @@ async function main(): Promise<void> {
     });
     console.log(`  ${dim('[container A]#')} fetch http://${b}:8080/`);
     const got = await demo.inContainer(ctA, [
-      process.execPath, '-e',
-      "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e.cause ?? e)); process.exit(1); })",
+      process.execPath,
+      '-e',
+      'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e.cause ?? e)); process.exit(1); })',
       `http://${b}:8080/`,
     ]);
     if (got.code !== 0) throw new DemoError(`fetching the page failed: ${got.stderr.trim()}`);

@@ -1,79 +1,62 @@
 /**
- * JIT warm-up. A fresh Node process runs the engine's code interpreted at first, so the first
- * handshake and the first packets through a new daemon cost tens of milliseconds each, and code
- * that stays in V8's baseline tier costs several times more per packet than optimized code,
- * most of all when it runs cold (a ping every 50 ms). Right after start-up the daemon runs
- * throw-away Devices in memory through handshakes and packets so that V8 optimizes the data
- * path before real traffic arrives. Throw-away random keys; nothing leaves the process.
+ * JIT warm-up: the one seam between V8's tiering and the data path. A fresh Node process runs
+ * the engine's code interpreted at first; code that real traffic finds in V8's baseline tier,
+ * or optimized and then thrown away, costs several times more per packet, and a function
+ * compiled during real traffic costs a compile on the second core, which the peer needs too.
+ * `warmUp` runs throw-away interfaces through handshakes and packets right after start-up, so
+ * that V8 has optimized the data path before real traffic arrives. Throw-away random keys;
+ * nothing leaves the process. The daemon calls it once (src/cli/wireguard-ts.ts, off with
+ * WG_TS_WARMUP=0); nothing else in the data path knows about it.
  *
- * What makes optimized code survive the first real packet (measured with --trace-deopt):
- * - Every branch real traffic takes has run: IPv4 and IPv6 inside, packets with no route
- *   (the kernel's IPv6 router and multicast-listener packets when a link comes up), endpoints
- *   of the shapes the UDP layer makes (`endpointOf`).
- * - The Device's sink call sites have seen closures from two different places, so V8 compiles
- *   them as generic calls: the daemon's own sinks are then no surprise to the optimized code.
- * - The work runs in slices with pauses between them, so that the concurrent compiler can
- *   finish and install what it was asked for (one long synchronous run leaves most of it
- *   queued), and so that the event loop keeps serving the UAPI meanwhile.
- * - Last, two real Daemons (src/daemon.ts, the very class and closures the daemon runs) carry
- *   packets end to end: each over one end of a SOCK_SEQPACKET pair standing in for its TUN
- *   (`Tun.packetPair`), over UDP sockets bound to 127.0.0.1 and ::1 only. Without this the
- *   daemon's glue, the TUN and the UDP layers run baseline code for their first thousands of
- *   packets: measured, pings 50 ms apart cost ~0.75 ms instead of ~0.57. Enough rounds that
- *   nothing on that path is left for V8 to compile during the first real pings: a 5-30 ms
- *   compile on a background thread, on two cores shared with the peer, shows as a 4-12 ms ping.
- * - At the end, one full garbage collection (`collectGarbage`), so that the warm-up's garbage
- *   does not bring on a mark-compact pause during the first real traffic.
+ * Invariants that keep the optimized code valid for real traffic (test/system/warmup-jit.test.ts
+ * fails when one breaks; bench/tunnel.sh's ping shows the cost):
+ * - Every branch real traffic takes has run: IPv4 and IPv6 inside and outside, packets with no
+ *   route (a link coming up sends IPv6 router and multicast-listener packets), two packets in a
+ *   row, endpoints made by `endpointOf` (the shapes the UDP layer makes).
+ * - The Device's sink call sites have seen closures from two places (sinksA, sinksB), so V8
+ *   compiles them as generic calls and the daemon's own sinks are no surprise.
+ * - The work runs in slices with pauses, so the concurrent compiler finishes and installs what
+ *   it was asked for, and the event loop keeps serving meanwhile.
+ * - Last, two real DeviceHosts (the class and closures the daemon runs) carry packets end to end,
+ *   each over a packet pair standing in for its TUN and UDP sockets bound to loopback only, for
+ *   enough rounds that nothing on that path is left just short of V8's tier-up budget.
+ * - One DeviceHost is closed before the traffic ones: what close() writes for the first time
+ *   happens before the code that reads it is optimized (a field's first change invalidates
+ *   code that assumed it constant).
+ * - The objects of the last round are returned to the caller, who keeps them for the life of
+ *   the process: optimized code refers to their hidden classes, which V8 holds only while some
+ *   object has them. Were they collected before the daemon's own objects exist, the collection
+ *   would throw the data path's optimized code away with them.
+ * - It ends with one full garbage collection, so that the warm-up's garbage does not bring on
+ *   a mark-compact pause in the middle of the first real traffic.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Device, type DeviceSinks } from '../noise/device.js';
-import { Daemon } from './daemon.js';
-import { Tun } from '../tun/tun.js';
-import { parseCidr } from '../noise/allowedips.js';
-import { createLogger } from './log.js';
-import { endpointOf, type Endpoint } from '../noise/types.js';
+import type { CryptoSuite } from '../crypto/suite.js';
 import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
+import { Device, type DeviceSinks } from '../noise/device.js';
+import { parseCidr } from '../noise/iptext.js';
+import { ipv4Packet, ipv6Packet } from '../noise/packets.js';
+import { type Endpoint, endpointOf, type Logger } from '../noise/types.js';
+import { selectSuite } from '../tun/openssl.js';
+import { Tun } from '../tun/tun.js';
+import { UdpBind, type UdpBindOptions } from '../tun/udp.js';
+import { DeviceHost } from './device-host.js';
+import { createLogger } from './log.js';
 
 /** An IPv4/UDP packet of `size` bytes from 10.255.0.`src` to 10.255.0.`dst`. */
-function ipv4Packet(size: number, src: number, dst: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x45;
-  p[2] = size >> 8;
-  p[3] = size & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set([10, 255, 0, src], 12);
-  p.set([10, 255, 0, dst], 16);
-  return p;
-}
+const v4 = (size: number, src: number, dst: number): Uint8Array => ipv4Packet(`10.255.0.${src}`, `10.255.0.${dst}`, size - 20);
 
 /** An IPv6/UDP packet of `size` bytes from fd00::`src` to fd00::`dst` (ff02::16 if dst is 0). */
-function ipv6Packet(size: number, src: number, dst: number): Uint8Array {
-  const p = new Uint8Array(size);
-  p[0] = 0x60;
-  p[4] = (size - 40) >> 8;
-  p[5] = (size - 40) & 0xff;
-  p[6] = 17;
-  p[7] = 64;
-  p[8] = 0xfd;
-  p[23] = src;
-  if (dst === 0) {
-    p[24] = 0xff;
-    p[25] = 0x02;
-    p[39] = 0x16;
-  } else {
-    p[24] = 0xfd;
-    p[39] = dst;
-  }
-  return p;
-}
+const v6 = (size: number, src: number, dst: number): Uint8Array => ipv6Packet(`fd00::${src}`, dst === 0 ? 'ff02::16' : `fd00::${dst}`, size - 40);
 
 export interface WarmUpOptions {
-  /** Packets each way between two real Daemons over packet pairs and loopback UDP (default 1000; 0: none).
-   * Enough that no function on the daemon's path is left just short of V8's tier-up budget:
-   * with 300, `afterBatch` was compiled during the 15th real ping, with 700 `#onBatch` (see
-   * test/warmup-jit.test.ts). */
+  /** The crypto suite the daemon's Device uses: the warm-up must run the same code (default as Daemon's). */
+  crypto?: CryptoSuite;
+  /**
+   * Packets each way between two real DeviceHosts over packet pairs and loopback UDP (default
+   * 1000; 0: none): enough that no function on their path is left short of V8's tier-up budget.
+   */
   udpRounds?: number;
   /** Packets each way through the last pair (default 1500). */
   rounds?: number;
@@ -119,19 +102,19 @@ class Pair {
   private readonly devices: [Device, Device];
   private readonly eps: [Endpoint, Endpoint];
   private readonly packets: Array<readonly [Uint8Array, Uint8Array]>;
-  private readonly noRoute = [ipv4Packet(84, 1, 99), ipv6Packet(76, 1, 0)];
+  private readonly noRoute = [v4(84, 1, 99), v6(76, 1, 0)];
 
-  constructor(v6Outer: boolean) {
+  constructor(v6Outer: boolean, crypto: CryptoSuite) {
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
     this.eps = v6Outer
       ? [endpointOf('::1', 1, 6, '::1', 1), endpointOf('::1', 2, 6, '::1', 1)]
       : [endpointOf('127.0.0.1', 1, 4, '127.0.0.1', 1), endpointOf('127.0.0.1', 2, 4, '127.0.0.1', 1)];
     const logger = createLogger('silent', '');
     this.devices = [
-      new Device({ logger, sinks: sinksA(1, this.pending, this.count) }),
-      new Device({ logger, sinks: sinksB(0, this.pending, this.count) }),
+      new Device({ logger, crypto, sinks: sinksA(1, this.pending, this.count) }),
+      new Device({ logger, crypto, sinks: sinksB(0, this.pending, this.count) }),
     ];
-    this.devices.forEach((d, i) =>
+    for (const [i, d] of this.devices.entries()) {
       d.apply({
         privateKey: keys[i],
         peers: [
@@ -141,12 +124,9 @@ class Pair {
             allowedIps: [parseCidr(`10.255.0.${2 - i}/32`), parseCidr(`fd00::${2 - i}/128`)],
           },
         ],
-      }),
-    );
-    this.packets = [64, 576, 1420].flatMap((n) => [
-      [ipv4Packet(n, 1, 2), ipv4Packet(n, 2, 1)] as const,
-      [ipv6Packet(n, 1, 2), ipv6Packet(n, 2, 1)] as const,
-    ]);
+      });
+    }
+    this.packets = [64, 576, 1420].flatMap((n) => [[v4(n, 1, 2), v4(n, 2, 1)] as const, [v6(n, 1, 2), v6(n, 2, 1)] as const]);
   }
 
   private drain(): void {
@@ -179,30 +159,27 @@ class Pair {
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/**
- * The last warm-up objects, kept for the life of the process (closed: no socket, no fd, no
- * timer; throw-away keys). Optimized code refers to the hidden classes ("maps") of the objects
- * it ran on, and V8 holds those maps only as long as some object has them: were the warm-up's
- * Devices, Peers, keypairs, endpoints, Daemons, Tuns and UdpBinds all collected before the
- * daemon's own exist (it has no peer until `wg set`), their maps would die with them, and the
- * collection would throw away most of the data path's optimized code ("weak objects" in
- * --trace-deopt): measured, 20 functions from `sendPacket` to `receiveTransport`.
- */
-const retained: object[] = [];
+/** What a warm-up leaves: the count of packets it delivered, and objects to keep (see the header). */
+export interface WarmUpResult {
+  readonly delivered: number;
+  /** Closed throw-away objects (no socket, no fd, no timer): keep them for the life of the process. */
+  readonly retained: readonly object[];
+}
 
 /**
  * Take `handshakes` fresh pairs of in-memory Devices through a handshake (and two packets), and
  * the last pair through `rounds` packets each way, of a few sizes, both IP families inside and
  * outside. Resolves with how many packets were delivered, decrypted, to the other side.
  */
-export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
+export async function warmUp(opts: WarmUpOptions = {}): Promise<WarmUpResult> {
+  const crypto = opts.crypto ?? selectSuite(undefined);
   const rounds = opts.rounds ?? 1500;
   const handshakes = Math.max(1, opts.handshakes ?? 8);
   const slice = opts.slice ?? 100;
   const pauseMs = opts.pauseMs ?? 2;
   let delivered = 0;
   let sinceYield = 0;
-  retained.length = 0; // a second warm-up keeps its own objects instead (same hidden classes)
+  const retained: object[] = [];
   const step = async (n: number): Promise<void> => {
     sinceYield += n;
     if (slice > 0 && sinceYield >= slice) {
@@ -211,34 +188,57 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<number> {
     }
   };
   for (let i = 1; i < handshakes; i++) {
-    const p = new Pair(i % 2 === 0);
+    const p = new Pair(i % 2 === 0, crypto);
     p.round(0);
     p.round(1);
     p.close();
     delivered += p.count.delivered;
     await step(10);
   }
-  const p = new Pair(false);
+  const p = new Pair(false, crypto);
   for (let r = 0; r < rounds; r++) {
     p.round(r);
     await step(1);
   }
-  // Not closed: kept (see `retained`). A Device holds no OS resource of its own.
+  // Not closed: kept (see the header). A Device holds no OS resource of its own.
   retained.push(p);
   delivered += p.count.delivered;
   const udpRounds = opts.udpRounds ?? 1000;
-  if (udpRounds > 0) delivered += await warmDaemons(udpRounds);
+  if (udpRounds > 0) delivered += await warmHosts(udpRounds, crypto, retained);
   if (opts.collect ?? true) collectGarbage();
-  return delivered;
+  return { delivered, retained };
+}
+
+/** The switch of the daemon's warm-up: WG_TS_WARMUP=0 turns it off. */
+export const WARMUP_ENV = 'WG_TS_WARMUP';
+
+/**
+ * What a program calls once, right after it is ready: the warm-up in the background (unless
+ * WG_TS_WARMUP=0), then its garbage collected. Resolves with the result, which the caller keeps
+ * for the life of the process (null when off or failed).
+ */
+export async function startWarmUp(crypto: CryptoSuite, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<WarmUpResult | null> {
+  if (env[WARMUP_ENV] === '0') {
+    logger.verbose(`JIT warm-up off (${WARMUP_ENV}=0)`);
+    return null;
+  }
+  const t = performance.now();
+  try {
+    const result = await warmUp({ collect: false, crypto });
+    logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms; collecting its garbage`);
+    collectGarbage();
+    return result;
+  } catch (e) {
+    logger.error(`JIT warm-up failed: ${(e as Error).message}`);
+    return null;
+  }
 }
 
 /**
- * One full, synchronous garbage collection, now, while no traffic flows. The warm-up leaves
- * ~4 MB of dead objects in V8's old space; left there, they bring on the first mark-compact a
- * second or two later, in the middle of real traffic: measured, an 8 ms pause that showed as a
- * 10 ms ping. Collected now, the old space starts from what is live (~6 MB) and the next
- * major collection is far off. V8 gives the collector only to code of a context created once
- * --expose-gc is set, hence the throw-away context. Returns false if V8 refused.
+ * One full, synchronous garbage collection, now, while no traffic flows: the old space then
+ * starts from what is live and the next major collection is far off. V8 gives the collector
+ * only to code of a context created once --expose-gc is set, hence the throw-away context.
+ * Returns false if V8 refused.
  */
 export function collectGarbage(): boolean {
   let gc = (globalThis as { gc?: unknown }).gc;
@@ -252,32 +252,32 @@ export function collectGarbage(): boolean {
 }
 
 /**
- * `rounds` packets each way between two real Daemons (the class the daemon runs), each over one
+ * `rounds` packets each way between two real DeviceHosts (the class the daemon runs), each over one
  * end of a packet pair standing in for its TUN, talking over UDP sockets bound to loopback only:
  * half the rounds over IPv4, half over IPv6 (if ::1 exists). The other ends of the pairs play the
  * kernel. This compiles the daemon's own glue, the TUN and UDP layers with the very closures
  * real traffic will use. Resolves with the packets delivered; 0 if it cannot set up (no addon,
  * no loopback). Stops quietly if a packet is lost (loopback does not lose them).
  */
-async function warmDaemons(rounds: number): Promise<number> {
+async function warmHosts(rounds: number, crypto: CryptoSuite, retained: object[]): Promise<number> {
   const logger = createLogger('silent', '');
   const tuns: Tun[] = [];
-  const daemons: Daemon[] = [];
+  const daemons: DeviceHost[] = [];
+  // The daemon's own UDP factory, bound to loopback: nothing reaches or leaves the host.
+  const io = (tun: Tun) => ({ tun, openUdp: (port: number, o: UdpBindOptions) => UdpBind.open(port, { ...o, loopback: true }) });
   let delivered = 0;
   let wake: (() => void) | null = null;
   try {
-    // One daemon opened and closed first, so that what close() writes for the first time (a
-    // field's first change) has happened before the code that reads it is optimized: V8 throws
-    // away optimized code that relied on such a field never changing ("code dependencies").
+    // One host opened and closed first (see the header).
     const [t0, h0] = Tun.packetPair(['warm', 'host']);
     tuns.push(t0, h0);
-    const first = Daemon.overTun(t0, { logger, udpLoopback: true });
+    const first = new DeviceHost({ name: 'warm', logger, crypto }, io(t0));
     first.configure({ listenPort: 0, peers: [] });
     first.close('warm-up');
     const pairs = [Tun.packetPair(['warm0', 'host0']), Tun.packetPair(['warm1', 'host1'])];
     for (const [t, h] of pairs) tuns.push(t, h);
     const hosts = pairs.map(([, h]) => h);
-    for (const [t] of pairs) daemons.push(Daemon.overTun(t, { logger, udpLoopback: true }));
+    for (const [i, [t]] of pairs.entries()) daemons.push(new DeviceHost({ name: `warm${i}`, logger, crypto }, io(t)));
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
     const configure = (v6: boolean): boolean =>
       daemons.every(
@@ -302,10 +302,7 @@ async function warmDaemons(rounds: number): Promise<number> {
     };
     hosts[0]!.start(arrived, () => {});
     hosts[1]!.start(arrived, () => {});
-    const packets = [64, 1420].flatMap((n) => [
-      [ipv4Packet(n, 1, 2), ipv4Packet(n, 2, 1)] as const,
-      [ipv6Packet(n, 1, 2), ipv6Packet(n, 2, 1)] as const,
-    ]);
+    const packets = [64, 1420].flatMap((n) => [[v4(n, 1, 2), v4(n, 2, 1)] as const, [v6(n, 1, 2), v6(n, 2, 1)] as const]);
     /** Write a packet into host side i ("the kernel") and wait until it comes out on the other. */
     const carry = (i: number, pkt: Uint8Array): Promise<boolean> => {
       const got = new Promise<boolean>((resolve) => {

@@ -1,10 +1,12 @@
 /**
- * Loader for the N-API addon (csrc/, built by node-gyp into build/Release/wgts.node) and its
- * typed interface. Works from the sources (tun/native.ts under vitest) and from the compiled
- * output (dist/tun/native.js): the package root is found by walking up to package.json.
+ * The one loader of the N-API addons (csrc/, built by node-gyp into build/Release/): wgts.node
+ * (TUN, UDP, polling, namespaces; typed here) and wgts_crypto.node (OpenSSL's ChaCha20-Poly1305,
+ * X25519 and BLAKE2s; typed in openssl.ts). Works from the sources (under vitest) and from the
+ * compiled output (dist/tun/): the package root is found by walking up to binding.gyp.
  */
-import { createRequire } from 'node:module';
+
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -84,7 +86,8 @@ export interface WgtsAddon {
   netnsRestore(fd: number): void;
 }
 
-function packageRoot(): string {
+/** The package root: the nearest ancestor directory holding package.json and binding.gyp. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
@@ -94,48 +97,33 @@ function packageRoot(): string {
   }
 }
 
-let cached: WgtsAddon | undefined;
+/** The addons, by file name in build/Release. */
+export type AddonName = 'wgts' | 'wgts_crypto';
 
-/** The addon, loaded on first use. Throws a clear Error when it was not built. */
-export function native(): WgtsAddon {
-  if (cached) return cached;
-  // WGTS_ADDON: another build of the addon (e.g. with sanitizers), for debugging.
-  const path = process.env.WGTS_ADDON || join(packageRoot(), 'build', 'Release', 'wgts.node');
+/** Environment overrides of an addon's path (e.g. a build with sanitizers, for debugging). */
+const OVERRIDE: Record<AddonName, string> = { wgts: 'WGTS_ADDON', wgts_crypto: 'WGTS_CRYPTO_ADDON' };
+
+/** Where an addon is (or would be) loaded from. */
+export function addonPath(name: AddonName): string {
+  return process.env[OVERRIDE[name]] || join(packageRoot(), 'build', 'Release', `${name}.node`);
+}
+
+const loaded = new Map<AddonName, unknown>();
+
+/** Load an addon once; throws a clear Error when it was not built. */
+export function loadAddon<T>(name: AddonName): T {
+  const hit = loaded.get(name);
+  if (hit !== undefined) return hit as T;
+  const path = addonPath(name);
   if (!existsSync(path)) {
     throw new Error(`wgts: native addon missing at ${path}; build it with "npm run build" (npm ci does it)`);
   }
-  const require = createRequire(import.meta.url);
-  cached = require(path) as WgtsAddon;
-  return cached;
+  const mod = createRequire(import.meta.url)(path) as T;
+  loaded.set(name, mod);
+  return mod;
 }
 
-/** errno values used by the wrappers (Linux). */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  ENXIO: 6,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-  EAFNOSUPPORT: 97,
-  EADDRINUSE: 98,
-  EADDRNOTAVAIL: 99,
-  ENETDOWN: 100,
-  ENETUNREACH: 101,
-  ENOBUFS: 105,
-  EHOSTUNREACH: 113,
-  EBADFD: 77,
-} as const;
-
-/** "EBADFD" for 77 etc.; the number as text when unknown. */
-export function errnoName(errno: number): string {
-  const n = Math.abs(errno);
-  for (const [k, v] of Object.entries(Errno)) if (v === n) return k;
-  return `errno ${n}`;
+/** The TUN/UDP addon, loaded on first use. Throws a clear Error when it was not built. */
+export function native(): WgtsAddon {
+  return loadAddon<WgtsAddon>('wgts');
 }

@@ -4,9 +4,10 @@
  * `nsenter --net=/proc/PID/ns/net -- ip ...`. Failures throw an IpError whose message is one
  * line: the command and the first line of ip's stderr.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { native } from './addon.js';
+import { checkIfName } from './ifname.js';
 
 const IP_CANDIDATES = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
 const NSENTER_CANDIDATES = ['/usr/bin/nsenter', '/bin/nsenter', '/usr/sbin/nsenter', '/sbin/nsenter'];
@@ -22,12 +23,14 @@ function resolve(cands: string[], what: string): string {
 
 /** Absolute path of iproute2's `ip`, resolved once. */
 export function ipBinary(): string {
-  return (ipPath ??= resolve(IP_CANDIDATES, 'iproute2 "ip"'));
+  ipPath ??= resolve(IP_CANDIDATES, 'iproute2 "ip"');
+  return ipPath;
 }
 
 /** Absolute path of util-linux's `nsenter`, resolved once. */
 export function nsenterBinary(): string {
-  return (nsenterPath ??= resolve(NSENTER_CANDIDATES, 'nsenter'));
+  nsenterPath ??= resolve(NSENTER_CANDIDATES, 'nsenter');
+  return nsenterPath;
 }
 
 export class IpError extends Error {
@@ -54,14 +57,6 @@ function checkPid(pid: number): void {
   if (!Number.isInteger(pid) || pid <= 0 || pid > 0x3fffffff) throw new Error(`invalid pid: ${String(pid)}`);
 }
 
-/** Checks an interface name the way the kernel does (dev_valid_name). */
-export function checkIfName(name: string): void {
-  const bytes = Buffer.byteLength(name);
-  if (bytes === 0 || bytes > 15 || name === '.' || name === '..' || /[/:\s]/.test(name)) {
-    throw new Error(`invalid interface name: ${JSON.stringify(name)} (1-15 bytes, no '/', ':' or spaces)`);
-  }
-}
-
 function argv(args: readonly string[], opts?: NsOptions): [string, string[]] {
   if (opts?.netnsPid !== undefined) {
     checkPid(opts.netnsPid);
@@ -71,7 +66,13 @@ function argv(args: readonly string[], opts?: NsOptions): [string, string[]] {
 }
 
 function failure(args: readonly string[], opts: NsOptions | undefined, status: number | null, stderr: string, err?: Error): IpError {
-  const first = stderr.split('\n').find((l) => l.trim() !== '')?.trim() ?? err?.message ?? `exit status ${String(status)}`;
+  const first =
+    stderr
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ??
+    err?.message ??
+    `exit status ${String(status)}`;
   const where = opts?.netnsPid !== undefined ? ` (netns of pid ${opts.netnsPid})` : '';
   return new IpError(`ip ${args.join(' ')}${where}: ${first}`, args, status, stderr);
 }
@@ -82,19 +83,6 @@ export function ip(args: readonly string[], opts?: NsOptions): string {
   const r = spawnSync(file, av, { encoding: 'utf8', timeout: TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.error || r.status !== 0) throw failure(args, opts, r.status, r.stderr ?? '', r.error);
   return r.stdout;
-}
-
-/** The same as `ip`, without blocking the event loop. */
-export function ipAsync(args: readonly string[], opts?: NsOptions): Promise<string> {
-  const [file, av] = argv(args, opts);
-  return new Promise((resolvePromise, reject) => {
-    execFile(file, av, { encoding: 'utf8', timeout: TIMEOUT_MS }, (err, stdout, stderr) => {
-      if (err) {
-        const code = (err as NodeJS.ErrnoException & { code?: unknown }).code;
-        reject(failure(args, opts, typeof code === 'number' ? code : null, stderr, err));
-      } else resolvePromise(stdout);
-    });
-  });
 }
 
 /** True when link `name` exists (in the namespace of `netnsPid` if given). */

@@ -3,8 +3,10 @@
  * thread-pool job per packet. See docs/IO.md.
  */
 import { randomBytes } from 'node:crypto';
-import { native, POLL_TUN, TUN_META_STRIDE, TUN_MAX_PACKET, errnoName, Errno, type PollHandle } from './addon.js';
-import { checkIfName, moveLink, netnsInode, linkExists, setMtu as ipSetMtu } from './ip.js';
+import { native, POLL_TUN, type PollHandle, TUN_MAX_PACKET, TUN_META_STRIDE } from './addon.js';
+import { Errno, errnoName } from './errno.js';
+import { checkIfName } from './ifname.js';
+import { setMtu as ipSetMtu, linkExists, moveLink, netnsInode } from './ip.js';
 
 export const DEFAULT_MTU = 1420;
 /** Packets read per event-loop wake-up at most (fairness towards the UDP side and timers). */
@@ -256,7 +258,10 @@ export class Tun {
       }
       // A read/write error although the device still exists: report it, the fd is unusable.
     }
-    const reason = typeof r === 'string' ? `${hint ?? 'error'} (device ${r} still present)` : `device ${this.#name} removed (TUNGETIFF: ${errnoName(r)}${hint ? `; ${hint}` : ''})`;
+    const reason =
+      typeof r === 'string'
+        ? `${hint ?? 'error'} (device ${r} still present)`
+        : `device ${this.#name} removed (TUNGETIFF: ${errnoName(r)}${hint ? `; ${hint}` : ''})`;
     this.#removed = reason;
     this.stop();
     if (this.#probe) clearInterval(this.#probe);

@@ -5,37 +5,36 @@
  * sent to (IP_PKTINFO / IPV6_PKTINFO) and its ifindex; replies to such an Endpoint leave from
  * that address. See docs/IO.md.
  */
-import { endpointOf, type Endpoint } from '../noise/types.js';
-import { formatIp, parseIp } from '../noise/allowedips.js';
+
+import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
+import { formatIp, parseIp } from '../noise/iptext.js';
+import { type Endpoint, endpointOf } from '../noise/types.js';
 import {
   native,
-  errnoName,
   POLL_UDP,
-  UDP_META_STRIDE,
-  UDP_M_OFF,
-  UDP_M_LEN,
-  UDP_M_FAMILY,
-  UDP_M_PORT,
-  UDP_M_IFINDEX,
-  UDP_M_HASLOCAL,
-  UDP_M_ADDR_BYTE,
-  UDP_M_LOCAL_BYTE,
-  UDP_M_STATUS,
-  UDP_M_LOCAL,
-  UDP_SLOT,
   type PollHandle,
+  UDP_M_ADDR_BYTE,
+  UDP_M_FAMILY,
+  UDP_M_HASLOCAL,
+  UDP_M_IFINDEX,
+  UDP_M_LEN,
+  UDP_M_LOCAL,
+  UDP_M_LOCAL_BYTE,
+  UDP_M_OFF,
+  UDP_M_PORT,
+  UDP_M_STATUS,
+  UDP_META_STRIDE,
+  UDP_SLOT,
 } from './addon.js';
+import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
 
 /** Datagrams per recvmmsg / sendmmsg (and per event-loop wake-up). */
 export const UDP_BATCH = 64;
-/** Largest UDP payload (IPv4: 65507; IPv6 without jumbograms: 65527). */
-export const MAX_DATAGRAM = 65535;
 const SEND_AREA = 1 << 20;
 const CACHE_SIZE = 16; // received-Endpoint cache, direct-mapped
 const KEY_FIRST = UDP_M_FAMILY;
 const KEY_LAST = UDP_M_LOCAL + 3; // family, port, ifindex, hasLocal, address, local address
-
 
 export interface UdpBindOptions {
   /** SO_MARK on both sockets (0 = none). */
@@ -236,7 +235,7 @@ export class UdpBind {
     if (this.#closed) return false;
     const len = data.length;
     const t = to === this.#lastEp ? this.#lastTarget! : this.#target(to);
-    if (t === null || len > MAX_DATAGRAM || (t.family === 4 ? this.#fd4 : this.#fd6) < 0) {
+    if (t === null || len > MAX_DATAGRAM_SIZE || (t.family === 4 ? this.#fd4 : this.#fd6) < 0) {
       this.stats.sendErrors++;
       return false;
     }

@@ -4,12 +4,12 @@
  * printed on stdout unless the command succeeded.
  */
 import { fstatSync } from 'node:fs';
+import { type CwgContext, cwgConnect, cwgCreate, cwgDestroy, cwgShow, RUN_BASE } from '../cwg/commands.js';
 import { loadPrefix } from '../cwg/config.js';
-import { cwgConnect, cwgCreate, cwgDestroy, cwgShow, RUN_BASE, type CwgContext } from '../cwg/commands.js';
 import { CwgError, oneLine } from '../cwg/errors.js';
 import { genkey, genpsk, pubkey, WORLD_ACCESSIBLE_WARNING } from '../cwg/keytools.js';
 import { wantColor } from '../cwg/show.js';
-import { commandUsage, isCommand, mainUsage, synopsis, type Command } from '../cwg/usage.js';
+import { type Command, commandUsage, isCommand, mainUsage, synopsis } from '../cwg/usage.js';
 
 const PROG = 'cwg';
 

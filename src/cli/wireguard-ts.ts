@@ -6,14 +6,18 @@
  * exits 0 only once the device and the socket are ready, 1 with a message otherwise.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, writeSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Daemon, DEFAULT_RUN_DIR, validateIfname } from '../daemon.js';
+import type { CryptoSuite } from '../../crypto/suite.js';
+import { ifnameProblem } from '../../tun/ifname.js';
+import { selectSuite } from '../../tun/openssl.js';
+import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
 import { createLogger, logLevelFromEnv } from '../log.js';
-import { collectGarbage, warmUp } from '../warmup.js';
+import { startWarmUp, type WarmUpResult } from '../warmup.js';
 
 const PROG = 'wireguard-ts';
 const READY_FD_ENV = 'WG_TS_READY_FD';
+const CRYPTO_ENV = 'WG_TS_CRYPTO';
 const STARTUP_TIMEOUT_MS = 15_000;
 
 const USAGE = `Usage: ${PROG} [-f/--foreground] [--netns-pid PID] [--run-dir DIR] INTERFACE-NAME
@@ -29,6 +33,10 @@ drive it. Without --foreground it runs in the background once the device is read
   --run-dir DIR        directory for the UAPI socket (default ${DEFAULT_RUN_DIR})
   --version            print the version
 Environment: LOG_LEVEL=verbose|error|silent (default error).
+  WG_TS_WARMUP=0       no JIT warm-up after start-up (it costs ~0.25 s of CPU and
+                       makes the first packets as fast as the later ones)
+  WG_TS_CRYPTO=NAME    crypto suite: openssl (the addon; the default when built), js
+                       (node:crypto and @noble) or noble (pure JavaScript)
   WG_TS_READY_FD=N     for supervisors: run in the foreground and write "READY" (or
                        "ERROR <message>") and a newline to the inherited fd N once the
                        device and the socket are ready (or start-up failed)`;
@@ -69,7 +77,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
   }
   if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'missing interface name' : 'too many arguments');
   const ifname = rest[0]!;
-  const bad = validateIfname(ifname);
+  const bad = ifnameProblem(ifname);
   if (bad) throw new UsageError(bad);
   return { foreground, runDir, ifname, ...(netnsPid !== undefined ? { netnsPid } : {}) };
 }
@@ -103,8 +111,11 @@ async function runForeground(args: Args): Promise<void> {
   };
   const logger = createLogger(logLevelFromEnv(), `(${args.ifname}) `);
   let daemon: Daemon;
+  let crypto: CryptoSuite;
   try {
+    crypto = selectSuite(process.env[CRYPTO_ENV]);
     daemon = await Daemon.start({
+      crypto,
       ifname: args.ifname,
       runDir: args.runDir,
       logger,
@@ -127,17 +138,12 @@ async function runForeground(args: Args): Promise<void> {
     process.exit(1);
   });
   report('READY');
-  // Compile the data path now rather than on the first real packets (see src/warmup.ts).
-  const t = performance.now();
-  warmUp({ collect: false }).then(
-    () => {
-      logger.verbose(`JIT warm-up took ${Math.round(performance.now() - t)} ms; collecting its garbage`);
-      collectGarbage();
-    },
-    (e: Error) => logger.error(`JIT warm-up failed: ${e.message}`),
-  );
+  // Compile the data path now rather than on the first real packets (see src/warmup.ts); what
+  // it returns stays referenced until the process exits.
+  let warm: WarmUpResult | null = null;
+  void startWarmUp(crypto, logger).then((r) => (warm = r));
   const reason = await daemon.closedPromise();
-  logger.verbose(`Shutting down: ${reason}`);
+  logger.verbose(`Shutting down: ${reason}${warm === null ? ' (no warm-up ran)' : ''}`);
   process.exit(0);
 }
 

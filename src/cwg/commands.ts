@@ -8,17 +8,18 @@
  * same name, and each command reaches the one in the namespace of the pid it is given.
  */
 import { join } from 'node:path';
-import { encodeBase64Key, encodeHexKey } from '../../crypto/keys.js';
+import { encodeBase64Key } from '../../crypto/keys.js';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { parseCidr } from '../../noise/iptext.js';
 import type { DeviceStatus } from '../../noise/types.js';
+import { EADDRINUSE, formatSet } from '../uapi/protocol.js';
 import { hostCidr, netSubnet } from './addressing.js';
 import { deviceName } from './config.js';
 import { CwgError } from './errors.js';
-import { formatEndpoint, parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from './validate.js';
 import { formatShow, type ShowOptions } from './show.js';
+import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from './validate.js';
 
 export const RUN_BASE = '/var/run/wireguard/cwg';
-const EADDRINUSE = 98;
 
 /** Everything the commands need from the operating system. */
 export interface CwgSystem {
@@ -155,7 +156,7 @@ export async function cwgCreate(ctx: CwgContext, args: readonly string[]): Promi
   try {
     checkAbort(ctx);
     const pub = publicKey(priv);
-    const errno = await ctx.sys.uapiSet(t.socket, [`private_key=${encodeHexKey(priv)}`, `listen_port=${port}`]);
+    const errno = await ctx.sys.uapiSet(t.socket, formatSet({ privateKey: priv, listenPort: port, peers: [] }));
     priv.fill(0);
     if (errno === EADDRINUSE) throw new CwgError(`UDP port ${port} is already in use`);
     if (errno !== 0) throw new CwgError(`the daemon of ${where(t)} refused its configuration (errno ${errno})`);
@@ -189,13 +190,10 @@ export async function cwgConnect(ctx: CwgContext, args: readonly string[]): Prom
   const key = parsePeerKey(args[4]!);
   const t = locate(ctx, parsed);
   await requireDevice(ctx, t);
-  const errno = await ctx.sys.uapiSet(t.socket, [
-    'replace_peers=true',
-    `public_key=${encodeHexKey(key)}`,
-    `endpoint=${formatEndpoint(endpoint)}`,
-    'replace_allowed_ips=true',
-    `allowed_ip=${netSubnet(t.net)}`,
-  ]);
+  const errno = await ctx.sys.uapiSet(
+    t.socket,
+    formatSet({ replacePeers: true, peers: [{ publicKey: key, endpoint, replaceAllowedIps: true, allowedIps: [parseCidr(netSubnet(t.net))] }] }),
+  );
   if (errno !== 0) throw new CwgError(`the daemon of ${where(t)} refused the peer (errno ${errno})`);
 }
 
@@ -228,7 +226,7 @@ export async function cwgShow(ctx: CwgContext, args: readonly string[], opts: Sh
   const t = locate(ctx, parseTarget(ctx, args[0]!, args[1]!, args[2]!));
   await requireDevice(ctx, t);
   const st = await ctx.sys.uapiGet(t.socket);
-  const pub = st.privateKey && st.privateKey.some((b) => b !== 0) ? publicKey(st.privateKey) : null;
+  const pub = st.privateKey?.some((b) => b !== 0) ? publicKey(st.privateKey) : null;
   st.privateKey?.fill(0);
   return formatShow(t.name, st, pub, opts);
 }

@@ -12,15 +12,14 @@
  *
  * File format: lines `prefix = NAME`; blank lines and lines starting with '#' are ignored.
  */
-import { closeSync, fstatSync, openSync, readSync, constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
+import { IFNAME_MAX } from '../../tun/ifname.js';
 import { CwgError } from './errors.js';
 import { show } from './validate.js';
 
 export const CONFIG_PATH = '/etc/wireguard-ts/cwg.conf';
 export const PREFIX_ENV = 'CWG_PREFIX';
 export const DEFAULT_PREFIX = 'cwg';
-/** Linux IFNAMSIZ - 1. */
-export const IFNAME_MAX = 15;
 
 export type PrefixSource = 'file' | 'env' | 'default';
 

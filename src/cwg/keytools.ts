@@ -4,8 +4,8 @@
  * does the I/O and tests need no processes.
  */
 import { encodeBase64Key } from '../../crypto/keys.js';
+import { type Rng, randomBytes, systemRng } from '../../crypto/random.js';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
-import { randomBytes, systemRng, type Rng } from '../../crypto/random.js';
 
 export const KEY_FORMAT_ERROR = 'Key is not the correct length or format';
 export const TRAILING_ERROR = 'Trailing characters found after key';

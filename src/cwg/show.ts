@@ -4,8 +4,7 @@
  * The private key is always "(hidden)": cwg never prints a private key here.
  */
 import { encodeBase64Key } from '../../crypto/keys.js';
-import { formatIp } from '../../noise/allowedips.js';
-import { formatEndpoint } from '../uapi/protocol.js';
+import { formatEndpoint, formatIp } from '../../noise/iptext.js';
 import type { DeviceStatus, PeerStatus } from '../../noise/types.js';
 
 const RESET = '\x1b[0m';

@@ -2,8 +2,8 @@
  * The real system behind the cwg commands: iproute2 (tun/ip.ts), the wireguard-ts daemon,
  * its UAPI socket (src/uapi/client.ts), /proc and the run directories.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket, type SocketType } from 'node:dgram';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket, type Socket, type SocketType } from 'node:dgram';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ function wrap<T>(f: () => T): T {
 
 function bindable(type: SocketType, port: number): Promise<boolean | 'unsupported'> {
   return new Promise((resolve) => {
-    let sock;
+    let sock: Socket;
     try {
       sock = createSocket({ type, reuseAddr: false });
     } catch {

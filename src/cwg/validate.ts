@@ -2,8 +2,10 @@
  * Strict argument parsing for the container contract. Every function throws CwgError with a
  * message naming the argument and the accepted form; nothing is coerced or trimmed.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { decodeBase64Key } from '../../crypto/keys.js';
+import { endpointOrReason } from '../../noise/iptext.js';
+import { quote } from '../../noise/quote.js';
+import type { Endpoint } from '../../noise/types.js';
 import { CwgError } from './errors.js';
 
 export const MAX_NET = 8388607; // 2^23 - 1: the /31s of 10.0.0.0/8
@@ -12,8 +14,7 @@ export const MAX_PID = 4194304;
 
 /** What an argument's value was, quoted and shortened for an error line. */
 export function show(s: string): string {
-  const clean = s.replace(/[\x00-\x1f\x7f]/g, '?');
-  return `'${clean.length > 60 ? `${clean.slice(0, 57)}...` : clean}'`;
+  return quote(s, "'");
 }
 
 /**
@@ -49,66 +50,23 @@ export function parsePort(s: string, what = 'port'): number {
   return parseDecimal(s, what, 1, 65535);
 }
 
-/** A peer endpoint as the UAPI and `wg` print it. */
-export interface PeerEndpoint {
-  readonly address: string;
-  readonly port: number;
-  readonly family: 4 | 6;
-}
-
-/** UAPI / `wg` form: a.b.c.d:port or [v6]:port. */
-export function formatEndpoint(e: PeerEndpoint): string {
-  return e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
-}
-
-const DOTTED_QUAD = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
-
 /**
  * `a.b.c.d:port` (dotted quad, each part 0..255 without leading zeros) or `[IPv6]:port`;
- * port 1..65535. Host names, zone indexes and unspecified addresses are refused.
+ * port 1..65535 without leading zeros. Host names, zone indexes and unspecified addresses are
+ * refused: the peer is a public address across sites. The text rules are noise/iptext.ts's.
  */
-export function parseEndpoint(s: string): PeerEndpoint {
-  const what = 'peer_endpoint';
+export function parseEndpoint(s: string): Endpoint {
+  const bad = (why: string) => new CwgError(`invalid peer_endpoint ${show(s)}: ${why}`);
   const form = 'expected a.b.c.d:port or [IPv6]:port';
-  let host: string;
-  let portText: string;
-  let family: 4 | 6;
-  if (s.startsWith('[')) {
-    const m = /^\[([^\]]*)\]:([^:]*)$/.exec(s);
-    if (!m) throw new CwgError(`invalid ${what} ${show(s)}: ${form}`);
-    host = m[1]!;
-    portText = m[2]!;
-    if (host.includes('%')) throw new CwgError(`invalid ${what} ${show(s)}: IPv6 zone indexes are not supported`);
-    if (!isIPv6(host)) throw new CwgError(`invalid ${what} ${show(s)}: ${show(host)} is not an IPv6 address`);
-    family = 6;
-  } else {
-    const i = s.lastIndexOf(':');
-    if (i < 0) throw new CwgError(`invalid ${what} ${show(s)}: missing ':port' (${form})`);
-    host = s.slice(0, i);
-    portText = s.slice(i + 1);
-    if (host.includes(':')) throw new CwgError(`invalid ${what} ${show(s)}: IPv6 addresses must be in brackets, [IPv6]:port`);
-    const m = DOTTED_QUAD.exec(host);
-    if (!m || !isIPv4(host) || m.slice(1).some((p) => Number(p) > 255)) {
-      throw new CwgError(`invalid ${what} ${show(s)}: ${show(host)} is not an IPv4 address (${form})`);
-    }
-    family = 4;
+  if (s.includes('%')) throw bad('IPv6 zone indexes are not supported');
+  const e = endpointOrReason(s);
+  if (typeof e === 'string') {
+    throw bad(/brackets/.test(e) ? `${e}, [IPv6]:port` : `${e} (${form})`);
   }
-  let port: number;
-  try {
-    port = parsePort(portText, `${what} port`);
-  } catch {
-    throw new CwgError(`invalid ${what} ${show(s)}: the port must be a number in 1..65535`);
-  }
-  const address = host;
-  if (address === '0.0.0.0' || (family === 6 && canonicalIPv6(address) === '::')) {
-    throw new CwgError(`invalid ${what} ${show(s)}: the unspecified address cannot be an endpoint`);
-  }
-  return { address, port, family };
-}
-
-/** The compressed lower-case spelling of an IPv6 address (WHATWG URL rules). */
-export function canonicalIPv6(a: string): string {
-  return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  const portText = s.slice(s.lastIndexOf(':') + 1);
+  if (e.port === 0 || portText.startsWith('0')) throw bad('the port must be a number in 1..65535');
+  if (e.address === '0.0.0.0' || e.address === '::') throw bad('the unspecified address cannot be an endpoint');
+  return e;
 }
 
 /** A public key in canonical 44-character base64 of 32 bytes; the all-zero key is refused. */

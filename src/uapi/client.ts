@@ -3,7 +3,7 @@
  * socket. Errnos are returned as positive numbers whatever sign the server writes.
  */
 import { createConnection } from 'node:net';
-import { EPROTO, parseErrno, parseGetResponse, UapiError, type UapiDeviceInfo } from './protocol.js';
+import { EPROTO, parseErrno, parseGetResponse, type UapiDeviceInfo, UapiError } from './protocol.js';
 
 export interface UapiRequestOptions {
   /** Give up after this long (default 30 s). */

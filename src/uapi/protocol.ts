@@ -9,23 +9,22 @@
  */
 import { decodeHexKey, encodeHexKey, isZero } from '../../crypto/keys.js';
 import { publicKey as derivePublicKey } from '../../crypto/x25519.js';
-import { formatCidr, formatIp, parseCidr, parseIp } from '../../noise/allowedips.js';
-import { interfaceIndex } from '../../tun/ip.js';
-import { endpointOf, peerStatus, type Cidr, type DeviceChange, type DeviceStatus, type Endpoint, type PeerChange, type PeerStatus } from '../../noise/types.js';
+import { formatCidr, formatEndpoint, numericZonesOnly, parseCidr, parseEndpoint, parseUint, type ZoneResolver } from '../../noise/iptext.js';
+import { quote } from '../../noise/quote.js';
+import { type Cidr, type DeviceChange, type DeviceStatus, type PeerChange, type PeerStatus, peerStatus } from '../../noise/types.js';
+import { Errno } from '../../tun/errno.js';
 
 /** The errno values wireguard-go's UAPI uses (ipc/uapi_unix.go), as positive numbers. */
-export const EIO = 5; // IpcErrorIO: reading or writing the socket failed
-export const EINVAL = 22; // IpcErrorInvalid: a key or value is invalid
-export const ENOANO = 55; // IpcErrorUnknown: an unexpected internal failure
-export const EPROTO = 71; // IpcErrorProtocol: a malformed line (no '='), an unknown operation
-export const EADDRINUSE = 98; // IpcErrorPortInUse: listen_port / fwmark could not be applied
+export const EIO = Errno.EIO; // IpcErrorIO: reading or writing the socket failed
+export const EINVAL = Errno.EINVAL; // IpcErrorInvalid: a key or value is invalid
+export const ENOANO = Errno.ENOANO; // IpcErrorUnknown: an unexpected internal failure
+export const EPROTO = Errno.EPROTO; // IpcErrorProtocol: a malformed line (no '='), an unknown operation
+export const EADDRINUSE = Errno.EADDRINUSE; // IpcErrorPortInUse: listen_port / fwmark could not be applied
 // Our server's limits (see server.ts); wireguard-go has none of these.
-export const EBUSY = 16; // too many connections at once
-export const EMSGSIZE = 90; // a set transaction longer than its limit (bytes or lines)
-export const ENOBUFS = 105; // the connections together buffer more than their budget
+export const EBUSY = Errno.EBUSY; // too many connections at once
+export const EMSGSIZE = Errno.EMSGSIZE; // a set transaction longer than its limit (bytes or lines)
+export const ENOBUFS = Errno.ENOBUFS; // the connections together hold more than their budget
 export const ETIMEDOUT = 110; // a connection idle longer than the idle timeout
-
-export const UAPI_ERRNO = { EIO, EINVAL, ENOANO, EPROTO, EADDRINUSE, EBUSY, EMSGSIZE, ENOBUFS, ETIMEDOUT } as const;
 
 export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 
@@ -47,77 +46,7 @@ export class UapiError extends Error {
   }
 }
 
-const MAX_ECHO = 64;
-function echo(s: string): string {
-  return JSON.stringify(s.length > MAX_ECHO ? `${s.slice(0, MAX_ECHO)}...` : s);
-}
-
-/** A decimal unsigned integer <= max (as Go's strconv.ParseUint(v, 10, bits)), or null. */
-function parseUint(v: string, max: number): number | null {
-  if (v.length === 0 || v.length > 32) return null;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return null;
-  }
-  const n = Number(v);
-  return n <= max ? n : null;
-}
-
-/** Interface name -> its index in this network namespace, 0 if there is none. */
-export type ZoneResolver = (name: string) => number;
-
-/**
- * Parse an endpoint: "a.b.c.d:port" or "[ipv6]:port" with a numeric IP (no host names) and a
- * decimal port 0-65535. An IPv6 address may carry a zone, as `wg` sends link-local endpoints:
- * "[fe80::1%eth0]:51820" (an interface name, looked up in this network namespace, where the
- * UDP socket lives) or "[fe80::1%2]:51820" (an index). Returns the Endpoint or an error message.
- */
-export function parseEndpoint(v: string, zoneIndex: ZoneResolver = interfaceIndex): Endpoint | string {
-  let host: string;
-  let portText: string;
-  let zone: string | null = null;
-  if (v.startsWith('[')) {
-    const close = v.indexOf(']');
-    if (close < 0 || v.charCodeAt(close + 1) !== 0x3a /* : */) return `invalid endpoint ${echo(v)}: expected [IPv6]:port`;
-    host = v.slice(1, close);
-    portText = v.slice(close + 2);
-    const pct = host.indexOf('%');
-    if (pct >= 0) {
-      zone = host.slice(pct + 1);
-      host = host.slice(0, pct);
-    }
-    if (!host.includes(':')) return `invalid endpoint ${echo(v)}: square brackets can only be used with IPv6 addresses`;
-  } else {
-    const colon = v.lastIndexOf(':');
-    if (colon < 0) return `invalid endpoint ${echo(v)}: missing port`;
-    host = v.slice(0, colon);
-    portText = v.slice(colon + 1);
-    if (host.includes(':')) return `invalid endpoint ${echo(v)}: IPv6 addresses must be in square brackets`;
-  }
-  const port = parseUint(portText, 65535);
-  if (port === null) return `invalid endpoint ${echo(v)}: invalid port ${echo(portText)}`;
-  const ip = parseIp(host);
-  if (!ip) return `invalid endpoint ${echo(v)}: invalid IP address ${echo(host)}`;
-  let ifindex = 0;
-  if (zone !== null) {
-    ifindex = /^[0-9]+$/.test(zone) ? (parseUint(zone, 0xffffffff) ?? 0) : zoneIndex(zone);
-    if (ifindex === 0) return `invalid endpoint ${echo(v)}: no interface ${echo(zone)} for the zone`;
-  }
-  return endpointOf(formatIp(ip.family, ip.bytes), port, ip.family, undefined, ifindex);
-}
-
-/** fe80::/10, from formatIp's lower-case text. */
-const isLinkLocal6 = (address: string): boolean => /^fe[89ab][0-9a-f]:/.test(address);
-
-/**
- * "1.2.3.4:51820" or "[2001:db8::1]:51820"; a link-local IPv6 endpoint with its zone as an
- * interface index, "[fe80::1%2]:51820", which `wg` shows by name.
- */
-export function formatEndpoint(e: Endpoint): string {
-  if (e.family !== 6) return `${e.address}:${e.port}`;
-  const zone = e.ifindex !== undefined && e.ifindex > 0 && isLinkLocal6(e.address) ? `%${e.ifindex}` : '';
-  return `[${e.address}${zone}]:${e.port}`;
-}
+const echo = (s: string): string => quote(s);
 
 /** A set transaction that cannot be applied: its (positive) errno and a one-line reason. */
 export interface SetFailure {
@@ -206,7 +135,8 @@ class CidrStore {
  * Semantics follow wireguard-go: device keys (private_key, listen_port, fwmark, replace_peers)
  * come before the first public_key; every public_key starts a peer section; `remove=true`
  * makes the rest of its section ignored (but still validated); `replace_allowed_ips=true`
- * drops the allowed IPs listed before it in the same section too.
+ * drops the allowed IPs listed before it in the same section too. `zoneIndex` resolves
+ * interface names in endpoint zones (see parseSet).
  */
 export class SetParser {
   private change: DeviceChange = { peers: [] };
@@ -217,7 +147,7 @@ export class SetParser {
   private failure: SetFailure | null = null;
   private finished = false;
 
-  constructor(private readonly zoneIndex: ZoneResolver = interfaceIndex) {}
+  constructor(private readonly zoneIndex: ZoneResolver = numericZonesOnly) {}
 
   /** The first failure so far, or null while every line was valid. */
   get failed(): SetFailure | null {
@@ -398,8 +328,11 @@ export class SetParser {
  * of lines, or text separated by '\n'; an empty line ends the transaction, as on the wire).
  * Nothing is applied here: either every line is valid and the change is returned, or the first
  * failure (see SetParser, which this feeds line by line).
+ *
+ * `zoneIndex` resolves interface names in link-local endpoint zones ("[fe80::1%eth0]:port");
+ * the daemon passes the lookup of the namespace its UDP socket lives in (tun/ip.ts).
  */
-export function parseSet(input: readonly string[] | string, zoneIndex: ZoneResolver = interfaceIndex): ParseSetResult {
+export function parseSet(input: readonly string[] | string, zoneIndex: ZoneResolver = numericZonesOnly): ParseSetResult {
   const lines = typeof input === 'string' ? input.split('\n') : input;
   const parser = new SetParser(zoneIndex);
   for (const line of lines) {
@@ -495,7 +428,7 @@ export interface UapiDeviceInfo extends DeviceStatus {
  * Parse a whole `get=1` answer (key=value lines ending with "errno=N" and a blank line).
  * Throws UapiError with the errno when it is not 0, or with EPROTO when the answer is malformed.
  */
-export function parseGetResponse(text: string): UapiDeviceInfo {
+export function parseGetResponse(text: string, zoneIndex: ZoneResolver = numericZonesOnly): UapiDeviceInfo {
   const info: UapiDeviceInfo = { privateKey: null, publicKey: null, listenPort: 0, fwmark: 0, peers: [] };
   let peer: PeerStatus | null = null;
   let errno: number | null = null;
@@ -559,7 +492,7 @@ export function parseGetResponse(text: string): UapiDeviceInfo {
       case 'endpoint': {
         // A zone naming an interface this process cannot see (the daemon's socket may live in
         // another namespace) is dropped rather than failing the whole answer.
-        let ep = parseEndpoint(value);
+        let ep = parseEndpoint(value, zoneIndex);
         if (typeof ep === 'string' && value.includes('%')) ep = parseEndpoint(value.replace(/%[^\]]*\]/, ']'));
         if (typeof ep === 'string') throw bad(line, ep);
         peer.endpoint = ep;

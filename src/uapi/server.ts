@@ -23,7 +23,8 @@
 import { chmodSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { silentLogger, type DeviceChange, type Logger } from '../../noise/types.js';
+import type { ZoneResolver } from '../../noise/iptext.js';
+import { type DeviceChange, type Logger, silentLogger } from '../../noise/types.js';
 import { EBUSY, EINVAL, EIO, EMSGSIZE, ENOANO, ENOBUFS, EPROTO, ETIMEDOUT, formatErrno, SetParser } from './protocol.js';
 
 export interface UapiHandler {
@@ -31,6 +32,8 @@ export interface UapiHandler {
   get(): string | Promise<string>;
   /** Apply a validated change; returns 0 or a positive errno (EADDRINUSE, EIO, ...). */
   set(change: DeviceChange): number | Promise<number>;
+  /** Resolves interface names in endpoint zones where the UDP socket lives (default: indexes only). */
+  zoneIndex?: ZoneResolver;
 }
 
 export interface UapiServerOptions {
@@ -393,7 +396,7 @@ class Connection {
         if (line === 'get=1') this.state = 'get';
         else if (line === 'set=1') {
           this.state = 'set';
-          this.parser = new SetParser();
+          this.parser = new SetParser(this.ctx.handler.zoneIndex);
           this.txLines = 0;
           this.txBytes = 0;
         } else {
@@ -492,12 +495,7 @@ class Connection {
  * Listen for UAPI connections on `socketPath`. Throws UapiSocketInUseError when another live
  * process answers there (the caller words the message, e.g. "IFNAME is already in use").
  */
-export async function serveUapi(
-  socketPath: string,
-  handler: UapiHandler,
-  logger: Logger = silentLogger,
-  options: UapiServerOptions = {},
-): Promise<UapiServer> {
+export async function serveUapi(socketPath: string, handler: UapiHandler, logger: Logger = silentLogger, options: UapiServerOptions = {}): Promise<UapiServer> {
   const limits: Required<UapiServerOptions> = { ...DEFAULTS };
   for (const k of Object.keys(DEFAULTS) as Array<keyof UapiServerOptions>) {
     const v = options[k];

@@ -2,7 +2,7 @@
  * Anonymous network namespaces for tests: each is held by an `unshare --net sleep` process,
  * so nothing shows up in `ip netns list`, and killing the holder destroys the namespace.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as ipx from '../../tun/ip.js';
 
 export interface Holder {

@@ -1,59 +1,17 @@
 /** Shared setup for the device tests: two Devices on a MemoryNetwork with a fake clock. */
 import { deterministicRng } from '../../crypto/random.js';
 import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
-import { parseCidr } from '../../noise/allowedips.js';
 import type { Device, DeviceOptions } from '../../noise/device.js';
+import { parseCidr } from '../../noise/iptext.js';
 import { FakeClock, MemoryNetwork } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
 
 export const EP_A: Endpoint = { address: '192.0.2.1', port: 51820, family: 4 };
 export const EP_B: Endpoint = { address: '198.51.100.2', port: 51821, family: 4 };
 
-/** IPv4 header checksum / ICMP checksum (RFC 1071). */
-export function checksum(b: Uint8Array, start = 0, end = b.length): number {
-  let s = 0;
-  for (let i = start; i < end; i += 2) s += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
+import { ipv4Packet } from '../../noise/packets.js';
 
-function ip4(s: string): number[] {
-  return s.split('.').map(Number);
-}
-
-/** An IPv4 packet (protocol `proto`, default UDP-ish 17) with a valid header checksum. */
-export function ipv4Packet(src: string, dst: string, payload: Uint8Array, proto = 17, id = 1): Uint8Array {
-  const p = new Uint8Array(20 + payload.length);
-  p[0] = 0x45;
-  p[2] = p.length >>> 8;
-  p[3] = p.length & 0xff;
-  p[4] = id >>> 8;
-  p[5] = id & 0xff;
-  p[8] = 64;
-  p[9] = proto;
-  p.set(ip4(src), 12);
-  p.set(ip4(dst), 16);
-  const c = checksum(p, 0, 20);
-  p[10] = c >>> 8;
-  p[11] = c & 0xff;
-  p.set(payload, 20);
-  return p;
-}
-
-/** An ICMP echo request inside IPv4. */
-export function icmpEcho(src: string, dst: string, ident: number, seq: number, data: Uint8Array): Uint8Array {
-  const icmp = new Uint8Array(8 + data.length);
-  icmp[0] = 8;
-  icmp[4] = ident >>> 8;
-  icmp[5] = ident & 0xff;
-  icmp[6] = seq >>> 8;
-  icmp[7] = seq & 0xff;
-  icmp.set(data, 8);
-  const c = checksum(icmp);
-  icmp[2] = c >>> 8;
-  icmp[3] = c & 0xff;
-  return ipv4Packet(src, dst, icmp, 1, seq);
-}
+export { icmpEcho, ipChecksum as checksum, ipv4Packet } from '../../noise/packets.js';
 
 export function keypair(seed: number): { priv: Uint8Array; pub: Uint8Array } {
   const priv = generatePrivateKey(deterministicRng(seed));

@@ -2,10 +2,10 @@
  * Test harness for network namespaces: unique names, commands run with argument arrays
  * (never a shell), and cleanup that kills every process left in the namespaces.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 export const execFileP = promisify(execFile);
 
@@ -34,7 +34,11 @@ export function uniqueTag(): string {
   return `${(process.pid % 10000).toString(36)}${Math.floor(Math.random() * 36 ** 3).toString(36)}`;
 }
 
-export async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeout?: number; input?: string } = {}): Promise<{ stdout: string; stderr: string }> {
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeout?: number; input?: string } = {},
+): Promise<{ stdout: string; stderr: string }> {
   const p = execFileP(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeout ?? 30_000, maxBuffer: 64 << 20 });
   if (opts.input !== undefined) p.child.stdin?.end(opts.input);
   return p;
@@ -62,10 +66,7 @@ export function nsSpawn(ns: string, cmd: string, args: string[]): ChildProcess {
 
 export function nsPids(ns: string): number[] {
   try {
-    return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -105,21 +106,23 @@ export class Namespaces {
   }
 
   async cleanup(): Promise<void> {
-    for (const ns of this.names) for (const pid of nsPids(ns)) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* already gone */
+    for (const ns of this.names)
+      for (const pid of nsPids(ns)) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* already gone */
+        }
       }
-    }
     await sleep(200);
-    for (const ns of this.names) for (const pid of nsPids(ns)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
+    for (const ns of this.names)
+      for (const pid of nsPids(ns)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
-    }
     for (const ns of this.names.splice(0)) {
       try {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });

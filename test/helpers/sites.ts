@@ -9,7 +9,7 @@
  * ports live in the site namespace, their devices in the containers. Every name is unique
  * (pid + random), and `cleanup()` removes everything, also after a failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -164,13 +164,17 @@ export class Lab {
     const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', 'sleep', '3600'], { stdio: 'ignore' });
     const pid = proc.pid!;
     // ip netns exec and unshare exec(2) in place: the pid ends up being sleep's.
-    const ok = await waitFor(() => {
-      try {
-        return readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && netnsInodeOf(pid) !== site.inode;
-      } catch {
-        return false;
-      }
-    }, 5000, 5);
+    const ok = await waitFor(
+      () => {
+        try {
+          return readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && netnsInodeOf(pid) !== site.inode;
+        } catch {
+          return false;
+        }
+      },
+      5000,
+      5,
+    );
     if (!ok) {
       proc.kill('SIGKILL');
       throw new Error('container process did not start');

@@ -3,10 +3,10 @@
  * sockets on loopback there), their TUN devices moved into ns1 and ns2. Either side may be
  * bin/wireguard-ts or /usr/bin/wireguard-go.
  */
-import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Namespaces, WG_TS, nsRun, run, uniqueTag, waitFor } from './netns.js';
+import { Namespaces, nsRun, run, uniqueTag, WG_TS, waitFor } from './netns.js';
 
 export type Impl = 'ts' | 'go';
 
@@ -115,7 +115,18 @@ export class Pair {
       [this.a, this.b, opts.aKnowsB ?? true],
       [this.b, this.a, true],
     ] as const) {
-      const args = ['set', me.ifname, 'private-key', me.privFile, 'listen-port', String(me.port), 'peer', peer.pub, 'allowed-ips', `${peer.v4}/32,${peer.v6}/128`];
+      const args = [
+        'set',
+        me.ifname,
+        'private-key',
+        me.privFile,
+        'listen-port',
+        String(me.port),
+        'peer',
+        peer.pub,
+        'allowed-ips',
+        `${peer.v4}/32,${peer.v6}/128`,
+      ];
       if (withEndpoint) args.push('endpoint', `${host}:${peer.port}`);
       if (this.pskFile) args.push('preshared-key', this.pskFile);
       await nsRun(this.ns0, 'wg', args);
@@ -151,7 +162,7 @@ export class Pair {
 }
 
 /** Run iperf3 from `client` to `server` for a short time; returns Mbit/s received. */
-export async function iperf(pair: Pair, client: Side, server: Side, opts: { udp?: boolean; seconds?: number; v6?: boolean } = {}): Promise<number> {
+export async function iperf(_pair: Pair, client: Side, server: Side, opts: { udp?: boolean; seconds?: number; v6?: boolean } = {}): Promise<number> {
   const addr = opts.v6 ? server.v6 : server.v4;
   const srv = run('ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '-B', addr], { timeout: 60_000 }).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 400));

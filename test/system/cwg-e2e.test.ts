@@ -10,8 +10,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
-  classifyFrame, cleanEnv, CWG_BIN, daemonsIn, e2eSkipReason, Lab, randomNet, randomPort, readPcap, RUN_BASE, run, udpPortBound,
-  waitFor, which, type Container, type Site,
+  type Container,
+  CWG_BIN,
+  classifyFrame,
+  cleanEnv,
+  daemonsIn,
+  e2eSkipReason,
+  Lab,
+  RUN_BASE,
+  randomNet,
+  randomPort,
+  readPcap,
+  run,
+  type Site,
+  udpPortBound,
+  waitFor,
+  which,
 } from '../helpers/sites.js';
 
 const skip = e2eSkipReason(['ss', 'ping']);
@@ -126,7 +140,11 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const marker = `cwg-page-${randomBytes(12).toString('hex')}`;
     const httpPort = 8080;
     const server = lab.spawnOwned(which('nsenter')!, [
-      '-t', String(cB.pid), '-n', process.execPath, '-e',
+      '-t',
+      String(cB.pid),
+      '-n',
+      process.execPath,
+      '-e',
       `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${addr(net, 1)}', () => console.log('ready'))`,
       `<html><body>${marker}</body></html>`,
     ]);
@@ -162,14 +180,24 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // `cwg show` prints what `wg show` prints for the device.
     const show = await lab.cwg(A, ['show', String(cA.pid), String(net), '0']);
     expect(show.code).toBe(0);
-    expect(show.stdout).toContain(`interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${addr(net, 0)}/31\n  latest handshake: `);
+    expect(show.stdout).toContain(
+      `interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${addr(net, 0)}/31\n  latest handshake: `,
+    );
     expect(show.stdout).toMatch(/\n {2}transfer: [0-9.]+ (B|KiB) received, [0-9.]+ (B|KiB) sent\n/);
     const wg = which('wg');
     if (wg) {
       // The real wg reads /var/run/wireguard/IFNAME.sock: bind the container's run dir there in a private mount namespace.
       const real = await run(which('unshare')!, [
-        '--mount', '--propagation', 'private', '/bin/sh', '-c', 'mount --bind "$1" /var/run/wireguard && exec "$2" show "$3"', 'sh',
-        join(RUN_BASE, String(cA.inode)), wg, nameA,
+        '--mount',
+        '--propagation',
+        'private',
+        '/bin/sh',
+        '-c',
+        'mount --bind "$1" /var/run/wireguard && exec "$2" show "$3"',
+        'sh',
+        join(RUN_BASE, String(cA.inode)),
+        wg,
+        nameA,
       ]);
       expect(real.stderr).toBe('');
       const noTime = (s: string) => s.replace(/\n {2}latest handshake: [^\n]*/, '').replace(/\n {2}transfer: [^\n]*/, '');
@@ -190,7 +218,10 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     await expectNothingLeft(cA, nameA, portA);
     expect(await waitFor(() => daemonsIn(A.inode).length === before - 1, 2000)).toBe(true);
     expect(existsSync(join(RUN_BASE, String(cA.inode)))).toBe(false);
-    expectFailure(await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0']), new RegExp(`^cwg_destroy: no device ${nameA} in the network namespace of pid ${cA.pid}$`));
+    expectFailure(
+      await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0']),
+      new RegExp(`^cwg_destroy: no device ${nameA} in the network namespace of pid ${cA.pid}$`),
+    );
 
     // Container exit: site B's daemon exits and frees its port within 2 s.
     expect(daemonsIn(B.inode).length).toBeGreaterThan(0);
@@ -235,8 +266,13 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // Each B container serves its own page; each A container gets its partner's.
     const serve = async (c: Container, text: string) => {
       const srv = lab.spawnOwned(which('nsenter')!, [
-        '-t', String(c.pid), '-n', process.execPath, '-e',
-        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 1)}', () => console.log('ready'))`, text,
+        '-t',
+        String(c.pid),
+        '-n',
+        process.execPath,
+        '-e',
+        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 1)}', () => console.log('ready'))`,
+        text,
       ]);
       let out = '';
       srv.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -244,7 +280,11 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       return srv;
     };
     const fetchFrom = (c: Container) =>
-      lab.inContainer(c, process.execPath, ['-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${addr(net, 1)}:8080/`]);
+      lab.inContainer(c, process.execPath, [
+        '-e',
+        'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))',
+        `http://${addr(net, 1)}:8080/`,
+      ]);
     const servers = [await serve(b1, 'page of b1'), await serve(b2, 'page of b2')];
     expect((await fetchFrom(a1)).stdout).toBe('page of b1');
     expect((await fetchFrom(a2)).stdout).toBe('page of b2');
@@ -304,7 +344,26 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // Not root: refused before anything is touched.
     const setpriv = which('setpriv');
     if (setpriv) {
-      const r = await run(which('ip')!, ['netns', 'exec', A.ns, setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CWG_BIN, 'cwg_create', pid, String(net), '0', String(port)], { env: cleanEnv() });
+      const r = await run(
+        which('ip')!,
+        [
+          'netns',
+          'exec',
+          A.ns,
+          setpriv,
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          CWG_BIN,
+          'cwg_create',
+          pid,
+          String(net),
+          '0',
+          String(port),
+        ],
+        { env: cleanEnv() },
+      );
       expectFailure(r, /^cwg_create: must be run as root/);
     }
 
@@ -312,12 +371,19 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     if (!existsSync(CONFIG_FILE)) {
       const r = await lab.cwg(A, ['cwg_create', pid, '8388607', '0', String(port)], cleanEnv({ CWG_PREFIX: 'abcdefgh' }));
       expectFailure(r, /^cwg_create: device name 'abcdefgh-8388607-0' would be 18 bytes but Linux allows 15/);
-      expectFailure(await lab.cwg(A, ['cwg_create', pid, '1', '0', String(port)], cleanEnv({ CWG_PREFIX: 'bad-prefix' })), /invalid prefix 'bad-prefix' in environment variable CWG_PREFIX/);
+      expectFailure(
+        await lab.cwg(A, ['cwg_create', pid, '1', '0', String(port)], cleanEnv({ CWG_PREFIX: 'bad-prefix' })),
+        /invalid prefix 'bad-prefix' in environment variable CWG_PREFIX/,
+      );
     }
 
     // Port already in use in the site namespace.
     const holder = lab.spawnOwned(which('ip')!, [
-      'netns', 'exec', A.ns, process.execPath, '-e',
+      'netns',
+      'exec',
+      A.ns,
+      process.execPath,
+      '-e',
       `const s = require('dgram').createSocket('udp4'); s.bind(${port}, () => console.log('bound'));`,
     ]);
     let held = '';
@@ -331,7 +397,10 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     // Device already present: the second create fails and the first device is untouched.
     const first = await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port)]);
     expect(first.code).toBe(0);
-    expectFailure(await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port + 1)]), new RegExp(`^cwg_create: device ${name} in the network namespace of pid ${pid} already exists$`));
+    expectFailure(
+      await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port + 1)]),
+      new RegExp(`^cwg_create: device ${name} in the network namespace of pid ${pid} already exists$`),
+    );
     expect(await udpPortBound(lab, A, port + 1)).toBe(false);
     const shown = await lab.cwg(A, ['show', pid, String(net), '0']);
     expect(shown.stdout).toContain(`public key: ${first.stdout}`);

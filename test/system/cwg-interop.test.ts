@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daemonsIn, e2eSkipReason, ip, Lab, randomNet, randomPort, run, waitFor, which, type Site } from '../helpers/sites.js';
+import { daemonsIn, e2eSkipReason, ip, Lab, randomNet, randomPort, run, type Site, waitFor, which } from '../helpers/sites.js';
 
 const skip = e2eSkipReason(['wireguard-go', 'wg', 'ping']);
 if (skip) console.warn(`cwg interop test skipped: ${skip}`);
@@ -64,8 +64,18 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
     chmodSync(keyFile, 0o600);
     ip(['-n', B.ns, 'link', 'set', 'dev', tmp, 'netns', String(cB.pid), 'name', name]);
     const set = await run(wg, [
-      'set', tmp, 'private-key', keyFile, 'listen-port', String(portB),
-      'peer', keyA, 'endpoint', `${A.addr}:${portA}`, 'allowed-ips', `${addr(net, 0)}/31`,
+      'set',
+      tmp,
+      'private-key',
+      keyFile,
+      'listen-port',
+      String(portB),
+      'peer',
+      keyA,
+      'endpoint',
+      `${A.addr}:${portA}`,
+      'allowed-ips',
+      `${addr(net, 0)}/31`,
     ]);
     expect(set).toMatchObject({ code: 0, stderr: '' });
     expect((await lab.inContainer(cB, which('ip')!, ['addr', 'add', `${addr(net, 1)}/31`, 'dev', name])).code).toBe(0);
@@ -81,14 +91,22 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
     expect(pingB.code).toBe(0);
     const marker = `interop-${randomBytes(8).toString('hex')}`;
     const server = lab.spawnOwned(which('nsenter')!, [
-      '-t', String(cA.pid), '-n', process.execPath, '-e',
+      '-t',
+      String(cA.pid),
+      '-n',
+      process.execPath,
+      '-e',
       `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 0)}', () => console.log('ready'))`,
       marker,
     ]);
     let out = '';
     server.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     expect(await waitFor(() => out.includes('ready'), 10_000)).toBe(true);
-    const page = await lab.inContainer(cB, process.execPath, ['-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${addr(net, 0)}:8080/`]);
+    const page = await lab.inContainer(cB, process.execPath, [
+      '-e',
+      'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))',
+      `http://${addr(net, 0)}:8080/`,
+    ]);
     expect(page.stdout).toBe(marker);
     server.kill('SIGKILL');
 

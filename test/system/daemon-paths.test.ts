@@ -4,11 +4,12 @@
  * persistent keepalive. Each daemon's UDP lives in its own "host" namespace; its device is
  * moved into a "container" namespace.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Namespaces, WG_TS, nsRun, run, skipReason, sleep, uniqueTag } from '../helpers/netns.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Namespaces, nsRun, run, skipReason, sleep, uniqueTag, WG_TS } from '../helpers/netns.js';
 import { startDaemonIn, wgKeypair } from '../helpers/tunnel.js';
 
 const skip = skipReason('wg', 'ping');
@@ -83,7 +84,20 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
     ]);
     const k = await keys(tmp());
     await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
-    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.245.1/32', 'endpoint', '192.168.250.2:51820']);
+    await nsRun(hostB, 'wg', [
+      'set',
+      ifb,
+      'private-key',
+      k.b.privFile,
+      'listen-port',
+      '51821',
+      'peer',
+      k.a.pub,
+      'allowed-ips',
+      '192.168.245.1/32',
+      'endpoint',
+      '192.168.250.2:51820',
+    ]);
     await addressUp(ctA, ifa, '192.168.245.1/24');
     await addressUp(ctB, ifb, '192.168.245.2/24');
     const endpointAtB = async () => (await nsRun(hostB, 'wg', ['show', ifb, 'endpoints'])).stdout.trim().split('\t')[1];
@@ -118,7 +132,20 @@ describe.skipIf(skip)(`link-local IPv6 endpoints${skip ? ` (skipped: ${skip})` :
       [hostB, ['link', 'set', lb, 'up']],
     ]);
     const k = await keys(tmp());
-    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.246.2/32', 'endpoint', `[fe80::b%${la}]:51821`]);
+    await nsRun(hostA, 'wg', [
+      'set',
+      ifa,
+      'private-key',
+      k.a.privFile,
+      'listen-port',
+      '51820',
+      'peer',
+      k.b.pub,
+      'allowed-ips',
+      '192.168.246.2/32',
+      'endpoint',
+      `[fe80::b%${la}]:51821`,
+    ]);
     await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.246.1/32']);
     await addressUp(ctA, ifa, '192.168.246.1/24');
     await addressUp(ctB, ifb, '192.168.246.2/24');
@@ -175,7 +202,20 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     await startDaemon(pubNs, ifa, ctA);
     await startDaemon(privNs, ifb, ctB);
     await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.244.2/32']);
-    await nsRun(privNs, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.244.1/32', 'endpoint', '192.168.251.1:51820']);
+    await nsRun(privNs, 'wg', [
+      'set',
+      ifb,
+      'private-key',
+      k.b.privFile,
+      'listen-port',
+      '51821',
+      'peer',
+      k.a.pub,
+      'allowed-ips',
+      '192.168.244.1/32',
+      'endpoint',
+      '192.168.251.1:51820',
+    ]);
     await addressUp(ctA, ifa, '192.168.244.1/24');
     await addressUp(ctB, ifb, '192.168.244.2/24');
 

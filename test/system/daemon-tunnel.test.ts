@@ -2,11 +2,12 @@
  * The daemon end to end: two daemons in namespaces (UDP on loopback in ns0, TUNs in ns1/ns2),
  * driven by Debian's unmodified wg. Then one side replaced by wireguard-go.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pair, iperf, programFor } from '../helpers/tunnel.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsPids, nsRun, pidAlive, run, skipReason, sleep, waitFor } from '../helpers/netns.js';
+import { iperf, Pair, programFor } from '../helpers/tunnel.js';
 
 const skip = skipReason('wg', 'ping', 'iperf3');
 const skipGo = skip ?? (skipReason('wireguard-go') ? 'needs wireguard-go (apt-get install wireguard-go)' : null);
@@ -226,7 +227,11 @@ describe.skipIf(skip ?? (skipReason('wg-quick') ? 'needs wg-quick' : null))('wg-
       const priv = (await run('wg', ['genkey'])).stdout.trim();
       const pub = (await run('wg', ['pubkey'], { input: priv })).stdout.trim();
       const conf = join(pair.tmp, `${ifname}.conf`);
-      writeFileSync(conf, `[Interface]\nPrivateKey = ${priv}\nAddress = 192.168.243.1/24\nListenPort = 41000\n\n[Peer]\nPublicKey = ${pair.b.pub}\nAllowedIPs = 192.168.243.2/32\nEndpoint = 127.0.0.1:${pair.b.port}\n`, { mode: 0o600 });
+      writeFileSync(
+        conf,
+        `[Interface]\nPrivateKey = ${priv}\nAddress = 192.168.243.1/24\nListenPort = 41000\n\n[Peer]\nPublicKey = ${pair.b.pub}\nAllowedIPs = 192.168.243.2/32\nEndpoint = 127.0.0.1:${pair.b.port}\n`,
+        { mode: 0o600 },
+      );
       await pair.wg('set', pair.b.ifname, 'peer', pub, 'allowed-ips', '192.168.243.1/32', 'endpoint', '127.0.0.1:41000');
       await run('ip', ['-n', pair.b.ns, 'addr', 'add', '192.168.243.2/24', 'dev', pair.b.ifname]);
       const env = { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: pair.program('ts'), WG_HIDE_KEYS: 'never' };

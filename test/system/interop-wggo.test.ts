@@ -4,18 +4,19 @@
  * whose TUN lives in a private network namespace. Each side initiates in turn, with and
  * without a preshared key; then cookies under load, each side in turn being the loaded one.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
-import { parseCidr } from '../../noise/allowedips.js';
+import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
 import { Device } from '../../noise/device.js';
+import { parseCidr } from '../../noise/iptext.js';
 import type { Endpoint } from '../../noise/types.js';
 import { checksum, icmpEcho, ipv4Packet } from '../helpers/device.js';
 
@@ -224,11 +225,15 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
       await pingThroughWireguardGo(3);
       // Byte counters agree with wireguard-go's (both count whole UDP payloads).
       let theirs: number[] = [];
-      await waitFor('transfer counters to agree with wireguard-go', async () => {
-        theirs = (await wg('show', ifname, 'transfer')).trim().split('\t').slice(1).map(Number);
-        const ours = device!.status().peers[0]!;
-        return theirs[0] === ours.txBytes && theirs[1] === ours.rxBytes;
-      }, 5000);
+      await waitFor(
+        'transfer counters to agree with wireguard-go',
+        async () => {
+          theirs = (await wg('show', ifname, 'transfer')).trim().split('\t').slice(1).map(Number);
+          const ours = device!.status().peers[0]!;
+          return theirs[0] === ours.txBytes && theirs[1] === ours.rxBytes;
+        },
+        5000,
+      );
       expect(theirs[0]).toBeGreaterThan(148);
       expect(Object.entries(device!.drops).filter(([, n]) => n > 0)).toEqual([]);
     });
@@ -264,7 +269,10 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
         writePacket: () => {},
       },
     });
-    flooder.apply({ privateKey: flooderKey, peers: [{ publicKey: theirPub, endpoint: { address: '127.0.0.1', port: theirPort, family: 4 }, allowedIps: [parseCidr(`${THEIR_ADDR}/32`)] }] });
+    flooder.apply({
+      privateKey: flooderKey,
+      peers: [{ publicKey: theirPub, endpoint: { address: '127.0.0.1', port: theirPort, family: 4 }, allowedIps: [parseCidr(`${THEIR_ADDR}/32`)] }],
+    });
     flooder.sendPacket(icmpEcho(OUR_ADDR, THEIR_ADDR, 1, 1, new Uint8Array(8)));
     flooder.tick();
     flooder.close();

@@ -1,14 +1,15 @@
 /**
  * iproute2 helpers against a namespace of our own (anonymous: held by `unshare --net sleep`).
  */
-import { describe, it, expect, afterAll, beforeAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkIfName } from '../../tun/ifname.js';
 import * as ipx from '../../tun/ip.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
 
 const isRoot = process.getuid?.() === 0;
 
-function sleep(ms: number): Promise<void> {
+function _sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
@@ -34,9 +35,9 @@ describe('ip helpers without privileges', () => {
 
   it('validates interface names like the kernel', () => {
     for (const bad of ['', 'a'.repeat(16), 'a/b', 'a b', 'a:b', '.', '..']) {
-      expect(() => ipx.checkIfName(bad)).toThrow(/invalid interface name/);
+      expect(() => checkIfName(bad)).toThrow(/invalid interface name/);
     }
-    expect(() => ipx.checkIfName('a'.repeat(15))).not.toThrow();
+    expect(() => checkIfName('a'.repeat(15))).not.toThrow();
   });
 
   it('passes arguments literally (no shell)', () => {

@@ -3,13 +3,15 @@
  * by an `unshare --net sleep` process), so nothing shows up in `ip netns list`, and killing
  * the holder destroys the namespace.
  */
-import { describe, it, expect, afterAll, beforeAll } from 'vitest';
+
 import { spawn } from 'node:child_process';
-import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
-import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Tun, tempName, tempPrefixPid } from '../../tun/tun.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ipChecksum } from '../../noise/packets.js';
 import * as ipx from '../../tun/ip.js';
+import { Tun, tempName, tempPrefixPid } from '../../tun/tun.js';
+import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const why = canRun ? '' : ' (skipped: needs root and /dev/net/tun)';
@@ -38,12 +40,7 @@ function runIn(pid: number, cmd: string[]): Promise<{ code: number | null; out: 
   });
 }
 
-function checksum(b: Uint8Array, start: number, end: number): number {
-  let s = 0;
-  for (let i = start; i < end; i += 2) s += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
+const checksum = ipChecksum;
 
 /** An IPv4 ICMP echo reply for echo request `p`, or null if `p` is not one. */
 function echoReply(p: Uint8Array): Uint8Array | null {
@@ -237,7 +234,10 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     const ns = await newNetns();
     const t = Tun.create('wgdel0', { netnsPid: ns.pid });
     tuns.push(t);
-    t.start(() => {}, () => {});
+    t.start(
+      () => {},
+      () => {},
+    );
     const r = await removedWithin(t, 1000, () => ipx.linkDel('wgdel0', { netnsPid: ns.pid }));
     if (process.env.WGTS_VERBOSE) console.log(JSON.stringify(r));
     expect(r.reason).toMatch(/removed/);
@@ -262,7 +262,10 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     const ns = await newNetns();
     const t = Tun.create('wgdel2', { netnsPid: ns.pid });
     tuns.push(t);
-    t.start(() => {}, () => {});
+    t.start(
+      () => {},
+      () => {},
+    );
     const r = await removedWithin(t, 1500, () => killHolder(ns));
     if (process.env.WGTS_VERBOSE) console.log(JSON.stringify(r));
     expect(r.reason).toMatch(/removed/);
@@ -280,8 +283,14 @@ describe.skipIf(!existsSync(new URL('../../build/Release/wgts.node', import.meta
     const atA: number[] = [];
     const atB: number[] = [];
     let batches = 0;
-    a.start((p) => atA.push(p.length), () => batches++);
-    b.start((p) => atB.push(p.length), () => batches++);
+    a.start(
+      (p) => atA.push(p.length),
+      () => batches++,
+    );
+    b.start(
+      (p) => atB.push(p.length),
+      () => batches++,
+    );
     for (const n of [20, 1420, 9000]) expect(a.write(new Uint8Array(n))).toBe(true);
     expect(b.write(new Uint8Array(60))).toBe(true);
     const end = Date.now() + 2000;

@@ -2,18 +2,20 @@
  * Debian's real `wg` against our UAPI server. `wg` only looks in /var/run/wireguard, so the
  * server listens on /var/run/wireguard/wgtsT<pid>.sock, removed again in afterAll.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { publicKey } from '../../crypto/x25519.js';
-import { formatCidr, parseCidr } from '../../noise/allowedips.js';
-import { peerStatus, type DeviceChange, type DeviceStatus } from '../../noise/types.js';
+import { formatCidr, parseCidr } from '../../noise/iptext.js';
+import { type DeviceChange, type DeviceStatus, peerStatus } from '../../noise/types.js';
 import { EADDRINUSE, formatGet, uapiSocketPath } from '../../src/uapi/protocol.js';
 import { serveUapi, type UapiServer } from '../../src/uapi/server.js';
+import { interfaceIndex } from '../../tun/ip.js';
 
 const run = promisify(execFile);
 const WG = '/usr/bin/wg';
@@ -83,6 +85,7 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
         changes.push(c);
         return setErrno;
       },
+      zoneIndex: interfaceIndex,
     });
   });
 
@@ -115,16 +118,26 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
     changes.length = 0;
     const peerPub = b64(publicKey(key(11)));
     const r = await wg(
-      'set', ifname,
-      'listen-port', '1234',
-      'fwmark', '0x10',
-      'private-key', privFile,
-      'peer', peerPub,
-      'preshared-key', pskFile,
-      'endpoint', '[2001:db8::1]:51820',
-      'persistent-keepalive', '15',
-      'allowed-ips', '10.1.2.3/16,fd00:1::/48',
-      'peer', b64(publicKey(key(12))),
+      'set',
+      ifname,
+      'listen-port',
+      '1234',
+      'fwmark',
+      '0x10',
+      'private-key',
+      privFile,
+      'peer',
+      peerPub,
+      'preshared-key',
+      pskFile,
+      'endpoint',
+      '[2001:db8::1]:51820',
+      'persistent-keepalive',
+      '15',
+      'allowed-ips',
+      '10.1.2.3/16,fd00:1::/48',
+      'peer',
+      b64(publicKey(key(12))),
       'remove',
     );
     // wg warns about the host bits it passes on; we mask them as the kernel does

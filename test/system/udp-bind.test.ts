@@ -3,13 +3,13 @@
  * sticky source (PKTINFO in and out, fallback when the address is gone) in a namespace of our
  * own with two addresses per family. Needs root for the namespace parts.
  */
-import { describe, it, expect, afterAll, beforeAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+
 import { existsSync, readFileSync } from 'node:fs';
-import { UdpBind } from '../../tun/udp.js';
-import { formatIp, parseIp } from '../../noise/allowedips.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatIp, parseIp } from '../../noise/iptext.js';
 import type { Endpoint } from '../../noise/types.js';
 import * as ipx from '../../tun/ip.js';
+import { UdpBind } from '../../tun/udp.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
 
 const addonBuilt = existsSync(new URL('../../build/Release/wgts.node', import.meta.url));
@@ -90,11 +90,14 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
       const loop = family === 4 ? '127.0.0.1' : '::1';
       const got: { data: Uint8Array; from: Endpoint }[] = [];
       let batches = 0;
-      b.start((data, from) => got.push({ data: data.slice(), from }), () => batches++);
+      b.start(
+        (data, from) => got.push({ data: data.slice(), from }),
+        () => batches++,
+      );
       const to: Endpoint = { address: loop, port: b.port, family };
       const N = 300;
       for (let i = 0; i < N; i++) {
-        const d = new Uint8Array(1 + (i * 37) % 1500);
+        const d = new Uint8Array(1 + ((i * 37) % 1500));
         d.fill(i & 255);
         d[0] = i >> 8;
         expect(a.send(d, to)).toBe(true);
@@ -103,7 +106,7 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
       await until(() => got.length === N);
       for (let i = 0; i < N; i++) {
         const d = got[i]!.data;
-        expect(d.length).toBe(1 + (i * 37) % 1500);
+        expect(d.length).toBe(1 + ((i * 37) % 1500));
         expect(d[0]).toBe(i >> 8);
         if (d.length > 1) expect(d[d.length - 1]).toBe(i & 255);
       }
@@ -123,7 +126,10 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     const a = open(0);
     const b = open(0);
     const lens: number[] = [];
-    b.start((d) => lens.push(d.length), () => {});
+    b.start(
+      (d) => lens.push(d.length),
+      () => {},
+    );
     a.send(new Uint8Array(65000), { address: '127.0.0.1', port: b.port, family: 4 });
     a.send(new Uint8Array(65000), { address: '::1', port: b.port, family: 6 });
     await until(() => lens.length === 2);
@@ -135,15 +141,22 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
   it('loopback: true binds 127.0.0.1 and ::1 only', async () => {
     const a = open(0, { loopback: true });
     const hexPort = a.port.toString(16).toUpperCase().padStart(4, '0');
-    const v4 = readFileSync('/proc/net/udp', 'utf8').split('\n').filter((l) => l.includes(`:${hexPort} `));
+    const v4 = readFileSync('/proc/net/udp', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`:${hexPort} `));
     expect(v4.map((l) => l.trim().split(/\s+/)[1])).toEqual([`0100007F:${hexPort}`]);
     if (a.families.v6) {
-      const v6 = readFileSync('/proc/net/udp6', 'utf8').split('\n').filter((l) => l.includes(`:${hexPort} `));
+      const v6 = readFileSync('/proc/net/udp6', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(`:${hexPort} `));
       expect(v6.map((l) => l.trim().split(/\s+/)[1])).toEqual([`00000000000000000000000001000000:${hexPort}`]);
     }
     const b = open(0);
     const got: number[] = [];
-    a.start((d) => got.push(d[0]!), () => {});
+    a.start(
+      (d) => got.push(d[0]!),
+      () => {},
+    );
     b.send(new Uint8Array([9]), { address: '127.0.0.1', port: a.port, family: 4 });
     await until(() => got.length === 1);
     a.close();
@@ -154,7 +167,10 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     const a = open(0, { autoFlush: false });
     const b = open(0);
     const got: number[] = [];
-    b.start((d) => got.push(d[0]!), () => {});
+    b.start(
+      (d) => got.push(d[0]!),
+      () => {},
+    );
     a.send(new Uint8Array([7]), { address: '127.0.0.1', port: b.port, family: 4 });
     await sleep(100);
     expect(got).toEqual([]);
@@ -179,10 +195,13 @@ describe.skipIf(!addonBuilt)('UdpBind on loopback', () => {
     const a = open(0);
     const b = open(0);
     let n = 0;
-    b.start(() => {
-      n++;
-      b.close();
-    }, () => {});
+    b.start(
+      () => {
+        n++;
+        b.close();
+      },
+      () => {},
+    );
     for (let i = 0; i < 10; i++) a.send(new Uint8Array([i]), { address: '127.0.0.1', port: b.port, family: 4 });
     a.flush();
     await until(() => n > 0);
@@ -217,8 +236,14 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
       const rxA: Endpoint[] = [];
       const rxB: Endpoint[] = [];
       const sticky: Endpoint[] = [];
-      A.start((_d, f) => rxA.push(f), () => {});
-      B.start((_d, f) => rxB.push(f), () => {});
+      A.start(
+        (_d, f) => rxA.push(f),
+        () => {},
+      );
+      B.start(
+        (_d, f) => rxB.push(f),
+        () => {},
+      );
       B.onStickyFailure((ep) => sticky.push(ep));
 
       // A -> B at the second address: B learns localAddress a2.
@@ -269,8 +294,14 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
     const B = open(0, o);
     const rxA: Endpoint[] = [];
     const rxB: Endpoint[] = [];
-    A.start((_d, f) => rxA.push(f), () => {});
-    B.start((_d, f) => rxB.push(f), () => {});
+    A.start(
+      (_d, f) => rxA.push(f),
+      () => {},
+    );
+    B.start(
+      (_d, f) => rxB.push(f),
+      () => {},
+    );
     // Out of st0, over the veth, in on st1.
     A.send(new Uint8Array([1]), { address: 'fe80::a2', port: B.port, family: 6, ifindex: i0 });
     expect(A.flush()).toBe(1);
@@ -294,7 +325,10 @@ describe.skipIf(!addonBuilt || !isRoot)('UdpBind sticky source and fwmark (own n
     const A = open(0, { netnsPid: pid, fwmark: 0x5a });
     const B = open(0, { netnsPid: pid });
     const got: number[] = [];
-    B.start((d) => got.push(d[0]!), () => {});
+    B.start(
+      (d) => got.push(d[0]!),
+      () => {},
+    );
     const to: Endpoint = { address: '192.0.2.1', port: B.port, family: 4 };
     A.send(new Uint8Array([1]), to);
     expect(A.flush()).toBe(0);

@@ -8,13 +8,14 @@
  * nothing on the daemon's path may be compiled, invalidated or deoptimized from the end of the
  * warm-up's traffic (its garbage collection included) to the last ping.
  */
-import { describe, expect, it } from 'vitest';
+
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pair, startDaemonIn, type Impl } from '../helpers/tunnel.js';
-import { WG_TS, nsRun, skipReason, waitFor } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
+import { nsRun, skipReason, WG_TS, waitFor } from '../helpers/netns.js';
+import { type Impl, Pair, startDaemonIn } from '../helpers/tunnel.js';
 
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
 const built = existsSync(`${dist}src/warmup.js`);
@@ -23,11 +24,13 @@ const script = `
 const d = ${JSON.stringify(dist)};
 const { warmUp } = await import(d + 'src/warmup.js');
 const { Device } = await import(d + 'noise/device.js');
-const { parseCidr } = await import(d + 'noise/allowedips.js');
+const { parseCidr } = await import(d + 'noise/iptext.js');
 const { endpointOf } = await import(d + 'noise/types.js');
 const { createLogger } = await import(d + 'src/log.js');
 const { generatePrivateKey, publicKey } = await import(d + 'crypto/x25519.js');
-await warmUp({ udpRounds: 0 });
+const { selectSuite } = await import(d + 'tun/openssl.js');
+const crypto = selectSuite(undefined);
+await warmUp({ udpRounds: 0, crypto });
 await new Promise((r) => setTimeout(r, 300));
 console.log('--- traffic');
 const keys = [generatePrivateKey(), generatePrivateKey()];
@@ -35,12 +38,13 @@ const eps = [endpointOf('127.0.0.1', 10000, 4, '127.0.0.1', 1), endpointOf('127.
 const queue = [];
 let delivered = 0;
 const logger = createLogger('error', '(t) ');
-const devices = [0, 1].map((i) => new Device({ logger, mtu: 1420, sinks: {
+const devices = [0, 1].map((i) => new Device({ logger, crypto, mtu: 1420, sinks: {
   sendDatagram: (data) => { queue.push([1 - i, data.slice()]); },
   writePacket: () => { delivered++; },
 } }));
 devices.forEach((dev, i) => dev.apply({ privateKey: keys[i], peers: [{ publicKey: publicKey(keys[1 - i]), endpoint: eps[1 - i], allowedIps: [parseCidr('192.168.241.' + (2 - i) + '/32')] }] }));
-const ping = (s, t) => { const p = new Uint8Array(84); p[0] = 0x45; p[3] = 84; p[8] = 64; p[9] = 1; p.set([192, 168, 241, s], 12); p.set([192, 168, 241, t], 16); return p; };
+const { ipv4Packet } = await import(d + 'noise/packets.js');
+const ping = (s, t) => ipv4Packet('192.168.241.' + s, '192.168.241.' + t, 64, 1);
 const drain = () => { for (let it = queue.shift(); it; it = queue.shift()) { devices[it[0]].receiveDatagram(it[1], eps[1 - it[0]]); devices[it[0]].tick(); } };
 for (let i = 0; i < 40; i++) {
   devices[0].sendPacket(ping(1, 2)); devices[0].tick(); drain();
@@ -51,7 +55,8 @@ console.log('delivered', delivered);
 `;
 
 /** Functions on the per-packet path (Device, Peer, keypairs, replay, routing, crypto wrappers). */
-const DATA_NAMES = 'sendPacket|receiveDatagram|receiveTransport|transmit|send|encryptAndTransmit|tick|lookup|ipFamily|innerPacketLength|canSend|canReceive|update|seal|open|counterNonce|dataSent|dataReceived|keepKeyFreshSending|keepKeyFreshReceiving|rxView|txBuffer|txSealView|paddingFor|writeTransportHeader';
+const DATA_NAMES =
+  'sendPacket|receiveDatagram|receiveTransport|transmit|send|encryptAndTransmit|tick|lookup|ipFamily|innerPacketLength|canSend|canReceive|update|seal|open|counterNonce|dataSent|dataReceived|keepKeyFreshSending|keepKeyFreshReceiving|rxView|txBuffer|txSealView|paddingFor|writeTransportHeader';
 /** The same, plus the daemon's glue and the TUN and UDP layers (src/daemon.ts, tun/tun.ts, tun/udp.ts). */
 const DAEMON_NAMES = `${DATA_NAMES}|afterBatch|#?onBatch|flush|#?endpoint|updateEndpoint|sendDatagram|writePacket|write|onTimer|scheduleTick`;
 /** A --trace-opt/--trace-deopt line about one of `names` (bailouts and markings name a JSFunction, invalidations a SharedFunctionInfo). */
@@ -80,17 +85,21 @@ class TracedPair extends Pair {
 }
 
 describe('JIT warm-up', () => {
-  it.skipIf(!built)('leaves optimized data-path code that real-shaped traffic does not throw away', async () => {
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
-        err ? reject(err) : resolve(stdout),
-      ),
-    );
-    const after = out.slice(out.indexOf('--- traffic'));
-    expect(after).toMatch(/delivered 80\b/);
-    const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
-    expect(deopts).toEqual([]);
-  }, 90_000);
+  it.skipIf(!built)(
+    'leaves optimized data-path code that real-shaped traffic does not throw away',
+    async () => {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
+          err ? reject(err) : resolve(stdout),
+        ),
+      );
+      const after = out.slice(out.indexOf('--- traffic'));
+      expect(after).toMatch(/delivered 80\b/);
+      const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
+      expect(deopts).toEqual([]);
+    },
+    90_000,
+  );
 });
 
 describe.skipIf(skipDaemon)(`JIT warm-up in the daemon${skipDaemon ? ` (skipped: ${skipDaemon})` : ''}`, () => {
@@ -98,14 +107,19 @@ describe.skipIf(skipDaemon)(`JIT warm-up in the daemon${skipDaemon ? ` (skipped:
   // A function V8 optimizes only now was left just short of its tier-up budget by the warm-up:
   // its compile (5-30 ms on a background thread) lands in the middle of the pings, and on two
   // cores it showed as one 4-12 ms ping in every run. A deopt throws optimized code away.
-  it('leaves nothing on the daemon\'s per-packet path for V8 to optimize or throw away under pings', async () => {
+  it("leaves nothing on the daemon's per-packet path for V8 to optimize or throw away under pings", async () => {
     const pair = new TracedPair();
     try {
       await pair.setup();
       const logs = [pair.a.ifname, pair.b.ifname].map((n) => pair.log(n));
       await waitFor('the warm-up to finish', () => logs.every((f) => existsSync(f) && readFileSync(f, 'utf8').includes('JIT warm-up took')), 20_000);
       // The traces work (the warm-up had V8 optimize the data path), so silence below means something.
-      for (const f of logs) expect(readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l))).toBe(true);
+      for (const f of logs)
+        expect(
+          readFileSync(f, 'utf8')
+            .split('\n')
+            .some((l) => l.startsWith('[marking 0x') && DAEMON_PATH.test(l)),
+        ).toBe(true);
       // From the end of the warm-up's traffic (its garbage collection included): the handshake, then the measured pings.
       await nsRun(pair.a.ns, 'ping', ['-c', '1', '-W', '2', pair.b.v4], { timeout: 10_000 });
       const { stdout } = await nsRun(pair.a.ns, 'ping', ['-c', '20', '-i', '0.05', '-W', '1', pair.b.v4], { timeout: 20_000 });

@@ -5,27 +5,19 @@
  *   (cr.yp.to/libtai/tai64.html, as the kernel and wireguard-go encode it), and `wg` itself
  *   for key clamping and the base64 key format.
  */
-import { describe, expect, it } from 'vitest';
+
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { blake2s } from '@noble/hashes/blake2.js';
-import {
-  aeadOpen,
-  aeadSeal,
-  counterNonce,
-  nobleAead,
-  nodeAead,
-  providers,
-  TAG_LEN,
-  xaeadOpen,
-  xaeadSeal,
-  type AeadProvider,
-} from '../../crypto/aead.js';
-import { blake2sProvider, hash, hmac, kdf, kdf1, kdf2, kdf3, mac, nobleHash, nobleHmacBlake2s, nobleMac, nodeHash, nodeHmac, nodeKdf } from '../../crypto/blake2s.js';
+import { describe, expect, it } from 'vitest';
+import { type AeadProvider, aeadOpen, aeadSeal, counterNonce, nobleAead, nodeAead, TAG_LEN, xaeadOpen, xaeadSeal } from '../../crypto/aead.js';
+import { type Blake2sProvider, nobleBlake2s, nodeBlake2s } from '../../crypto/blake2s.js';
 import { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, equalBytes, isZero, KeyFormatError } from '../../crypto/keys.js';
 import { deterministicRng, randomU16Pool } from '../../crypto/random.js';
-import { compareTai64n, tai64n, TAI64N_LEN } from '../../crypto/tai64n.js';
-import { clampPrivateKey, dh, generatePrivateKey, publicKey, x25519Providers } from '../../crypto/x25519.js';
+import { type CryptoSuite, jsSuite, nobleSuite } from '../../crypto/suite.js';
+import { compareTai64n, TAI64N_LEN, tai64n } from '../../crypto/tai64n.js';
+import { clampPrivateKey, generatePrivateKey, nobleX25519, nodeX25519, publicKey, type X25519Provider } from '../../crypto/x25519.js';
+import { opensslSuite } from '../../tun/openssl.js';
 
 const h = (s: string): Uint8Array => {
   const clean = s.replace(/[\s:]/g, '');
@@ -36,22 +28,29 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const range = (n: number, start = 0): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
+// Every suite: the addon's (built by npm ci) and the two JavaScript ones.
+const openssl = opensslSuite();
+const allSuites: CryptoSuite[] = [...(openssl ? [openssl] : []), jsSuite, nobleSuite];
+const x25519Providers: X25519Provider[] = [nobleX25519, nodeX25519, ...(openssl ? [openssl.x25519] : [])];
+const blake2sProviders: Blake2sProvider[] = [nobleBlake2s, nodeBlake2s, ...(openssl ? [openssl.blake2s] : [])];
+
 // ---------------------------------------------------------------------------------------------
 describe('X25519 providers', () => {
-  it('has the native provider (the addon is built by npm ci) besides noble', () => {
-    expect(Object.keys(x25519Providers).sort()).toEqual(['noble', 'openssl']);
+  it('has the native provider (the addon is built by npm ci) besides node and noble', () => {
+    expect(x25519Providers.map((p) => p.name).sort()).toEqual(['noble', 'node', 'openssl']);
+    expect(allSuites.map((x) => x.name)).toEqual(['openssl', 'js', 'noble']);
   });
   it('never reuse a cached key for an array whose contents changed', () => {
     const rng = deterministicRng(78);
     const peer = publicKey(generatePrivateKey(rng));
-    for (const p of Object.values(x25519Providers)) {
+    for (const p of x25519Providers) {
       const k = generatePrivateKey(rng);
       const first = hex(p.dh(k, peer)!);
-      const expectedFirst = hex(x25519Providers.noble!.dh(k.slice(), peer)!);
+      const expectedFirst = hex(nobleX25519.dh(k.slice(), peer)!);
       k.set(generatePrivateKey(rng)); // same array, new key
       expect(first).toBe(expectedFirst);
-      expect(hex(p.dh(k, peer)!)).toBe(hex(x25519Providers.noble!.dh(k.slice(), peer)!));
-      expect(hex(p.publicKey(k))).toBe(hex(x25519Providers.noble!.publicKey(k.slice())));
+      expect(hex(p.dh(k, peer)!)).toBe(hex(nobleX25519.dh(k.slice(), peer)!));
+      expect(hex(p.publicKey(k))).toBe(hex(nobleX25519.publicKey(k.slice())));
     }
   });
 
@@ -60,32 +59,22 @@ describe('X25519 providers', () => {
     for (let i = 0; i < 20; i++) {
       const a = generatePrivateKey(rng);
       const b = generatePrivateKey(rng);
-      const outs = Object.values(x25519Providers).map((p) => hex(p.dh(a, p.publicKey(b))!));
+      const outs = x25519Providers.map((p) => hex(p.dh(a, p.publicKey(b))!));
       expect(new Set(outs).size).toBe(1);
     }
   });
 });
 
-describe.each(Object.values(x25519Providers))('X25519 (RFC 7748), $name provider', (provider) => {
+describe.each(x25519Providers)('X25519 (RFC 7748), $name provider', (provider) => {
   const dh = provider.dh;
   const publicKey = provider.publicKey;
   it('§5.2 test vectors', () => {
     expect(
-      hex(
-        dh(
-          h('a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4'),
-          h('e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c'),
-        )!,
-      ),
+      hex(dh(h('a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4'), h('e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c'))!),
     ).toBe('c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552');
     // The u-coordinate has its top bit set: it must be masked, not rejected.
     expect(
-      hex(
-        dh(
-          h('4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d'),
-          h('e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493'),
-        )!,
-      ),
+      hex(dh(h('4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d'), h('e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493'))!),
     ).toBe('95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957');
   });
 
@@ -134,9 +123,7 @@ describe.each(Object.values(x25519Providers))('X25519 (RFC 7748), $name provider
 
 // ---------------------------------------------------------------------------------------------
 // RFC 8439 §2.8.2
-const SUNSCREEN = ascii(
-  "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
-);
+const SUNSCREEN = ascii("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
 const V282 = {
   key: range(32, 0x80),
   nonce: h('07000000 4041424344454647'),
@@ -193,7 +180,7 @@ function open(p: AeadProvider, key: Uint8Array, nonce: Uint8Array, sealed: Uint8
   return p.open(key, nonce, sealed, aad, out) ? out : null;
 }
 
-const allProviders: AeadProvider[] = [nodeAead, nobleAead, ...Object.values(providers).filter((p) => p !== nodeAead && p !== nobleAead)];
+const allProviders: AeadProvider[] = [nodeAead, nobleAead, ...(openssl ? [openssl.aead] : [])];
 
 describe('ChaCha20-Poly1305 (RFC 8439)', () => {
   it('the vectors are internally consistent', () => {
@@ -298,12 +285,12 @@ describe('ChaCha20-Poly1305 (RFC 8439)', () => {
   it('aeadSeal/aeadOpen use counter nonces and reject tampering', () => {
     const key = range(32, 0x80);
     for (const p of allProviders) {
-      const sealed = aeadSeal(key, 5, SUNSCREEN, V282.aad, p);
+      const sealed = aeadSeal(p, key, 5, SUNSCREEN, V282.aad);
       expect(hex(sealed)).toBe(hex(seal(p, key, counterNonce(5), SUNSCREEN, V282.aad)));
-      expect(hex(aeadOpen(key, 5, sealed, V282.aad, p)!)).toBe(hex(SUNSCREEN));
-      expect(aeadOpen(key, 6, sealed, V282.aad, p)).toBeNull();
-      expect(aeadOpen(key, 5, sealed.subarray(0, 10), V282.aad, p)).toBeNull();
-      expect(aeadOpen(key, 0, aeadSeal(key, 0, new Uint8Array(0), new Uint8Array(0), p), new Uint8Array(0), p)).toEqual(new Uint8Array(0));
+      expect(hex(aeadOpen(p, key, 5, sealed, V282.aad)!)).toBe(hex(SUNSCREEN));
+      expect(aeadOpen(p, key, 6, sealed, V282.aad)).toBeNull();
+      expect(aeadOpen(p, key, 5, sealed.subarray(0, 10), V282.aad)).toBeNull();
+      expect(aeadOpen(p, key, 0, aeadSeal(p, key, 0, new Uint8Array(0), new Uint8Array(0)), new Uint8Array(0))).toEqual(new Uint8Array(0));
     }
   });
 });
@@ -345,7 +332,14 @@ describe('XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 Appendix A.3.1)', () =>
 });
 
 // ---------------------------------------------------------------------------------------------
-describe('BLAKE2s (RFC 7693) and the WireGuard constructions on it', () => {
+describe.each(blake2sProviders)('BLAKE2s (RFC 7693) and the WireGuard constructions on it, $name provider', (b2) => {
+  const hash = (...parts: Uint8Array[]): Uint8Array => (parts.length <= 2 ? b2.hash(parts[0]!, parts[1]) : b2.hash(concat(...parts)));
+  const hmac = b2.hmac;
+  const mac = (key: Uint8Array, ...parts: Uint8Array[]): Uint8Array => b2.mac(key, parts.length === 1 ? parts[0]! : concat(...parts));
+  const kdf1 = (k: Uint8Array, x: Uint8Array): Uint8Array => b2.kdf(1, k, x)[0]!;
+  const kdf2 = (k: Uint8Array, x: Uint8Array): Uint8Array[] => b2.kdf(2, k, x);
+  const kdf3 = (k: Uint8Array, x: Uint8Array): Uint8Array[] => b2.kdf(3, k, x);
+
   it('Appendix B: BLAKE2s-256("abc")', () => {
     expect(hex(hash(ascii('abc')))).toBe('508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982');
     // hash(a, b) is the hash of the concatenation
@@ -355,9 +349,7 @@ describe('BLAKE2s (RFC 7693) and the WireGuard constructions on it', () => {
   it('WireGuard protocol constants: initial chaining key and hash', () => {
     const ck = hash(ascii('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s'));
     expect(hex(ck)).toBe('60e26daef327efc02ec335e2a025d2d016eb4206f87277f52d38d1988b78cd36');
-    expect(hex(hash(ck, ascii('WireGuard v1 zx2c4 Jason@zx2c4.com')))).toBe(
-      '2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3',
-    );
+    expect(hex(hash(ck, ascii('WireGuard v1 zx2c4 Jason@zx2c4.com')))).toBe('2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3');
   });
 
   it('keyed BLAKE2s-256: the BLAKE2 reference KAT (key 00..1f), in the library mac() builds on', () => {
@@ -368,7 +360,7 @@ describe('BLAKE2s (RFC 7693) and the WireGuard constructions on it', () => {
       '6bb71300644cd3991b26ccd4d274acd1adeab8b1d7914546c1198bbe9fc9d803',
       '1d220dbe2ee134661fdf6d9e74b41704710556f2f6e5a091b227697445dbea6b',
     ];
-    kat.forEach((want, n) => expect(hex(blake2s(range(n), { key, dkLen: 32 }))).toBe(want));
+    for (const [n, want] of kat.entries()) expect(hex(blake2s(range(n), { key, dkLen: 32 }))).toBe(want);
   });
 
   it('Appendix E self-test grand hash, with hash() and mac() for the sizes they serve', () => {
@@ -414,29 +406,29 @@ describe('BLAKE2s (RFC 7693) and the WireGuard constructions on it', () => {
     );
   };
 
-  it('OpenSSL and @noble/hashes agree on HASH and HMAC for random inputs', () => {
+  it('agrees with @noble/hashes on HASH and HMAC for random inputs', () => {
     const rng = deterministicRng(11);
     for (let i = 0; i < 50; i++) {
       const a = rng(new Uint8Array(i * 7));
       const b = rng(new Uint8Array((i * 13) % 130));
-      expect(hex(hash(a, b))).toBe(hex(nobleHash(a, b)));
-      expect(hex(hmac(a, b))).toBe(hex(nobleHmacBlake2s(a, b)));
+      expect(hex(hash(a, b))).toBe(hex(nobleBlake2s.hash(a, b)));
+      expect(hex(hmac(a, b))).toBe(hex(nobleBlake2s.hmac(a, b)));
     }
   });
 
-  it('the addon (OpenSSL, one call each), node:crypto and @noble/hashes agree on HASH, HMAC, KDF and MAC', () => {
-    if (existsSync(new URL('../../build/Release/wgts_crypto.node', import.meta.url)) && process.env.WG_TS_BLAKE2S === undefined) expect(blake2sProvider).toBe('openssl');
+  it('agrees with node:crypto and @noble/hashes on HASH, HMAC, KDF and MAC', () => {
+    if (existsSync(new URL('../../build/Release/wgts_crypto.node', import.meta.url))) expect(openssl).not.toBeNull();
     const rng = deterministicRng(12);
     for (let i = 0; i < 60; i++) {
       const a = rng(new Uint8Array((i * 11) % 150));
       const b = rng(new Uint8Array((i * 5) % 70));
-      expect(hex(hash(a))).toBe(hex(nobleHash(a)));
-      expect(hex(hash(a, b))).toBe(hex(nodeHash(a, b)));
-      expect(hex(hmac(b, a))).toBe(hex(nodeHmac(b, a)));
-      expect(hex(hmac(b, a))).toBe(hex(nobleHmacBlake2s(b, a)));
-      for (const n of [1, 2, 3] as const) expect(kdf(n, b, a).map(hex)).toEqual(nodeKdf(n, b, a).map(hex));
+      expect(hex(hash(a))).toBe(hex(nobleBlake2s.hash(a)));
+      expect(hex(hash(a, b))).toBe(hex(nodeBlake2s.hash(a, b)));
+      expect(hex(hmac(b, a))).toBe(hex(nodeBlake2s.hmac(b, a)));
+      expect(hex(hmac(b, a))).toBe(hex(nobleBlake2s.hmac(b, a)));
+      for (const n of [1, 2, 3] as const) expect(b2.kdf(n, b, a).map(hex)).toEqual(nodeBlake2s.kdf(n, b, a).map(hex));
       const key = rng(new Uint8Array(1 + (i % 32)));
-      expect(hex(mac(key, a))).toBe(hex(nobleMac(key, a)));
+      expect(hex(mac(key, a))).toBe(hex(nobleBlake2s.mac(key, a)));
       expect(hex(mac(key, a))).toBe(hex(blake2s(a, { key, dkLen: 16 })));
     }
   });

@@ -30,7 +30,15 @@ describe.skipIf(!built)('cwg command line', () => {
   it('prints usage on --help, for the tool and each command', () => {
     const main = cwg(['--help']);
     expect(main).toMatchObject({ code: 0, stderr: '' });
-    for (const c of ['cwg_create <pid> <net> <host> <port>', 'cwg_connect <pid> <net> <host> <peer_endpoint> <peer_key>', 'cwg_destroy <pid> <net> <host>', 'show <pid> <net> <host>', 'genkey', 'CWG_PREFIX', '/etc/wireguard-ts/cwg.conf']) {
+    for (const c of [
+      'cwg_create <pid> <net> <host> <port>',
+      'cwg_connect <pid> <net> <host> <peer_endpoint> <peer_key>',
+      'cwg_destroy <pid> <net> <host>',
+      'show <pid> <net> <host>',
+      'genkey',
+      'CWG_PREFIX',
+      '/etc/wireguard-ts/cwg.conf',
+    ]) {
       expect(main.stdout).toContain(c);
     }
     for (const c of ['cwg_create', 'cwg_connect', 'cwg_destroy']) {
@@ -75,7 +83,10 @@ describe.skipIf(!built)('cwg command line', () => {
   });
 
   it('genkey warns like wg when writing to a world-accessible file', () => {
-    for (const [mode, warn] of [[0o644, true], [0o600, false]] as const) {
+    for (const [mode, warn] of [
+      [0o644, true],
+      [0o600, false],
+    ] as const) {
       const p = join(dir, `key-${mode.toString(8)}`);
       const fd = openSync(p, 'w', mode);
       const r = cwg(['genkey'], '', 'cwg', fd);

@@ -2,24 +2,26 @@
  * cwg without root: argument validation, the address scheme, the prefix and device names,
  * the key tools, `wg show` formatting, and the commands' logic over an in-memory system.
  */
-import { mkdtempSync, writeFileSync, chmodSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, afterAll } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { decodeBase64Key, encodeBase64Key } from '../../crypto/keys.js';
-import { publicKey } from '../../crypto/x25519.js';
 import { deterministicRng } from '../../crypto/random.js';
+import { publicKey } from '../../crypto/x25519.js';
+import { formatIp } from '../../noise/iptext.js';
 import { hostAddress, hostCidr, netSubnet } from '../../src/cwg/addressing.js';
 import { deviceName, isCwgName, loadPrefix, parseConfigText, validatePrefix } from '../../src/cwg/config.js';
 import { CwgError } from '../../src/cwg/errors.js';
 import { genkey, genpsk, pubkey } from '../../src/cwg/keytools.js';
 import { formatShow } from '../../src/cwg/show.js';
-import { formatIp } from '../../noise/allowedips.js';
+
 const formatIPv6 = (b: Uint8Array) => formatIp(6, b);
+
+import { type DeviceStatus, peerStatus } from '../../noise/types.js';
+import { type RunIo, run } from '../../src/cli/cwg.js';
+import { type CwgContext, type CwgSystem, cwgConnect, cwgCreate, cwgDestroy, cwgShow } from '../../src/cwg/commands.js';
 import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../../src/cwg/validate.js';
-import { cwgConnect, cwgCreate, cwgDestroy, cwgShow, type CwgContext, type CwgSystem } from '../../src/cwg/commands.js';
-import { run, type RunIo } from '../../src/cli/cwg.js';
-import { peerStatus, type DeviceStatus } from '../../noise/types.js';
 
 const err = (f: () => unknown) => {
   try {
@@ -56,10 +58,29 @@ describe('argument validation', () => {
     expect(parseEndpoint('[2001:db8::1]:1')).toEqual({ address: '2001:db8::1', port: 1, family: 6 });
     expect(parseEndpoint('[::ffff:1.2.3.4]:9')).toMatchObject({ family: 6, port: 9 });
     const bad = [
-      '192.168.1.2', '192.168.1.2:', '192.168.1.2:0', '192.168.1.2:65536', '192.168.1.256:1', '192.168.1:1',
-      '192.168.01.2:1', '1.2.3.4.5:1', 'example.com:1', '2001:db8::1:1', '[2001:db8::1]', '[2001:db8::1]:',
-      '[2001:db8::g]:1', '[fe80::1%eth0]:1', '0.0.0.0:1', '[::]:1', '[0::0]:1', ' 1.2.3.4:1', '1.2.3.4:1 ',
-      '1.2.3.4:+1', '1.2.3.4:01', '[1.2.3.4]:1', '',
+      '192.168.1.2',
+      '192.168.1.2:',
+      '192.168.1.2:0',
+      '192.168.1.2:65536',
+      '192.168.1.256:1',
+      '192.168.1:1',
+      '192.168.01.2:1',
+      '1.2.3.4.5:1',
+      'example.com:1',
+      '2001:db8::1:1',
+      '[2001:db8::1]',
+      '[2001:db8::1]:',
+      '[2001:db8::g]:1',
+      '[fe80::1%eth0]:1',
+      '0.0.0.0:1',
+      '[::]:1',
+      '[0::0]:1',
+      ' 1.2.3.4:1',
+      '1.2.3.4:1 ',
+      '1.2.3.4:+1',
+      '1.2.3.4:01',
+      '[1.2.3.4]:1',
+      '',
     ];
     for (const b of bad) expect(() => parseEndpoint(b), b).toThrow(CwgError);
     expect(err(() => parseEndpoint('[fe80::1%eth0]:1'))).toMatch(/zone/);
@@ -276,7 +297,10 @@ class FakeSystem implements CwgSystem {
   }
   private ns(pid: number) {
     let m = this.links.get(this.netnsInode(pid));
-    if (!m) this.links.set(this.netnsInode(pid), (m = new Map()));
+    if (!m) {
+      m = new Map();
+      this.links.set(this.netnsInode(pid), m);
+    }
     return m;
   }
   async linkExists(name: string, pid: number) {
@@ -371,7 +395,13 @@ class FakeSystem implements CwgSystem {
 
 describe('commands over an in-memory system', () => {
   const setup = () => {
-    const sys = new FakeSystem(new Map([[100, 4001], [200, 4002], [300, 4001]]));
+    const sys = new FakeSystem(
+      new Map([
+        [100, 4001],
+        [200, 4002],
+        [300, 4001],
+      ]),
+    );
     const ctx: CwgContext = { prefix: 'cwg', runBase: '/run/x', sys };
     return { sys, ctx };
   };
@@ -498,7 +528,14 @@ describe('cli dispatch', () => {
     expect(help.stdout).toContain('cwg_create <pid> <net> <host> <port>');
     expect((await run(['cwg_connect', '--help'], io())).stdout).toContain('Usage: cwg cwg_connect <pid> <net> <host> <peer_endpoint> <peer_key>');
     expect((await run(['help', 'show'], io())).stdout).toContain('Usage: cwg show <pid> <net> <host>');
-    for (const argv of [[], ['nope'], ['cwg_create', '1'], ['cwg_destroy', 'x', '1', '0'], ['genkey', 'x'], ['cwg_connect', '1', '1', '0', '1.2.3.4:5', 'bad']]) {
+    for (const argv of [
+      [],
+      ['nope'],
+      ['cwg_create', '1'],
+      ['cwg_destroy', 'x', '1', '0'],
+      ['genkey', 'x'],
+      ['cwg_connect', '1', '1', '0', '1.2.3.4:5', 'bad'],
+    ]) {
       const r = await run(argv, io());
       expect(r.code, argv.join(' ')).toBe(1);
       expect(r.stdout).toBe('');

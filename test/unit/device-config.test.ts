@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { makePair, keypair, payloadText, ipv4Packet, EP_A, EP_B } from '../helpers/device.js';
 import { deterministicRng } from '../../crypto/random.js';
-import { parseCidr, formatCidr } from '../../noise/allowedips.js';
-import { Device, type DeviceSinks } from '../../noise/device.js';
-import { FakeClock } from '../../noise/memnet.js';
 import { MAX_STAGED_PACKETS } from '../../noise/constants.js';
+import { Device, type DeviceSinks } from '../../noise/device.js';
+import { formatCidr, parseCidr } from '../../noise/iptext.js';
+import { FakeClock } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
+import { EP_A, EP_B, ipv4Packet, keypair, makePair, payloadText } from '../helpers/device.js';
 
 describe('device configuration', () => {
   it('reports its configuration; applies remove, update_only, replace_allowed_ips, replace_peers', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { makePair, payloadText, EP_A, EP_B } from '../helpers/device.js';
 import { REKEY_TIMEOUT, UNDER_LOAD_HANDSHAKES_PER_SECOND } from '../../noise/constants.js';
 import type { Datagram } from '../../noise/memnet.js';
+import { EP_A, EP_B, makePair, payloadText } from '../helpers/device.js';
 
 const typeOf = (d: Datagram) => d.data[0]!;
 

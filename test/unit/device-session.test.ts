@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { makePair, payloadText, EP_A, EP_B, ipv4Packet } from '../helpers/device.js';
-import {
-  KEEPALIVE_TIMEOUT,
-  MAX_TIMER_HANDSHAKES,
-  REJECT_AFTER_TIME,
-  REKEY_AFTER_TIME,
-  REKEY_ATTEMPT_TIME,
-  REKEY_TIMEOUT,
-} from '../../noise/constants.js';
+import { KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT } from '../../noise/constants.js';
 import type { Datagram } from '../../noise/memnet.js';
+import { EP_A, EP_B, ipv4Packet, makePair, payloadText } from '../helpers/device.js';
 
 const typeOf = (d: Datagram) => d.data[0]!;
 
@@ -301,4 +294,3 @@ describe('sessions over time', () => {
     expect(p.net.inbox(p.b).length).toBe(1);
   });
 });
-

@@ -4,11 +4,11 @@
  * the session state must not change, and the tunnel must still carry traffic afterwards.
  */
 import { describe, expect, it } from 'vitest';
-import { makePair, payloadText, EP_A, EP_B } from '../helpers/device.js';
-import type { Datagram } from '../../noise/memnet.js';
 import { REKEY_TIMEOUT } from '../../noise/constants.js';
 import type { Device } from '../../noise/device.js';
+import type { Datagram } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
+import { EP_A, EP_B, makePair, payloadText } from '../helpers/device.js';
 
 /** xorshift32: a fast deterministic PRNG for choosing mutations. */
 function prng(seed: number) {
@@ -135,7 +135,17 @@ describe('fuzzing a live session', () => {
     expect([p.a.stats.datagramsOut - p.a.stats.cookieRepliesOut, p.b.stats.datagramsOut - p.b.stats.cookieRepliesOut]).toEqual(sentBefore);
     expect(p.a.underLoad).toBe(true);
     expect(p.a.drops['cookie-sent']).toBeGreaterThan(0);
-    for (const reason of ['invalid-length', 'invalid-type', 'invalid-reserved', 'invalid-mac1', 'unknown-index', 'invalid-tag', 'replayed-counter', 'stale-timestamp', 'invalid-cookie-reply'] as const) {
+    for (const reason of [
+      'invalid-length',
+      'invalid-type',
+      'invalid-reserved',
+      'invalid-mac1',
+      'unknown-index',
+      'invalid-tag',
+      'replayed-counter',
+      'stale-timestamp',
+      'invalid-cookie-reply',
+    ] as const) {
       expect(p.a.drops[reason] + p.b.drops[reason], reason).toBeGreaterThan(0);
     }
 

@@ -1,10 +1,10 @@
-import { describe, expect, it } from 'vitest';
-import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { describe, expect, it } from 'vitest';
 import { deterministicRng } from '../../crypto/random.js';
-import { CookieChecker, CookieState } from '../../noise/cookie.js';
-import { parseCookieReply, type CookieReply } from '../../noise/messages.js';
 import { COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE } from '../../noise/constants.js';
+import { CookieChecker, CookieState } from '../../noise/cookie.js';
+import { type CookieReply, parseCookieReply } from '../../noise/messages.js';
 
 const enc = new TextEncoder();
 const H = (...p: Uint8Array[]) => {

@@ -1,15 +1,15 @@
-import { describe, expect, it } from 'vitest';
-import { blake2s } from '@noble/hashes/blake2.js';
-import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { describe, expect, it } from 'vitest';
 import { deterministicRng } from '../../crypto/random.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
-import { Handshake, StaticIdentity, consumeInitiation } from '../../noise/handshake.js';
-import { INITIATION, RESPONSE, parseInitiation, parseResponse, type Initiation } from '../../noise/messages.js';
-import { CookieState, computeMac1 } from '../../noise/cookie.js';
-import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
 import { tai64n } from '../../crypto/tai64n.js';
+import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
+import { CookieState, computeMac1 } from '../../noise/cookie.js';
+import { consumeInitiation, Handshake, StaticIdentity } from '../../noise/handshake.js';
+import { INITIATION, type Initiation, parseInitiation, parseResponse, RESPONSE } from '../../noise/messages.js';
 
 const enc = new TextEncoder();
 const WALL = Date.UTC(2024, 5, 1, 12, 0, 0);

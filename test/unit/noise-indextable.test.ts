@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IndexTable } from '../../noise/indextable.js';
 import { deterministicRng } from '../../crypto/random.js';
+import { IndexTable } from '../../noise/indextable.js';
 
 describe('index table', () => {
   it('hands out unique random uint32 indices and maps them back', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { deterministicRng } from '../../crypto/random.js';
 import {
   messageType,
   paddingFor,
@@ -14,7 +15,6 @@ import {
   writeTransportHeader,
   writeU64,
 } from '../../noise/messages.js';
-import { deterministicRng } from '../../crypto/random.js';
 
 const rng = deterministicRng(1);
 const bytes = (n: number) => rng(new Uint8Array(n));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ReplayWindow, COUNTER_WINDOW_SIZE } from '../../noise/replay.js';
 import { MAX_COUNTER } from '../../noise/constants.js';
+import { COUNTER_WINDOW_SIZE, ReplayWindow } from '../../noise/replay.js';
 
 describe('replay window', () => {
   it('accepts each counter once, in any order inside the window', () => {

@@ -1,14 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, statSync, existsSync, writeFileSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeHexKey } from '../../crypto/keys.js';
-import { formatCidr } from '../../noise/allowedips.js';
+import { formatCidr } from '../../noise/iptext.js';
 import type { DeviceChange, DeviceStatus, Logger } from '../../noise/types.js';
-import { EADDRINUSE, EINVAL, EPROTO, formatGet } from '../../src/uapi/protocol.js';
-import { serveUapi, UapiSocketInUseError, type UapiHandler, type UapiServer } from '../../src/uapi/server.js';
 import { uapiGet, uapiGetRaw, uapiRequest, uapiSet } from '../../src/uapi/client.js';
+import { EADDRINUSE, EINVAL, EPROTO, formatGet } from '../../src/uapi/protocol.js';
+import { serveUapi, type UapiHandler, type UapiServer, UapiSocketInUseError } from '../../src/uapi/server.js';
 
 const key = (b: number) => new Uint8Array(32).fill(b);
 const hx = (b: number) => encodeHexKey(key(b));
@@ -189,7 +189,17 @@ describe('serveUapi', () => {
   it('stops reading requests while a client does not read its answers', async () => {
     let calls = 0;
     const body = 'listen_port=1\n'.repeat(5000); // ~70 KB per answer
-    server = await serveUapi(sockPath, { get: () => (calls++, body), set: () => 0 }, logger);
+    server = await serveUapi(
+      sockPath,
+      {
+        get: () => {
+          calls++;
+          return body;
+        },
+        set: () => 0,
+      },
+      logger,
+    );
     const N = 300;
     const s = createConnection(sockPath);
     s.pause();

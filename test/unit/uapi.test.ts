@@ -1,19 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { encodeHexKey } from '../../crypto/keys.js';
 import { publicKey } from '../../crypto/x25519.js';
-import { formatCidr, parseCidr } from '../../noise/allowedips.js';
-import { peerStatus, type DeviceChange, type DeviceStatus, type PeerStatus } from '../../noise/types.js';
+import { formatCidr, formatEndpoint, parseCidr, parseEndpoint as parseEndpointText, type ZoneResolver } from '../../noise/iptext.js';
+import { interfaceIndex } from '../../tun/ip.js';
+
+// The UAPI parses endpoints with the lookup of the namespace its socket lives in, as the daemon does.
+const parseEndpoint = (v: string, zones: ZoneResolver = interfaceIndex) => parseEndpointText(v, zones);
+
+import { type DeviceChange, type DeviceStatus, type PeerStatus, peerStatus } from '../../noise/types.js';
 import {
   EADDRINUSE,
   EINVAL,
   EIO,
   ENOANO,
   EPROTO,
-  formatEndpoint,
   formatErrno,
   formatGet,
   formatSet,
-  parseEndpoint,
   parseErrno,
   parseGetResponse,
   parseSet,
@@ -146,10 +149,30 @@ describe('parseSet', () => {
     expect(formatEndpoint({ address: '2001:db8::1', port: 80, family: 6 })).toBe('[2001:db8::1]:80');
     expect(formatEndpoint({ address: '1.2.3.4', port: 80, family: 4 })).toBe('1.2.3.4:80');
     for (const bad of [
-      '1.2.3.4', '1.2.3.4:', '1.2.3.4:65536', '1.2.3.4:-1', '1.2.3.4:+1', '1.2.3.4:0x10', ':80', '2001:db8::1:80',
-      '[2001:db8::1]', '[2001:db8::1]80', '[2001:db8::1]:', '[1.2.3.4]:80', '[fe80::1%nosuchif0]:80', '[fe80::1%0]:80',
-      '[fe80::1%]:80', '[fe80::1%4294967296]:80', '1.2.3.4%lo:80',
-      'example.com:80', '01.2.3.4:80', '', '[]:80', '[::1', '1.2.3.4:80 ', ' 1.2.3.4:80',
+      '1.2.3.4',
+      '1.2.3.4:',
+      '1.2.3.4:65536',
+      '1.2.3.4:-1',
+      '1.2.3.4:+1',
+      '1.2.3.4:0x10',
+      ':80',
+      '2001:db8::1:80',
+      '[2001:db8::1]',
+      '[2001:db8::1]80',
+      '[2001:db8::1]:',
+      '[1.2.3.4]:80',
+      '[fe80::1%nosuchif0]:80',
+      '[fe80::1%0]:80',
+      '[fe80::1%]:80',
+      '[fe80::1%4294967296]:80',
+      '1.2.3.4%lo:80',
+      'example.com:80',
+      '01.2.3.4:80',
+      '',
+      '[]:80',
+      '[::1',
+      '1.2.3.4:80 ',
+      ' 1.2.3.4:80',
     ]) {
       expect(typeof parseEndpoint(bad), bad).toBe('string');
       const r = err([`public_key=${hx(1)}`, `endpoint=${bad}`]);

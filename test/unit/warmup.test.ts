@@ -1,6 +1,8 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { warmUp } from '../../src/warmup.js';
+import { jsSuite } from '../../crypto/suite.js';
+import { createLogger } from '../../src/log.js';
+import { startWarmUp, warmUp } from '../../src/warmup.js';
 
 const addonBuilt = existsSync(new URL('../../build/Release/wgts.node', import.meta.url));
 
@@ -8,16 +10,25 @@ describe('JIT warm-up', () => {
   it('really carries packets both ways, both families, through handshakes', async () => {
     // Every packet arrives: the first ones wait in the staged queue for the handshake. Rounds
     // 4, 12, 20, ... send one more packet a -> b (two in a row).
-    expect(await warmUp({ rounds: 60, handshakes: 1, slice: 0, udpRounds: 0 })).toBe(120 + 7);
+    expect((await warmUp({ rounds: 60, handshakes: 1, slice: 0, udpRounds: 0 })).delivered).toBe(120 + 7);
     // Each extra pair carries two rounds (one IPv4 and one IPv6 packet each way); in slices.
-    expect(await warmUp({ rounds: 10, handshakes: 3, slice: 4, pauseMs: 1, udpRounds: 0 })).toBe(2 * (2 * 2) + 20 + 1);
+    expect((await warmUp({ rounds: 10, handshakes: 3, slice: 4, pauseMs: 1, udpRounds: 0 })).delivered).toBe(2 * (2 * 2) + 20 + 1);
   });
 
   it.skipIf(!addonBuilt)('carries packets over loopback UDP too, and closes its sockets', async () => {
     const fds = readdirSync('/proc/self/fd').length;
     // 40 rounds: 20 over IPv4, 20 over IPv6 (when ::1 exists), one packet each way per round.
     const v6 = existsSync('/proc/net/if_inet6') && readFileSync('/proc/net/if_inet6', 'utf8').includes('00000000000000000000000000000001');
-    expect(await warmUp({ rounds: 0, handshakes: 1, udpRounds: 40 })).toBe(v6 ? 80 : 40);
+    expect((await warmUp({ rounds: 0, handshakes: 1, udpRounds: 40 })).delivered).toBe(v6 ? 80 : 40);
     expect(readdirSync('/proc/self/fd').length).toBe(fds);
+  });
+
+  it('hands its last objects to the caller to keep, and is off with WG_TS_WARMUP=0', async () => {
+    const r = await warmUp({ rounds: 2, handshakes: 1, slice: 0, udpRounds: 0, crypto: jsSuite });
+    expect(r.retained.length).toBeGreaterThan(0);
+    const lines: string[] = [];
+    const logger = createLogger('verbose', '', (l) => lines.push(l));
+    expect(await startWarmUp(jsSuite, logger, { WG_TS_WARMUP: '0' })).toBeNull();
+    expect(lines.join('')).toMatch(/JIT warm-up off \(WG_TS_WARMUP=0\)/);
   });
 });

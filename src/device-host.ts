@@ -1,0 +1,195 @@
+/**
+ * One WireGuard interface on real I/O: the sans-I/O Device wired to its TUN, its UDP bind and
+ * its timers, all on the event loop. The per-interface daemon (daemon.ts) wraps one in a UAPI
+ * socket; the JIT warm-up (warmup.ts) runs throw-away ones over packet pairs, so that the code
+ * real traffic runs is the code it compiled.
+ *
+ * Data path (no thread-pool job per packet):
+ *   TUN batch  -> Device.sendPacket()      -> UdpBind.send() ... UdpBind.flush() (sendmmsg)
+ *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
+ *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
+ * Every path that can send ends in flush(), so the UDP binds are opened with autoFlush off.
+ */
+import type { CryptoSuite } from '../crypto/suite.js';
+import { Device } from '../noise/device.js';
+import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
+import { Errno } from '../tun/errno.js';
+import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
+import type { UdpBind, UdpBindOptions } from '../tun/udp.js';
+
+/** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
+const MAX_TICK_MS = 250;
+
+/** The OS side of a DeviceHost. */
+export interface DeviceHostIo {
+  /** The interface's TUN (a device, or a packet pair); the host starts, writes and closes it. */
+  readonly tun: Tun;
+  /** Bind the UDP port (called for the first bind and for every port change). Throws with `.code`. */
+  openUdp(port: number, options: UdpBindOptions): UdpBind;
+}
+
+export interface DeviceHostOptions {
+  /** For log lines and messages. */
+  readonly name: string;
+  readonly logger: Logger;
+  readonly crypto: CryptoSuite;
+  /** The TUN's MTU at creation: the engine pads up to it (default 1420). */
+  readonly mtu?: number;
+}
+
+export class DeviceHost {
+  readonly name: string;
+  private readonly logger: Logger;
+  private readonly io: DeviceHostIo;
+  private readonly device: Device;
+  private udp: UdpBind | null = null;
+  private listenPort = 0;
+  private fwmark = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerDue = Number.POSITIVE_INFINITY;
+  private closed = false;
+  private readonly closeWaiters: Array<(reason: string) => void> = [];
+
+  /** Wires the TUN to the engine and starts reading it; the UDP port is bound by the first configure. */
+  constructor(opts: DeviceHostOptions, io: DeviceHostIo) {
+    this.name = opts.name;
+    this.logger = opts.logger;
+    this.io = io;
+    this.device = new Device({
+      logger: opts.logger,
+      crypto: opts.crypto,
+      mtu: opts.mtu ?? DEFAULT_MTU,
+      sinks: {
+        sendDatagram: (data, to) => this.sendDatagram(data, to),
+        writePacket: (packet) => {
+          this.io.tun.write(packet);
+        },
+      },
+    });
+    const tun = io.tun;
+    tun.onRemoved((reason) => this.close(`interface ${this.name} removed: ${reason}`));
+    tun.onMtuChange((mtu) => {
+      this.device.setMtu(mtu);
+      this.logger.verbose(`MTU updated: ${mtu}`);
+    });
+    tun.start(
+      (pkt) => this.device.sendPacket(pkt),
+      () => this.afterBatch(),
+    );
+    this.scheduleTick(MAX_TICK_MS);
+  }
+
+  /** The UDP port bound (0 before the first configuration that binds one). */
+  get port(): number {
+    return this.listenPort;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The configuration and counters, as a UAPI get reports them. */
+  status(): DeviceStatus {
+    return { ...this.device.status(), listenPort: this.listenPort, fwmark: this.fwmark };
+  }
+
+  /** Calls `cb` synchronously with the reason as the host shuts down (at once if it has). */
+  onClose(cb: (reason: string) => void): void {
+    if (this.closed) cb('closed');
+    else this.closeWaiters.push(cb);
+  }
+
+  /** Resolves with the reason when the host has shut down. */
+  closedPromise(): Promise<string> {
+    return new Promise((resolve) => {
+      if (this.closed) resolve('closed');
+      else this.closeWaiters.push(resolve);
+    });
+  }
+
+  /**
+   * Apply a validated configuration change (a UAPI set transaction): the port first (it can
+   * fail, and then nothing changes), then the rest at once. Returns 0 or a positive errno.
+   */
+  configure(change: DeviceChange): number {
+    if (this.closed) return Errno.EIO;
+    const wantsPort = change.listenPort !== undefined && (change.listenPort !== this.listenPort || !this.udp);
+    const needsBind = !this.udp && (wantsPort || change.privateKey?.some((b) => b !== 0));
+    if (wantsPort || needsBind) {
+      const port = change.listenPort ?? this.listenPort;
+      let bind: UdpBind;
+      try {
+        bind = this.io.openUdp(port, { fwmark: change.fwmark ?? this.fwmark, autoFlush: false });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        this.logger.error(`UDP bind to port ${port} failed: ${(e as Error).message}`);
+        return code === 'EADDRINUSE' ? Errno.EADDRINUSE : Errno.EIO;
+      }
+      this.udp?.close();
+      this.udp = bind;
+      this.listenPort = bind.port;
+      bind.onStickyFailure((ep) => this.device.clearEndpointSource(ep));
+      bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
+      bind.start(
+        (data, from) => this.device.receiveDatagram(data, from),
+        () => this.afterBatch(),
+      );
+      this.logger.verbose(`UDP bind has been updated (port ${bind.port})`);
+    }
+    if (change.fwmark !== undefined && change.fwmark !== this.fwmark) {
+      this.fwmark = change.fwmark;
+      this.udp?.setFwmark(change.fwmark);
+    }
+    this.device.apply(change);
+    this.afterBatch();
+    return 0;
+  }
+
+  private sendDatagram(data: Uint8Array, to: Endpoint): void {
+    this.udp?.send(data, to);
+  }
+
+  private flush(): void {
+    this.udp?.flush();
+  }
+
+  /** After an input batch: send what it produced, and run timers it may have made due. */
+  private afterBatch(): void {
+    const next = this.device.tick();
+    this.flush();
+    if (performance.now() + next < this.timerDue) this.scheduleTick(next);
+  }
+
+  /** Arm the timer for `ms` from now (at most MAX_TICK_MS, so clock jumps are caught up quickly). */
+  private scheduleTick(ms: number): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    const delay = Math.max(1, Math.min(ms, MAX_TICK_MS));
+    this.timerDue = performance.now() + delay;
+    this.timer = setTimeout(this.onTimer, delay);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerDue = Number.POSITIVE_INFINITY;
+    const next = this.device.tick();
+    this.flush();
+    this.scheduleTick(next);
+  };
+
+  /**
+   * Shut down: close the UDP port and the TUN, zero the keys. Idempotent. The closed UdpBind
+   * stays referenced: it sends nothing, and keeping it keeps its hidden class (see warmup.ts).
+   */
+  close(reason = 'shutting down'): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.logger.verbose(`Device closing: ${reason}`);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.udp?.close();
+    this.io.tun.close();
+    this.device.close();
+    for (const w of this.closeWaiters.splice(0)) w(reason);
+  }
+}
