@@ -99,6 +99,9 @@ const DEFAULTS: Required<UapiServerOptions> = {
  */
 const LINGER_MS = 2000;
 
+/** Answers are written in pieces of this size (see Connection.run). */
+const WRITE_PIECE = 64 * 1024;
+
 /** Is something accepting connections on this UNIX socket path? */
 function socketAlive(path: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -469,24 +472,31 @@ class Connection {
       })
       .then((reply) => {
         if (this.closing) return;
-        const flushed = this.sock.write(reply, 'latin1');
-        const next = () => {
+        // A client that does not read its answers must not make us buffer without bound: one
+        // answer at most, counted in the budget, written in pieces so that a client reading
+        // slowly shows progress; one that reads nothing for the idle timeout is dropped.
+        const out = Buffer.from(reply, 'latin1');
+        let off = 0;
+        const more = (): void => {
+          if (this.closing) return;
+          while (off < out.length) {
+            const piece = out.subarray(off, off + WRITE_PIECE);
+            off += piece.length;
+            if (!this.sock.write(piece)) {
+              this.unsent = out.length - off + this.sock.writableLength;
+              this.account();
+              this.armIdle();
+              this.sock.once('drain', more);
+              return;
+            }
+          }
           this.busy = false;
           this.unsent = 0;
           this.account();
-          if (this.closing) return;
           this.sock.resume();
           this.pump();
         };
-        // A client that does not read its answers must not make us buffer without bound: one
-        // answer at most, counted in the budget, for at most the idle timeout.
-        if (flushed) next();
-        else {
-          this.unsent = this.sock.writableLength;
-          this.account();
-          this.armIdle();
-          this.sock.once('drain', next);
-        }
+        more();
       });
   }
 }
