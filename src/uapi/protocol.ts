@@ -46,7 +46,19 @@ export class UapiError extends Error {
   }
 }
 
-const echo = (s: string): string => quote(s);
+/**
+ * A value as it appears in a message: quoted, unless it looks like key material (a long run of
+ * hex or base64 characters, which no other value has), since a key sent under the wrong name
+ * must not reach a log.
+ */
+const keyLike = (s: string): boolean => /[A-Za-z0-9+/=]{16,}/.test(s);
+const echo = (s: string): string => (keyLike(s) ? `(a value of ${s.length} characters)` : quote(s));
+
+/**
+ * An unknown key name as it appears in a message: only when it looks like a name (letters and
+ * '_', as every real key), since a line with a misplaced '=' may start with key material.
+ */
+const echoKey = (k: string): string => (/^[A-Za-z_]{1,32}$/.test(k) ? `: ${quote(k)}` : ` of ${k.length} characters`);
 
 /** A set transaction that cannot be applied: its (positive) errno and a one-line reason. */
 export interface SetFailure {
@@ -258,7 +270,7 @@ export class SetParser {
           change.replacePeers = true;
           return null;
         default:
-          return fail(EINVAL, `invalid UAPI device key: ${echo(key)}`);
+          return fail(EINVAL, `invalid UAPI device key${echoKey(key)}`);
       }
     }
 
@@ -287,7 +299,7 @@ export class SetParser {
       }
       case 'endpoint': {
         const ep = parseEndpoint(value, this.zoneIndex);
-        if (typeof ep === 'string') return fail(EINVAL, `failed to set endpoint: ${ep}`);
+        if (typeof ep === 'string') return fail(EINVAL, `failed to set endpoint: ${keyLike(value) ? `invalid endpoint ${echo(value)}` : ep}`);
         if (live) peer.endpoint = ep;
         return null;
       }
@@ -309,7 +321,7 @@ export class SetParser {
         try {
           c = parseCidr(value);
         } catch (e) {
-          return fail(EINVAL, `failed to set allowed ip: ${(e as Error).message}`);
+          return fail(EINVAL, `failed to set allowed ip: ${keyLike(value) ? `invalid CIDR ${echo(value)}` : (e as Error).message}`);
         }
         if (live) this.cidrs.push(c);
         return null;
@@ -318,7 +330,7 @@ export class SetParser {
         if (value !== '1') return fail(EINVAL, `invalid protocol version: ${echo(value)}`);
         return null;
       default:
-        return fail(EINVAL, `invalid UAPI peer key: ${echo(key)}`);
+        return fail(EINVAL, `invalid UAPI peer key${echoKey(key)}`);
     }
   }
 }
