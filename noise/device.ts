@@ -277,9 +277,11 @@ export class Device {
 
   /**
    * The key is stored clamped (RFC 7748), as the kernel stores and reports it (noise.c
-   * wg_noise_set_static_identity_private_key): X25519 clamps anyway, so the public key and
-   * every DH are the same, and `wg show` prints what it would print for the kernel. An
-   * all-zero key (before clamping) removes the identity, as the kernel's has_identity does.
+   * wg_noise_set_static_identity_private_key) and wireguard-go's UAPI parser clamps it:
+   * X25519 clamps anyway, so the public key and every DH are the same, and `wg show` prints
+   * what it would print for the kernel. Setting a key whose clamped form is the current key
+   * changes nothing (as in wireguard-go; the kernel compares the unclamped bytes and would
+   * start new sessions). An all-zero key (before clamping) removes the identity.
    */
   private setPrivateKey(key: Uint8Array | null): void {
     const k = key && key.length === 32 && !isZero(key) ? clampPrivateKey(key.slice()) : null;

@@ -47,10 +47,11 @@ const NOISE = ['\n', '\r', '\x1b', ' ', '-', '=', '/', ':', 'é', '\u202e', '%s'
 
 /**
  * One command line: a valid one (from `valid`), mutated a few times, or random tokens.
- * `extra` adds tokens the caller wants in the pool (ifnames, run dirs, pids).
+ * `extra` adds tokens the caller wants in the pool (ifnames, run dirs); `pids` replaces the
+ * pids in it.
  */
-export function randomArgv(r: Rng, valid: readonly string[][], extra: readonly string[]): string[] {
-  const pool = [...OPTIONS, ...BAD_IFNAMES, ...PIDS, ...extra];
+export function randomArgv(r: Rng, valid: readonly string[][], extra: readonly string[], pids: readonly string[] = PIDS): string[] {
+  const pool = [...OPTIONS, ...BAD_IFNAMES, ...pids, ...extra];
   let argv: string[] = r.chance(0.2) ? Array.from({ length: r.int(5) }, () => r.pick(pool)) : [...r.pick(valid)];
   for (let n = r.int(4); n > 0; n--) {
     const i = r.int(argv.length + 1);

@@ -1,7 +1,8 @@
 /**
  * A private key is stored and reported clamped, as the kernel does (drivers/net/wireguard/
  * noise.c, wg_noise_set_static_identity_private_key: memcpy, then curve25519_clamp_secret;
- * netlink.c reports static_private). wireguard-go stores and reports the bytes as given.
+ * netlink.c reports static_private) and as wireguard-go does (its UAPI parser clamps a
+ * non-zero key: noise-helpers.go FromMaybeZeroHex).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
