@@ -34,6 +34,12 @@ export interface UapiHandler {
   set(change: DeviceChange): number | Promise<number>;
   /** Resolves interface names in endpoint zones where the UDP socket lives (default: indexes only). */
   zoneIndex?: ZoneResolver;
+  /**
+   * Called when connections have let go of much memory (RECLAIM_BYTES since the last call; at
+   * most once a second, a moment later): the host may collect garbage then, so that memory a
+   * dropped transaction held is returned instead of waiting for the next major collection.
+   */
+  reclaim?: () => void;
 }
 
 export interface UapiServerOptions {
@@ -102,6 +108,11 @@ const LINGER_MS = 2000;
 /** Answers are written in pieces of this size (see Connection.run). */
 const WRITE_PIECE = 64 * 1024;
 
+/** UapiHandler.reclaim is called once this much has been let go, this long after, at most once a second. */
+const RECLAIM_BYTES = 16 * 1024 * 1024;
+const RECLAIM_DELAY_MS = 200;
+const RECLAIM_INTERVAL_MS = 1000;
+
 /** Is something accepting connections on this UNIX socket path? */
 function socketAlive(path: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -158,15 +169,51 @@ class Mutex {
   }
 }
 
-/** The bytes all connections hold, against one budget. */
+/** The bytes all connections hold, against one budget; much let go asks the host to reclaim it. */
 class Budget {
   total = 0;
   peak = 0;
-  constructor(readonly max: number) {}
+  private released = 0;
+  private lastReclaim = Number.NEGATIVE_INFINITY;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly max: number,
+    private readonly reclaim: (() => void) | undefined,
+    private readonly logger: Logger,
+  ) {}
+
   /** Replace one holder's `from` bytes by `to`. */
   move(from: number, to: number): void {
     this.total += to - from;
     if (this.total > this.peak) this.peak = this.total;
+  }
+
+  /** `bytes` a transaction or an answer held are garbage now. */
+  letGo(bytes: number): void {
+    if (!this.reclaim || bytes <= 0) return;
+    this.released += bytes;
+    if (this.released >= RECLAIM_BYTES && !this.timer) {
+      const wait = Math.max(RECLAIM_DELAY_MS, this.lastReclaim + RECLAIM_INTERVAL_MS - performance.now());
+      this.timer = setTimeout(() => this.reclaimNow(), wait);
+      this.timer.unref();
+    }
+  }
+
+  private reclaimNow(): void {
+    this.timer = null;
+    this.released = 0;
+    this.lastReclaim = performance.now();
+    try {
+      this.reclaim?.();
+    } catch (e) {
+      this.logger.error(`UAPI: reclaiming memory failed: ${(e as Error).message}`);
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 }
 
@@ -272,6 +319,7 @@ class Connection {
     this.pos = 0;
     this.queuedBytes = 0;
     this.partial = '';
+    if (this.parser) this.ctx.budget.letGo(this.parser.heldBytes);
     this.parser = null;
   }
 
@@ -432,12 +480,16 @@ class Connection {
             this.hangUp(EMSGSIZE, `set request longer than ${this.txLines > maxRequestLines ? `${maxRequestLines} lines` : `${maxRequestBytes} bytes`}`);
             return;
           }
-          if (line !== null && parser.line(line) && !this.grow()) return;
+          if (line === null) return;
+          const before = parser.heldBytes;
+          if (parser.line(line)) this.grow();
+          else this.ctx.budget.letGo(before); // failed: what it held is dropped
           return;
         }
         this.parser = null;
         this.inflight = parser;
         this.run(async () => {
+          const held = parser.heldBytes;
           const parsed = parser.finish();
           this.inflight = null;
           this.account();
@@ -453,6 +505,7 @@ class Connection {
             errno = ENOANO;
           }
           if (!Number.isInteger(errno) || errno < 0) errno = ENOANO;
+          this.ctx.budget.letGo(held); // the change it made is applied, or dropped
           return formatErrno(errno);
         });
         return;
@@ -493,6 +546,7 @@ class Connection {
           this.busy = false;
           this.unsent = 0;
           this.account();
+          this.ctx.budget.letGo(out.length);
           this.sock.resume();
           this.pump();
         };
@@ -514,7 +568,7 @@ export async function serveUapi(socketPath: string, handler: UapiHandler, logger
       limits[k] = v;
     }
   }
-  const shared: Shared = { handler, logger, mutex: new Mutex(), budget: new Budget(limits.maxBufferedBytes), limits };
+  const shared: Shared = { handler, logger, mutex: new Mutex(), budget: new Budget(limits.maxBufferedBytes, handler.reclaim, logger), limits };
   let refused = 0;
   let refusedLogged = 0;
   mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
@@ -608,6 +662,7 @@ export async function serveUapi(socketPath: string, handler: UapiHandler, logger
         server.close(() => resolve());
         for (const c of conns) c.destroy();
         conns.clear();
+        shared.budget.close();
       });
       return closing;
     },

@@ -159,7 +159,7 @@ describe('UAPI server limits', () => {
     const h = recorder();
     const budget = 2 * 1024 * 1024;
     const s = await start(h, { maxBufferedBytes: budget });
-    // ~1.2 MB held each (65,536 allowed IPs at 18 bytes): one fits, two do not.
+    // ~1.6 MB held each (65,536 allowed IPs at 24 bytes): one fits, two do not.
     const ips = (k: number) => {
       const out = [`public_key=${hx(10 + k)}`];
       for (let i = 0; i < 65_536; i++) out.push(`allowed_ip=10.${k}.${i >> 8}.${i & 255}/32`);
@@ -246,6 +246,33 @@ describe('UAPI server limits', () => {
     await stillServes();
   });
 
+  it('asks the host to reclaim memory once 16 MiB held by dropped transactions are let go, not before', async () => {
+    let reclaims = 0;
+    const h = { ...recorder(), reclaim: () => void reclaims++ };
+    const s = await start(h, { idleTimeoutMs: 300 });
+    // 450,560 allowed IPs each (~10.8 MB held): the first dropped is not enough, the second is.
+    const chunk = (k: number) => {
+      let i = 0;
+      return () => {
+        if (i >= 55) return null;
+        let t = i === 0 ? `public_key=${hx(20 + k)}\n` : '';
+        for (let j = 0; j < 8192; j++) t += `allowed_ip=10.${k}.${((i * 8192 + j) >> 8) & 255}.${j & 255}/32\n`;
+        i++;
+        return Buffer.from(t);
+      };
+    };
+    const first = await talk(sock, ['set=1\n', chunk(1)]);
+    expect(first.text).toBe(formatErrno(ETIMEDOUT));
+    await sleep(400);
+    expect(reclaims).toBe(0);
+    const second = await talk(sock, ['set=1\n', chunk(2)]);
+    expect(second.text).toBe(formatErrno(ETIMEDOUT));
+    for (let i = 0; i < 100 && reclaims === 0; i++) await sleep(20);
+    expect(reclaims).toBe(1);
+    expect(h.changes).toEqual([]);
+    await drained(s);
+  });
+
   it('rejects nonsense limits', async () => {
     await expect(serveUapi(sock, recorder(), logger, { maxConnections: 0 })).rejects.toThrow(/maxConnections/);
     await expect(serveUapi(sock, recorder(), logger, { idleTimeoutMs: Number.NaN })).rejects.toThrow(/idleTimeoutMs/);
@@ -253,7 +280,7 @@ describe('UAPI server limits', () => {
 });
 
 describe('SetParser', () => {
-  it('holds the validated change, not the text: allowed IPs at 18 bytes each, nothing after a failure', () => {
+  it('holds the validated change, not the text: allowed IPs at 24 bytes each, nothing after a failure', () => {
     const p = new SetParser();
     expect(p.line(`public_key=${hx(1)}`)).toBe(true);
     const before = p.heldBytes;
@@ -264,7 +291,7 @@ describe('SetParser', () => {
       p.line(l);
     }
     const held = p.heldBytes - before;
-    expect(held).toBeGreaterThanOrEqual(100_000 * 18);
+    expect(held).toBeGreaterThanOrEqual(100_000 * 24);
     expect(held).toBeLessThan(text);
     expect(p.line('bogus')).toBe(false);
     expect(p.failed).toMatchObject({ errno: EPROTO });
