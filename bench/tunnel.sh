@@ -1,13 +1,26 @@
 #!/bin/bash
-# npm run bench:tunnel [-- ROUNDS SECONDS]
-# Side-by-side tunnel benchmark: bin/wireguard-ts against wireguard-go, measured alternately
-# in the same run (../shared/bench/compare.sh), printing medians and ratios (TCP, UDP, ping, RSS).
+# npm run bench:tunnel [-- [OTHER] [ROUNDS] [SECONDS]]
+# bin/wireguard-ts (side A) against OTHER (side B; default wireguard-go from PATH), measured
+# alternately in one run by bench/compare.sh: medians and ratios of TCP, UDP, ping and RSS.
+#   e.g. npm run bench:tunnel -- /path/to/wireguard-go-upstream 5 10
+# Defaults: 3 rounds of 10 s. A first argument that is a number is ROUNDS (OTHER stays the default).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${WG_TS_SHARED:-$root/../shared}
-[ "$(id -u)" = 0 ] || { echo "bench:tunnel: needs root (network namespaces, TUN devices)" >&2; exit 1; }
-[ -x "$shared/bench/compare.sh" ] || { echo "bench:tunnel: $shared/bench/compare.sh not found (set WG_TS_SHARED)" >&2; exit 1; }
-for t in wireguard-go wg iperf3 ping python3; do
-  command -v "$t" >/dev/null || { echo "bench:tunnel: '$t' is missing (apt-get install wireguard-go wireguard-tools iperf3 iputils-ping python3)" >&2; exit 1; }
+other=wireguard-go
+if [ $# -gt 0 ] && [[ ! $1 =~ ^[0-9]+$ ]]; then other=$1; shift; fi
+rounds=${1:-3}
+secs=${2:-10}
+
+fail() { echo "bench:tunnel: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || fail "needs root (network namespaces, TUN devices)"
+for t in ip wg iperf3 ping node; do
+  command -v "$t" >/dev/null || fail "'$t' is missing (apt-get install iproute2 wireguard-tools iperf3 iputils-ping nodejs)"
 done
-exec "$shared/bench/compare.sh" "$root/bin/wireguard-ts" wireguard-go "${1:-3}" "${2:-10}"
+[ -f "$root/dist/src/cli/wireguard-ts.js" ] || fail "bin/wireguard-ts is not built (npm ci)"
+if [[ $other == */* ]]; then
+  [ -x "$other" ] || fail "$other is not an executable file"
+  other=$(cd "$(dirname "$other")" && pwd)/$(basename "$other")
+else
+  command -v "$other" >/dev/null || fail "'$other' is not on PATH (apt-get install wireguard-go, or give a path)"
+fi
+exec "$root/bench/compare.sh" "$root/bin/wireguard-ts" "$other" "$rounds" "$secs"

@@ -1,11 +1,14 @@
 /**
  * The one loader of the N-API addons (csrc/, built by node-gyp into build/Release/): wgts.node
  * (TUN, UDP, polling, namespaces; typed here) and wgts_crypto.node (OpenSSL's ChaCha20-Poly1305,
- * X25519 and BLAKE2s; typed in openssl.ts). Works from the sources (under vitest) and from the
- * compiled output (dist/tun/): the package root is found by walking up to binding.gyp.
+ * X25519 and BLAKE2s; typed in openssl.ts). Works from the sources (under vitest), from the
+ * compiled output (dist/tun/) and from an installed package (node_modules/wireguard-ts/dist/tun/):
+ * the package root is found by walking up to our package.json. The addon is optional for the
+ * engine (crypto/suite.ts jsSuite runs without it) and required by the programs, which refuse
+ * to start without it with `addonProblem()`'s one line.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,13 +89,24 @@ export interface WgtsAddon {
   netnsRestore(fd: number): void;
 }
 
-/** The package root: the nearest ancestor directory holding package.json and binding.gyp. */
+/** The npm package name: the root's package.json says it, and the rebuild advice names it. */
+const PACKAGE_NAME = 'wireguard-ts';
+
+function isPackageRoot(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === PACKAGE_NAME;
+  } catch {
+    return false;
+  }
+}
+
+/** The package root: the nearest ancestor directory whose package.json is wireguard-ts's. */
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    if (isPackageRoot(dir)) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new Error('wgts: cannot find the package root (binding.gyp) above ' + dir);
+    if (up === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package root (its package.json) above ${dirname(fileURLToPath(import.meta.url))}`);
     dir = up;
   }
 }
@@ -108,19 +122,49 @@ export function addonPath(name: AddonName): string {
   return process.env[OVERRIDE[name]] || join(packageRoot(), 'build', 'Release', `${name}.node`);
 }
 
+/** How to build the addon again, and what to install first (the install script's advice too, csrc/install.mjs). */
+const REBUILD = `'npm rebuild ${PACKAGE_NAME}' (in a clone of the repository: 'npm run build')`;
+export const ADDON_REBUILD_ADVICE = `install python3, make and g++, then run ${REBUILD}`;
+
 const loaded = new Map<AddonName, unknown>();
 
-/** Load an addon once; throws a clear Error when it was not built. */
+/**
+ * Load an addon once. Throws an Error whose message is one line saying what is wrong and how to
+ * rebuild, when the addon was not built or cannot be loaded (e.g. built for another Node.js).
+ */
 export function loadAddon<T>(name: AddonName): T {
   const hit = loaded.get(name);
   if (hit !== undefined) return hit as T;
-  const path = addonPath(name);
-  if (!existsSync(path)) {
-    throw new Error(`wgts: native addon missing at ${path}; build it with "npm run build" (npm ci does it)`);
+  let path: string;
+  try {
+    path = addonPath(name);
+  } catch (e) {
+    throw new Error(`the native addon cannot be found (${(e as Error).message})`);
   }
-  const mod = createRequire(import.meta.url)(path) as T;
+  if (!existsSync(path)) throw new Error(`the native addon is not built (${path} is missing): ${ADDON_REBUILD_ADVICE}`);
+  let mod: T;
+  try {
+    mod = createRequire(import.meta.url)(path) as T;
+  } catch (e) {
+    const why = String((e as Error).message).split('\n')[0];
+    throw new Error(`the native addon ${path} cannot be loaded (${why}): rebuild it with ${REBUILD}`);
+  }
   loaded.set(name, mod);
   return mod;
+}
+
+/**
+ * Null when the TUN/UDP addon loads; otherwise the one-line reason, with what to install and how
+ * to rebuild. The daemon, the cwg device commands and the host service check it before anything
+ * else and exit 1 with it.
+ */
+export function addonProblem(): string | null {
+  try {
+    loadAddon<WgtsAddon>('wgts');
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /** The TUN/UDP addon, loaded on first use. Throws a clear Error when it was not built. */

@@ -4,6 +4,7 @@
  * printed on stdout unless the command succeeded.
  */
 import { fstatSync } from 'node:fs';
+import { addonProblem } from '../../tun/addon.js';
 import { type CwgContext, cwgConnect, cwgCreate, cwgDestroy, cwgShow, RUN_BASE } from '../cwg/commands.js';
 import { loadPrefix } from '../cwg/config.js';
 import { CwgError, oneLine } from '../cwg/errors.js';
@@ -108,8 +109,14 @@ function stdoutWorldAccessible(): boolean {
   }
 }
 
-/** The production context: prefix from /etc/wireguard-ts/cwg.conf or CWG_PREFIX, the real system. */
+/**
+ * The production context: prefix from /etc/wireguard-ts/cwg.conf or CWG_PREFIX, the real system.
+ * The device commands need the native addon (namespaces, the daemon's TUN and UDP): without it
+ * they refuse first, with what to install; the key tools work without it.
+ */
 async function productionContext(): Promise<CwgContext> {
+  const noAddon = addonProblem();
+  if (noAddon !== null) throw new CwgError(noAddon);
   const { prefix } = loadPrefix();
   const { systemOps } = await import('../cwg/system.js');
   return { prefix, runBase: RUN_BASE, sys: systemOps() };

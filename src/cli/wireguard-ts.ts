@@ -10,6 +10,7 @@ import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CryptoSuite } from '../../crypto/suite.js';
 import { quote } from '../../noise/quote.js';
+import { addonProblem } from '../../tun/addon.js';
 import { ifnameProblem } from '../../tun/ifname.js';
 import { selectSuite } from '../../tun/openssl.js';
 import { Daemon, DEFAULT_RUN_DIR } from '../daemon.js';
@@ -201,6 +202,9 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${PROG} v${version()}\n`);
     return;
   }
+  // Before anything else: without the addon there is no TUN and no UDP (an install without a C compiler).
+  const noAddon = addonProblem();
+  if (noAddon !== null) fail(noAddon);
   if (args.foreground || process.env[READY_FD_ENV]) {
     await runForeground(args);
     return;

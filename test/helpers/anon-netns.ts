@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as ipx from '../../tun/ip.js';
+import { sleep } from './proc.js';
 
 export interface Holder {
   readonly proc: ChildProcess;
@@ -12,8 +13,6 @@ export interface Holder {
   /** Kill the holder, destroying the namespace (and the devices in it). */
   kill(): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Holders made by one test file; `killAll()` in its afterAll. */
 export class AnonNetns {

@@ -5,18 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { xorshift32 } from './prng.js';
 
-/** xorshift32, seeded. */
+/** Seeded choices (xorshift32): every run of a seed sees the same cases. */
 export function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const next = xorshift32(seed);
   const int = (n: number) => next() % n;
   return { int, chance: (p: number) => next() / 0x1_0000_0000 < p, pick: <T>(a: readonly T[]): T => a[int(a.length)]! };
 }

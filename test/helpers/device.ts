@@ -1,10 +1,10 @@
 /** Shared setup for the device tests: two Devices on a MemoryNetwork with a fake clock. */
 import { deterministicRng } from '../../crypto/random.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
 import type { Device, DeviceOptions } from '../../noise/device.js';
 import { parseCidr } from '../../noise/iptext.js';
 import { FakeClock, MemoryNetwork } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
+import { type KeyPair, keypair } from './keys.js';
 
 export const EP_A: Endpoint = { address: '192.0.2.1', port: 51820, family: 4 };
 export const EP_B: Endpoint = { address: '198.51.100.2', port: 51821, family: 4 };
@@ -12,11 +12,6 @@ export const EP_B: Endpoint = { address: '198.51.100.2', port: 51821, family: 4 
 import { ipv4Packet } from '../../noise/packets.js';
 
 export { icmpEcho, ipChecksum as checksum, ipv4Packet } from '../../noise/packets.js';
-
-export function keypair(seed: number): { priv: Uint8Array; pub: Uint8Array } {
-  const priv = generatePrivateKey(deterministicRng(seed));
-  return { priv, pub: publicKey(priv) };
-}
 
 export interface PairOptions {
   psk?: Uint8Array;
@@ -33,8 +28,8 @@ export interface Pair {
   clock: FakeClock;
   a: Device;
   b: Device;
-  ka: { priv: Uint8Array; pub: Uint8Array };
-  kb: { priv: Uint8Array; pub: Uint8Array };
+  ka: KeyPair;
+  kb: KeyPair;
   /** Advance the clock by `ms` in steps, ticking both devices and pumping the network. */
   run(ms: number, step?: number): void;
   /** A packet from A's tunnel address 10.0.0.1 to B's 10.0.0.2 (or the reverse). */

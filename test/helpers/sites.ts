@@ -12,60 +12,25 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { skipReason } from './netns.js';
+import { CWG_BIN, pidAlive, ROOT, type RunResult, run, waitFor, which } from './proc.js';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CWG_BIN = join(ROOT, 'bin', 'cwg');
 export const RUN_BASE = '/var/run/wireguard/cwg';
-
-/** Absolute path of a system tool, or null. */
-export function which(tool: string): string | null {
-  for (const d of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin']) {
-    const p = join(d, tool);
-    if (existsSync(p)) return p;
-  }
-  return null;
-}
-
-export const isRoot = process.geteuid?.() === 0;
 
 /** Why the end-to-end tests cannot run here, or null when they can. */
 export function e2eSkipReason(extra: string[] = []): string | null {
-  if (!isRoot) return 'needs root (network namespaces and TUN devices)';
-  for (const t of ['ip', 'nsenter', 'unshare', ...extra]) if (!which(t)) return `needs ${t}`;
-  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
+  const missing = skipReason('nsenter', 'unshare', ...extra);
+  if (missing) return missing;
   if (!existsSync(join(ROOT, 'dist', 'src', 'cli', 'cwg.js'))) return 'needs the compiled program (npx tsc -p .)';
   if (!existsSync(join(ROOT, 'dist', 'src', 'daemon.js'))) return 'needs the compiled daemon';
   return null;
 }
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run a program (no shell) and collect its output. */
-export function run(file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-    child.stdin.on('error', () => {}); // a program that does not read its input
-    child.stdin.end(opts.input ?? '');
-  });
+/** 10.0.0.0 + 2*net + host: the address cwg gives `host` of network `net`, computed here independently. */
+export function cwgAddr(net: number, host: number): string {
+  const o = 2 * net + host;
+  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
 }
 
 /** Synchronous `ip ...` that must succeed. */
@@ -77,26 +42,6 @@ export function ip(args: readonly string[]): string {
 
 export function netnsInodeOf(pid: number): number {
   return statSync(`/proc/${pid}/ns/net`).ino;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, step = 25): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await cond()) return true;
-    if (Date.now() >= end) return false;
-    await sleep(step);
-  }
 }
 
 export interface Site {

@@ -6,7 +6,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Namespaces, nsRun, run, uniqueTag, WG_TS, waitFor } from './netns.js';
+import { Namespaces, nsRun, uniqueTag } from './netns.js';
+import { runOk, sleep, WG_TS, waitUntil } from './proc.js';
 
 export type Impl = 'ts' | 'go';
 
@@ -38,10 +39,10 @@ export function programFor(impl: Impl): string {
 
 /** A fresh key pair from `wg genkey`: the private key in DIR/NAME (mode 0600), the public key. */
 export async function wgKeypair(dir: string, name: string): Promise<{ privFile: string; pub: string }> {
-  const priv = (await run('wg', ['genkey'])).stdout.trim();
+  const priv = (await runOk('wg', ['genkey'])).stdout.trim();
   const privFile = join(dir, name);
   writeFileSync(privFile, priv + '\n', { mode: 0o600 });
-  const pub = (await run('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
+  const pub = (await runOk('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
   return { privFile, pub };
 }
 
@@ -53,15 +54,15 @@ export async function startDaemonIn(ns: string, program: string, ifname: string,
   const env = { ...process.env };
   delete env.LOG_LEVEL;
   await nsRun(ns, program, [ifname], { env });
-  await waitFor(`${ifname} to exist`, async () => {
+  await waitUntil(`${ifname} to exist`, async () => {
     try {
-      await run('ip', ['-n', ns, 'link', 'show', ifname]);
+      await runOk('ip', ['-n', ns, 'link', 'show', ifname]);
       return true;
     } catch {
       return false;
     }
   });
-  await run('ip', ['-n', ns, 'link', 'set', ifname, 'netns', target]);
+  await runOk('ip', ['-n', ns, 'link', 'set', ifname, 'netns', target]);
 }
 
 export class Pair {
@@ -106,7 +107,7 @@ export class Pair {
     this.b = { impl: opts.b ?? 'ts', ifname: `wb${t}`, ns: ns2, port: 30000 + (process.pid % 20000), ...kb, v4: '192.168.241.2', v6: 'fd00:241::2' };
     if (opts.psk) {
       this.pskFile = join(this.tmp, 'psk');
-      writeFileSync(this.pskFile, (await run('wg', ['genpsk'])).stdout, { mode: 0o600 });
+      writeFileSync(this.pskFile, (await runOk('wg', ['genpsk'])).stdout, { mode: 0o600 });
     }
     await this.startDaemon(this.a.impl, this.a.ifname, this.a.ns);
     await this.startDaemon(this.b.impl, this.b.ifname, this.b.ns);
@@ -130,9 +131,9 @@ export class Pair {
       if (withEndpoint) args.push('endpoint', `${host}:${peer.port}`);
       if (this.pskFile) args.push('preshared-key', this.pskFile);
       await nsRun(this.ns0, 'wg', args);
-      await run('ip', ['-n', me.ns, 'addr', 'add', `${me.v4}/24`, 'dev', me.ifname]);
-      await run('ip', ['-n', me.ns, 'addr', 'add', `${me.v6}/64`, 'dev', me.ifname, 'nodad']);
-      await run('ip', ['-n', me.ns, 'link', 'set', me.ifname, 'up']);
+      await runOk('ip', ['-n', me.ns, 'addr', 'add', `${me.v4}/24`, 'dev', me.ifname]);
+      await runOk('ip', ['-n', me.ns, 'addr', 'add', `${me.v6}/64`, 'dev', me.ifname, 'nodad']);
+      await runOk('ip', ['-n', me.ns, 'link', 'set', me.ifname, 'up']);
     }
     return this;
   }
@@ -144,7 +145,7 @@ export class Pair {
 
   async ping(from: Side, to: string, extra: string[] = []): Promise<boolean> {
     try {
-      await nsRun(from.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', ...extra, to], { timeout: 15_000 });
+      await nsRun(from.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', ...extra, to], { timeoutMs: 15_000 });
       return true;
     } catch {
       return false;
@@ -164,11 +165,11 @@ export class Pair {
 /** Run iperf3 from `client` to `server` for a short time; returns Mbit/s received. */
 export async function iperf(_pair: Pair, client: Side, server: Side, opts: { udp?: boolean; seconds?: number; v6?: boolean } = {}): Promise<number> {
   const addr = opts.v6 ? server.v6 : server.v4;
-  const srv = run('ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '-B', addr], { timeout: 60_000 }).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 400));
+  const srv = runOk('ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '-B', addr], { timeoutMs: 60_000 }).catch(() => undefined);
+  await sleep(400);
   const args = ['-J', '-t', String(opts.seconds ?? 2), '-c', addr];
   if (opts.udp) args.push('-u', '-b', '200M', '-l', '1200');
-  const { stdout } = await nsRun(client.ns, 'iperf3', args, { timeout: 60_000 });
+  const { stdout } = await nsRun(client.ns, 'iperf3', args, { timeoutMs: 60_000 });
   await srv;
   const j = JSON.parse(stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number; lost_percent: number } } };
   if (opts.udp) {

@@ -9,11 +9,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { CWG_BIN, run, waitFor, which } from '../helpers/proc.js';
+import { otherUserSkipReason, publicCopy } from '../helpers/public-copy.js';
 import {
   type Container,
-  CWG_BIN,
   classifyFrame,
   cleanEnv,
+  cwgAddr,
   daemonsIn,
   e2eSkipReason,
   Lab,
@@ -21,23 +23,14 @@ import {
   randomNet,
   randomPort,
   readPcap,
-  run,
   type Site,
   udpPortBound,
-  waitFor,
-  which,
 } from '../helpers/sites.js';
 
 const skip = e2eSkipReason(['ss', 'ping']);
 if (skip) console.warn(`cwg end-to-end tests skipped: ${skip}`);
 const CONFIG_FILE = '/etc/wireguard-ts/cwg.conf';
 const KEY_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/;
-
-/** 10.0.0.0 + 2*net + host */
-function addr(net: number, host: number): string {
-  const o = 2 * net + host;
-  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
-}
 
 describe.skipIf(skip !== null)('cwg end to end', () => {
   const lab = new Lab();
@@ -108,9 +101,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const stA = await deviceState(cA, nameA);
     expect(stA.exists).toBe(true);
     expect(stA.link).toMatch(/[<,]UP[,>]/);
-    expect(stA.addrs).toContain(`inet ${addr(net, 0)}/31`);
-    expect(stA.routes).toContain(`${addr(net, 0)}/31`);
-    expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${addr(net, 1)}/31`);
+    expect(stA.addrs).toContain(`inet ${cwgAddr(net, 0)}/31`);
+    expect(stA.routes).toContain(`${cwgAddr(net, 0)}/31`);
+    expect((await deviceState(cB, nameB)).addrs).toContain(`inet ${cwgAddr(net, 1)}/31`);
     expect(await udpPortBound(lab, A, portA)).toBe(true);
     expect(await udpPortBound(lab, B, portB)).toBe(true);
     // The container's run directory and socket are root's only.
@@ -133,7 +126,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       expect(await waitFor(() => /listening on/.test(capErr), 10_000)).toBe(true);
     } else console.warn('tcpdump missing: the capture assertions are skipped');
 
-    const ping = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', addr(net, 1)]);
+    const ping = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', cwgAddr(net, 1)]);
     expect(ping.stdout).toMatch(/[1-9][0-9]* (packets )?received/);
     expect(ping.code).toBe(0);
 
@@ -145,7 +138,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       '-n',
       process.execPath,
       '-e',
-      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${addr(net, 1)}', () => console.log('ready'))`,
+      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(${httpPort}, '${cwgAddr(net, 1)}', () => console.log('ready'))`,
       `<html><body>${marker}</body></html>`,
     ]);
     let serverOut = '';
@@ -154,7 +147,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const page = await lab.inContainer(cA, process.execPath, [
       '-e',
       `fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })`,
-      `http://${addr(net, 1)}:${httpPort}/`,
+      `http://${cwgAddr(net, 1)}:${httpPort}/`,
     ]);
     expect(page.stderr).toBe('');
     expect(page.stdout).toBe(`<html><body>${marker}</body></html>`);
@@ -181,7 +174,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const show = await lab.cwg(A, ['show', String(cA.pid), String(net), '0']);
     expect(show.code).toBe(0);
     expect(show.stdout).toContain(
-      `interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${addr(net, 0)}/31\n  latest handshake: `,
+      `interface: ${nameA}\n  public key: ${keyA}\n  private key: (hidden)\n  listening port: ${portA}\n\npeer: ${keyB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n  latest handshake: `,
     );
     expect(show.stdout).toMatch(/\n {2}transfer: [0-9.]+ (B|KiB) received, [0-9.]+ (B|KiB) sent\n/);
     const wg = which('wg');
@@ -209,7 +202,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const otherPub = (await run(process.execPath, [CWG_BIN, 'pubkey'], { input: otherKey })).stdout.trim();
     expect(await lab.cwg(A, ['cwg_connect', String(cA.pid), String(net), '0', `[2001:db8::7]:${portB}`, otherPub])).toMatchObject({ code: 0 });
     const show2 = (await lab.cwg(A, ['show', String(cA.pid), String(net), '0'])).stdout;
-    expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${addr(net, 0)}/31\n`);
+    expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n`);
     expect(show2).not.toContain(keyB);
 
     // Destroy: the device, its daemon and its port are gone; a second destroy is an error.
@@ -271,7 +264,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
         '-n',
         process.execPath,
         '-e',
-        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 1)}', () => console.log('ready'))`,
+        `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${cwgAddr(net, 1)}', () => console.log('ready'))`,
         text,
       ]);
       let out = '';
@@ -283,7 +276,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
       lab.inContainer(c, process.execPath, [
         '-e',
         'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))',
-        `http://${addr(net, 1)}:8080/`,
+        `http://${cwgAddr(net, 1)}:8080/`,
       ]);
     const servers = [await serve(b1, 'page of b1'), await serve(b2, 'page of b2')];
     expect((await fetchFrom(a1)).stdout).toBe('page of b1');
@@ -341,32 +334,6 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     }
     await expectNothingLeft(c, name, port);
 
-    // Not root: refused before anything is touched.
-    const setpriv = which('setpriv');
-    if (setpriv) {
-      const r = await run(
-        which('ip')!,
-        [
-          'netns',
-          'exec',
-          A.ns,
-          setpriv,
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          process.execPath,
-          CWG_BIN,
-          'cwg_create',
-          pid,
-          String(net),
-          '0',
-          String(port),
-        ],
-        { env: cleanEnv() },
-      );
-      expectFailure(r, /^cwg_create: must be run as root/);
-    }
-
     // A prefix too long for the net number is an error, never a truncated name.
     if (!existsSync(CONFIG_FILE)) {
       const r = await lab.cwg(A, ['cwg_create', pid, '8388607', '0', String(port)], cleanEnv({ CWG_PREFIX: 'abcdefgh' }));
@@ -412,6 +379,25 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect((await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'])).code).toBe(0);
     await expectNothingLeft(c, name, port);
     expect(await waitFor(() => daemonsIn(A.inode).length === daemons, 2000)).toBe(true);
+  });
+
+  // The unprivileged user (65534) runs a copy of the programs that it can reach: the checkout
+  // may be in a private directory (mode 0700, as mktemp -d makes).
+  const skipNonRoot = which('setpriv') ? otherUserSkipReason() : 'needs setpriv';
+  it.skipIf(skipNonRoot !== null)(`refuses a user that is not root before touching anything${skipNonRoot ? ` (skipped: ${skipNonRoot})` : ''}`, async () => {
+    const c = await lab.container(A);
+    const net = randomNet();
+    const port = randomPort();
+    const copy = publicCopy();
+    onTestFinished(() => copy.remove());
+    const args = ['cwg_create', String(c.pid), String(net), '0', String(port)];
+    const r = await run(
+      which('ip')!,
+      ['netns', 'exec', A.ns, which('setpriv')!, '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, copy.cwgBin, ...args],
+      { env: cleanEnv(), cwd: '/' },
+    );
+    expectFailure(r, /^cwg_create: must be run as root/);
+    await expectNothingLeft(c, `cwg-${net}-0`, port);
   });
 
   it('creates twenty devices in parallel for twenty containers', async () => {

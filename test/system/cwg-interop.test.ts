@@ -9,15 +9,11 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daemonsIn, e2eSkipReason, ip, Lab, randomNet, randomPort, run, type Site, waitFor, which } from '../helpers/sites.js';
+import { run, waitFor, which } from '../helpers/proc.js';
+import { cwgAddr, daemonsIn, e2eSkipReason, ip, Lab, randomNet, randomPort, type Site } from '../helpers/sites.js';
 
 const skip = e2eSkipReason(['wireguard-go', 'wg', 'ping']);
 if (skip) console.warn(`cwg interop test skipped: ${skip}`);
-
-function addr(net: number, host: number): string {
-  const o = 2 * net + host;
-  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
-}
 
 describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => {
   const lab = new Lab();
@@ -75,19 +71,19 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
       'endpoint',
       `${A.addr}:${portA}`,
       'allowed-ips',
-      `${addr(net, 0)}/31`,
+      `${cwgAddr(net, 0)}/31`,
     ]);
     expect(set).toMatchObject({ code: 0, stderr: '' });
-    expect((await lab.inContainer(cB, which('ip')!, ['addr', 'add', `${addr(net, 1)}/31`, 'dev', name])).code).toBe(0);
+    expect((await lab.inContainer(cB, which('ip')!, ['addr', 'add', `${cwgAddr(net, 1)}/31`, 'dev', name])).code).toBe(0);
     expect((await lab.inContainer(cB, which('ip')!, ['link', 'set', name, 'up'])).code).toBe(0);
 
     // Site A connects to it.
     expect(await lab.cwg(A, ['cwg_connect', String(cA.pid), String(net), '0', `${B.addr}:${portB}`, pubB])).toEqual({ code: 0, stdout: '', stderr: '' });
 
     // Traffic both ways: ping from A (cwg) and from B (wireguard-go), and an HTTP page served by A's container.
-    const pingA = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', addr(net, 1)]);
+    const pingA = await lab.inContainer(cA, which('ping')!, ['-c', '3', '-i', '0.2', '-W', '3', cwgAddr(net, 1)]);
     expect(pingA.code).toBe(0);
-    const pingB = await lab.inContainer(cB, which('ping')!, ['-c', '2', '-i', '0.2', '-W', '3', addr(net, 0)]);
+    const pingB = await lab.inContainer(cB, which('ping')!, ['-c', '2', '-i', '0.2', '-W', '3', cwgAddr(net, 0)]);
     expect(pingB.code).toBe(0);
     const marker = `interop-${randomBytes(8).toString('hex')}`;
     const server = lab.spawnOwned(which('nsenter')!, [
@@ -96,7 +92,7 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
       '-n',
       process.execPath,
       '-e',
-      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${addr(net, 0)}', () => console.log('ready'))`,
+      `require('http').createServer((q, s) => s.end(process.argv[1])).listen(8080, '${cwgAddr(net, 0)}', () => console.log('ready'))`,
       marker,
     ]);
     let out = '';
@@ -105,7 +101,7 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
     const page = await lab.inContainer(cB, process.execPath, [
       '-e',
       'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))',
-      `http://${addr(net, 0)}:8080/`,
+      `http://${cwgAddr(net, 0)}:8080/`,
     ]);
     expect(page.stdout).toBe(marker);
     server.kill('SIGKILL');
@@ -115,7 +111,7 @@ describe.skipIf(skip !== null)('cwg with wireguard-go at the other site', () => 
     expect(wgShow.stdout).toContain(`peer: ${keyA}`);
     expect(wgShow.stdout).toContain('latest handshake:');
     const cwgShow = await lab.cwg(A, ['show', String(cA.pid), String(net), '0']);
-    expect(cwgShow.stdout).toContain(`peer: ${pubB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${addr(net, 0)}/31\n  latest handshake:`);
+    expect(cwgShow.stdout).toContain(`peer: ${pubB}\n  endpoint: ${B.addr}:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n  latest handshake:`);
 
     // Teardown: cwg destroys its side; wireguard-go goes with its container.
     expect((await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0'])).code).toBe(0);

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Namespaces, nsRun, run, skipReason, sleep, uniqueTag, WG_TS } from '../helpers/netns.js';
+import { Namespaces, nsRun, skipReason, uniqueTag } from '../helpers/netns.js';
+import { runOk, sleep, WG_TS } from '../helpers/proc.js';
 import { startDaemonIn, wgKeypair } from '../helpers/tunnel.js';
 
 const skip = skipReason('wg', 'ping');
@@ -37,7 +38,7 @@ async function linkedHosts(nss: Namespaces, prefix: string) {
   const t = nss.tag;
   const [hostA, hostB, ctA, ctB] = [await nss.add('ha'), await nss.add('hb'), await nss.add('ca'), await nss.add('cb')];
   const [la, lb, ifa, ifb] = [`${prefix}${t}a`, `${prefix}${t}b`, `${prefix}a${t}`, `${prefix}b${t}`];
-  await run('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
+  await runOk('ip', ['link', 'add', la, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb, 'netns', hostB]);
   await startDaemon(hostA, ifa, ctA);
   await startDaemon(hostB, ifb, ctB);
   return { hostA, hostB, ctA, ctB, la, lb, ifa, ifb };
@@ -50,20 +51,26 @@ async function keys(tmp: string) {
 /** Start bin/wireguard-ts in `ns` (its UDP stays there) and move its device into `target`. */
 const startDaemon = (ns: string, ifname: string, target: string) => startDaemonIn(ns, WG_TS, ifname, target);
 
+/** `wg set IFNAME private-key KEY listen-port PORT peer PUB allowed-ips ALLOWED [endpoint ENDPOINT]` in `ns`. */
+async function wgPeer(ns: string, ifname: string, privFile: string, port: number, peer: string, allowed: string, endpoint?: string): Promise<void> {
+  const ep = endpoint === undefined ? [] : ['endpoint', endpoint];
+  await nsRun(ns, 'wg', ['set', ifname, 'private-key', privFile, 'listen-port', String(port), 'peer', peer, 'allowed-ips', allowed, ...ep]);
+}
+
 async function addressUp(ns: string, ifname: string, cidr: string): Promise<void> {
-  await run('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
-  await run('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
+  await runOk('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', ifname]);
+  await runOk('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
 }
 
 async function ping(ns: string, to: string): Promise<boolean> {
-  return nsRun(ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', to], { timeout: 10_000 }).then(
+  return nsRun(ns, 'ping', ['-c', '2', '-i', '0.3', '-W', '1', to], { timeoutMs: 10_000 }).then(
     () => true,
     () => false,
   );
 }
 
 async function ipAll(cmds: ReadonlyArray<readonly [string, readonly string[]]>): Promise<void> {
-  for (const [ns, args] of cmds) await run('ip', ['-n', ns, ...args]);
+  for (const [ns, args] of cmds) await runOk('ip', ['-n', ns, ...args]);
 }
 
 /**
@@ -83,21 +90,8 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
       [hostB, ['link', 'set', lb, 'up']],
     ]);
     const k = await keys(tmp());
-    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.245.2/32']);
-    await nsRun(hostB, 'wg', [
-      'set',
-      ifb,
-      'private-key',
-      k.b.privFile,
-      'listen-port',
-      '51821',
-      'peer',
-      k.a.pub,
-      'allowed-ips',
-      '192.168.245.1/32',
-      'endpoint',
-      '192.168.250.2:51820',
-    ]);
+    await wgPeer(hostA, ifa, k.a.privFile, 51820, k.b.pub, '192.168.245.2/32');
+    await wgPeer(hostB, ifb, k.b.privFile, 51821, k.a.pub, '192.168.245.1/32', '192.168.250.2:51820');
     await addressUp(ctA, ifa, '192.168.245.1/24');
     await addressUp(ctB, ifb, '192.168.245.2/24');
     const endpointAtB = async () => (await nsRun(hostB, 'wg', ['show', ifb, 'endpoints'])).stdout.trim().split('\t')[1];
@@ -109,7 +103,7 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
 
     // Remove the address a answers from: a's next packet must still leave (from the routing
     // table's choice), b roams to it, and traffic goes on both ways.
-    await run('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', la]);
+    await runOk('ip', ['-n', hostA, 'addr', 'del', '192.168.250.2/24', 'dev', la]);
     expect(await ping(ctA, '192.168.245.2')).toBe(true);
     expect(await endpointAtB()).toBe('192.168.250.1:51820');
     expect(await ping(ctB, '192.168.245.1')).toBe(true);
@@ -132,21 +126,8 @@ describe.skipIf(skip)(`link-local IPv6 endpoints${skip ? ` (skipped: ${skip})` :
       [hostB, ['link', 'set', lb, 'up']],
     ]);
     const k = await keys(tmp());
-    await nsRun(hostA, 'wg', [
-      'set',
-      ifa,
-      'private-key',
-      k.a.privFile,
-      'listen-port',
-      '51820',
-      'peer',
-      k.b.pub,
-      'allowed-ips',
-      '192.168.246.2/32',
-      'endpoint',
-      `[fe80::b%${la}]:51821`,
-    ]);
-    await nsRun(hostB, 'wg', ['set', ifb, 'private-key', k.b.privFile, 'listen-port', '51821', 'peer', k.a.pub, 'allowed-ips', '192.168.246.1/32']);
+    await wgPeer(hostA, ifa, k.a.privFile, 51820, k.b.pub, '192.168.246.2/32', `[fe80::b%${la}]:51821`);
+    await wgPeer(hostB, ifb, k.b.privFile, 51821, k.a.pub, '192.168.246.1/32');
     await addressUp(ctA, ifa, '192.168.246.1/24');
     await addressUp(ctB, ifb, '192.168.246.2/24');
     const endpoint = async (ns: string, ifname: string) => (await nsRun(ns, 'wg', ['show', ifname, 'endpoints'])).stdout.trim().split('\t')[1];
@@ -175,8 +156,8 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     const privNs = await nss.add('prv');
     const ctA = await nss.add('ca');
     const ctB = await nss.add('cb');
-    await run('ip', ['link', 'add', `n${t}a`, 'netns', pubNs, 'type', 'veth', 'peer', 'name', `n${t}r`, 'netns', router]);
-    await run('ip', ['link', 'add', `n${t}b`, 'netns', privNs, 'type', 'veth', 'peer', 'name', `n${t}s`, 'netns', router]);
+    await runOk('ip', ['link', 'add', `n${t}a`, 'netns', pubNs, 'type', 'veth', 'peer', 'name', `n${t}r`, 'netns', router]);
+    await runOk('ip', ['link', 'add', `n${t}b`, 'netns', privNs, 'type', 'veth', 'peer', 'name', `n${t}s`, 'netns', router]);
     await ipAll([
       [pubNs, ['addr', 'add', '192.168.251.1/24', 'dev', `n${t}a`]],
       [pubNs, ['link', 'set', `n${t}a`, 'up']],
@@ -201,21 +182,8 @@ describe.skipIf(skipNat)(`NAT traversal with persistent keepalive${skipNat ? ` (
     const ifb = `xb${t}`;
     await startDaemon(pubNs, ifa, ctA);
     await startDaemon(privNs, ifb, ctB);
-    await nsRun(pubNs, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.244.2/32']);
-    await nsRun(privNs, 'wg', [
-      'set',
-      ifb,
-      'private-key',
-      k.b.privFile,
-      'listen-port',
-      '51821',
-      'peer',
-      k.a.pub,
-      'allowed-ips',
-      '192.168.244.1/32',
-      'endpoint',
-      '192.168.251.1:51820',
-    ]);
+    await wgPeer(pubNs, ifa, k.a.privFile, 51820, k.b.pub, '192.168.244.2/32');
+    await wgPeer(privNs, ifb, k.b.privFile, 51821, k.a.pub, '192.168.244.1/32', '192.168.251.1:51820');
     await addressUp(ctA, ifa, '192.168.244.1/24');
     await addressUp(ctB, ifb, '192.168.244.2/24');
 

@@ -6,7 +6,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsPids, nsRun, pidAlive, run, skipReason, sleep, waitFor } from '../helpers/netns.js';
+import { nsPids, nsRun, skipReason } from '../helpers/netns.js';
+import { pidAlive, run, runOk, sleep, waitUntil } from '../helpers/proc.js';
 import { iperf, Pair, programFor } from '../helpers/tunnel.js';
 
 const skip = skipReason('wg', 'ping', 'iperf3');
@@ -55,7 +56,7 @@ describe.skipIf(skip)(`wireguard-ts <-> wireguard-ts${skip ? ` (skipped: ${skip}
     const hs = (await pair.wg('show', pair.a.ifname, 'latest-handshakes')).stdout;
     expect(hs).toContain(pair.b.pub);
     // Interface counters count what passes.
-    const stats = (await run('ip', ['-n', pair.a.ns, '-s', '-j', 'link', 'show', pair.a.ifname])).stdout;
+    const stats = (await runOk('ip', ['-n', pair.a.ns, '-s', '-j', 'link', 'show', pair.a.ifname])).stdout;
     const s = JSON.parse(stats)[0].stats64;
     expect(s.rx.packets).toBeGreaterThan(0);
     expect(s.tx.packets).toBeGreaterThan(0);
@@ -81,8 +82,8 @@ describe.skipIf(skip)(`wireguard-ts <-> wireguard-ts${skip ? ` (skipped: ${skip}
   });
 
   it('drops packets whose inner source is not allowed for their peer, and takes a more specific prefix over', async () => {
-    await run('ip', ['-n', pair.b.ns, 'addr', 'add', '192.168.242.2/32', 'dev', pair.b.ifname]);
-    await run('ip', ['-n', pair.a.ns, 'route', 'add', '192.168.242.2/32', 'dev', pair.a.ifname]);
+    await runOk('ip', ['-n', pair.b.ns, 'addr', 'add', '192.168.242.2/32', 'dev', pair.b.ifname]);
+    await runOk('ip', ['-n', pair.a.ns, 'route', 'add', '192.168.242.2/32', 'dev', pair.a.ifname]);
     // b routes to a: but a does not allow 192.168.242.2 from b, so the echo requests die at a.
     expect(await pair.ping(pair.b, pair.a.v4, ['-I', '192.168.242.2'])).toBe(false);
     await pair.wg('set', pair.a.ifname, 'peer', pair.b.pub, 'allowed-ips', `${pair.b.v4}/32,${pair.b.v6}/128,192.168.242.2/32`);
@@ -107,7 +108,7 @@ describe.skipIf(skip)(`wireguard-ts <-> wireguard-ts${skip ? ` (skipped: ${skip}
   });
 
   it('carries big packets with a big MTU, and pads to the new MTU', async () => {
-    for (const s of [pair.a, pair.b]) await run('ip', ['-n', s.ns, 'link', 'set', s.ifname, 'mtu', '9000']);
+    for (const s of [pair.a, pair.b]) await runOk('ip', ['-n', s.ns, 'link', 'set', s.ifname, 'mtu', '9000']);
     expect(await pair.ping(pair.a, pair.b.v4, ['-s', '8900', '-M', 'do'])).toBe(true);
     // The daemon reads the MTU again within 250 ms. A 1500-byte packet is then padded to 1504
     // (it was not padded at all under the old 1420), so each echo request adds 32 + 1504 bytes.
@@ -137,9 +138,9 @@ describe.skipIf(skip)(`wireguard-ts <-> wireguard-ts${skip ? ` (skipped: ${skip}
     const sock = `/var/run/wireguard/${pair.a.ifname}.sock`;
     expect(existsSync(sock)).toBe(true);
     const pids = nsPids(pair.ns0);
-    await run('ip', ['-n', pair.a.ns, 'link', 'del', pair.a.ifname]);
-    await waitFor('socket removal', () => !existsSync(sock), 3000);
-    await waitFor('one daemon to exit', () => pids.filter(pidAlive).length === pids.length - 1, 3000);
+    await runOk('ip', ['-n', pair.a.ns, 'link', 'del', pair.a.ifname]);
+    await waitUntil('socket removal', () => !existsSync(sock), 3000);
+    await waitUntil('one daemon to exit', () => pids.filter(pidAlive).length === pids.length - 1, 3000);
   });
 });
 
@@ -178,9 +179,9 @@ describe.skipIf(skip)(`daemon life cycle${skip ? ` (skipped: ${skip})` : ''}`, (
       expect(err).toMatch(/wireguard-ts: .*/);
       const [pid] = nsPids(pair.ns0);
       process.kill(pid!, 'SIGTERM');
-      await waitFor('daemon exit', () => !pidAlive(pid!), 3000);
+      await waitUntil('daemon exit', () => !pidAlive(pid!), 3000);
       expect(existsSync(sock)).toBe(false);
-      await expect(run('ip', ['-n', pair.ns0, 'link', 'show', ifname])).rejects.toThrow();
+      await expect(runOk('ip', ['-n', pair.ns0, 'link', 'show', ifname])).rejects.toThrow();
     } finally {
       await pair.cleanup();
     }
@@ -188,10 +189,7 @@ describe.skipIf(skip)(`daemon life cycle${skip ? ` (skipped: ${skip})` : ''}`, (
 
   it('rejects bad usage with one line and exit 1', async () => {
     for (const args of [[], ['a', 'b'], ['--bogus', 'x'], ['this-name-is-way-too-long']]) {
-      const r = await run(programFor('ts'), args).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const r = await run(programFor('ts'), args);
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
@@ -224,8 +222,8 @@ describe.skipIf(skip ?? (skipReason('wg-quick') ? 'needs wg-quick' : null))('wg-
       await pair.setup({});
       // Replace side a by a wg-quick managed interface in ns0 itself (wg-quick acts in its own namespace).
       const ifname = `wq${pair.nss.tag}`;
-      const priv = (await run('wg', ['genkey'])).stdout.trim();
-      const pub = (await run('wg', ['pubkey'], { input: priv })).stdout.trim();
+      const priv = (await runOk('wg', ['genkey'])).stdout.trim();
+      const pub = (await runOk('wg', ['pubkey'], { input: priv })).stdout.trim();
       const conf = join(pair.tmp, `${ifname}.conf`);
       writeFileSync(
         conf,
@@ -233,13 +231,13 @@ describe.skipIf(skip ?? (skipReason('wg-quick') ? 'needs wg-quick' : null))('wg-
         { mode: 0o600 },
       );
       await pair.wg('set', pair.b.ifname, 'peer', pub, 'allowed-ips', '192.168.243.1/32', 'endpoint', '127.0.0.1:41000');
-      await run('ip', ['-n', pair.b.ns, 'addr', 'add', '192.168.243.2/24', 'dev', pair.b.ifname]);
+      await runOk('ip', ['-n', pair.b.ns, 'addr', 'add', '192.168.243.2/24', 'dev', pair.b.ifname]);
       const env = { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: pair.program('ts'), WG_HIDE_KEYS: 'never' };
       await nsRun(pair.ns0, 'wg-quick', ['up', conf], { env });
       expect((await nsRun(pair.ns0, 'wg', ['show', ifname, 'listen-port'])).stdout.trim()).toBe('41000');
-      await nsRun(pair.ns0, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '192.168.243.2'], { timeout: 15_000 });
+      await nsRun(pair.ns0, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '192.168.243.2'], { timeoutMs: 15_000 });
       await nsRun(pair.ns0, 'wg-quick', ['down', conf], { env });
-      await waitFor('socket removal', () => !existsSync(`/var/run/wireguard/${ifname}.sock`), 3000);
+      await waitUntil('socket removal', () => !existsSync(`/var/run/wireguard/${ifname}.sock`), 3000);
     } finally {
       await pair.cleanup();
     }

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkEnded, prng, processesWith, randomArgv, runArgv } from '../helpers/argv-fuzz.js';
-import { Namespaces, nsPids, pidAlive, run, skipReason, sleep, WG_TS, waitFor } from '../helpers/netns.js';
+import { Namespaces, nsPids, skipReason } from '../helpers/netns.js';
+import { pidAlive, runOk, sleep, WG_TS, waitUntil } from '../helpers/proc.js';
 
 const skip = skipReason();
 
@@ -27,7 +28,7 @@ function sockets(dir: string): string[] {
 }
 
 async function links(ns: string): Promise<string[]> {
-  const j = JSON.parse((await run('ip', ['-n', ns, '-j', 'link', 'show'])).stdout) as Array<{ ifname: string }>;
+  const j = JSON.parse((await runOk('ip', ['-n', ns, '-j', 'link', 'show'])).stdout) as Array<{ ifname: string }>;
   return j.map((l) => l.ifname).sort();
 }
 
@@ -46,7 +47,7 @@ describe.skipIf(skip)(`fuzzing the daemon command line as root${skip ? ` (skippe
     ns = await nss.add('fz');
     ns2 = await nss.add('fy');
     sleeper = spawn('ip', ['netns', 'exec', ns2, 'sleep', '600'], { stdio: 'ignore' });
-    await waitFor('the sleeper', () => nsPids(ns2).length === 1);
+    await waitUntil('the sleeper', () => nsPids(ns2).length === 1);
     sleeperPid = String(nsPids(ns2)[0]);
     writeFileSync(join(dir, 'file'), '');
   });
@@ -87,7 +88,7 @@ describe.skipIf(skip)(`fuzzing the daemon command line as root${skip ? ` (skippe
   /** Stop every daemon in the namespace and check that it cleans up. */
   async function stopAll(what: string): Promise<void> {
     for (const p of processesWith(marker)) process.kill(p, 'SIGTERM');
-    await waitFor(`${what}: the daemons to exit`, () => processesWith(marker).length === 0, 10_000);
+    await waitUntil(`${what}: the daemons to exit`, () => processesWith(marker).length === 0, 10_000);
     await nothingLeft(`${what}, stopped`);
   }
 
@@ -146,11 +147,11 @@ describe.skipIf(skip)(`fuzzing the daemon command line as root${skip ? ` (skippe
       expect(await one(confine(argv)), JSON.stringify(argv)).toBe('error');
     }
     // A name another device has: refused, and that device stays.
-    await run('ip', ['-n', ns, 'link', 'add', 'wgfz7', 'type', 'veth', 'peer', 'name', 'wgfz7p']);
+    await runOk('ip', ['-n', ns, 'link', 'add', 'wgfz7', 'type', 'veth', 'peer', 'name', 'wgfz7p']);
     const res = await runArgv('ip', ['netns', 'exec', ns, WG_TS, ...confine(['wgfz7'])], { env: env(), settleMs: 20_000 });
     expect(checkEnded(['wgfz7'], res)).toBe('error');
     expect(await links(ns)).toEqual(['lo', 'wgfz7', 'wgfz7p']);
-    await run('ip', ['-n', ns, 'link', 'del', 'wgfz7']);
+    await runOk('ip', ['-n', ns, 'link', 'del', 'wgfz7']);
     await nothingLeft('a dummy device in the way');
     // A name a running daemon serves: refused, and the running daemon is untouched.
     expect(checkEnded(['wgfz8'], await runArgv('ip', ['netns', 'exec', ns, WG_TS, ...confine(['wgfz8'])], { env: env(), settleMs: 20_000 }))).toBe('started');

@@ -5,12 +5,9 @@
  * without a preshared key; then cookies under load, each side in turn being the loaded one.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBase64Key } from '../../crypto/keys.js';
 import { randomBytes } from '../../crypto/random.js';
@@ -19,52 +16,20 @@ import { Device } from '../../noise/device.js';
 import { parseCidr } from '../../noise/iptext.js';
 import type { Endpoint } from '../../noise/types.js';
 import { checksum, icmpEcho, ipv4Packet } from '../helpers/device.js';
+import { runOk, waitUntil, which } from '../helpers/proc.js';
+import { ip, WireguardGo, wg, wggoSkipReason } from '../helpers/wggo.js';
 
-const execFileP = promisify(execFile);
-const WG_GO = '/usr/bin/wireguard-go';
-const WG = '/usr/bin/wg';
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? null;
-
-function skipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces and TUN devices)';
-  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
-  if (!existsSync(WG_GO)) return `needs ${WG_GO}`;
-  if (!existsSync(WG)) return `needs ${WG}`;
-  if (!IP) return 'needs iproute2 (ip)';
-  return null;
-}
-const SKIP = skipReason();
+const SKIP = wggoSkipReason();
 
 const OUR_ADDR = '10.77.0.2';
 const THEIR_ADDR = '10.77.0.1';
-const env = { ...process.env, WG_HIDE_KEYS: 'always' };
-
-async function ip(...args: string[]): Promise<string> {
-  return (await execFileP(IP!, args, { timeout: 15_000 })).stdout;
-}
-async function wg(...args: string[]): Promise<string> {
-  return (await execFileP(WG, args, { env, timeout: 15_000 })).stdout;
-}
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 interface Received {
   packet: Uint8Array;
 }
 
 describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${SKIP})` : ''}`, () => {
-  const tag = `${(process.pid % 1296).toString(36)}${Math.floor(Math.random() * 46656).toString(36)}`;
-  const ns = `wgts-iop-${tag}`;
-  const ifname = `wgi${tag}`;
-  let daemon: ChildProcess | null = null;
-  let daemonLog = '';
-  let dir = '';
+  let go!: WireguardGo;
   let sock: Socket;
   let ourPort = 0;
   let device: Device | null = null;
@@ -72,17 +37,11 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
   const received: Received[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'wgts-iop-'));
-    await ip('netns', 'add', ns);
-    daemon = spawn(WG_GO, ['-f', ifname], { env: { ...env, LOG_LEVEL: 'verbose' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    // The last 256 KiB (under a flood, wireguard-go logs a line per packet).
-    daemon.stdout?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-262_144)));
-    daemon.stderr?.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-262_144)));
-    await waitFor('the wireguard-go UAPI socket', () => existsSync(`/var/run/wireguard/${ifname}.sock`));
-    await ip('link', 'set', 'dev', ifname, 'netns', ns);
-    await ip('-n', ns, 'link', 'set', 'lo', 'up');
-    await ip('-n', ns, 'addr', 'add', `${THEIR_ADDR}/24`, 'dev', ifname);
-    await ip('-n', ns, 'link', 'set', ifname, 'up');
+    // The last 256 KiB of its log (under a flood, wireguard-go logs a line per packet).
+    go = await WireguardGo.start('iop', 'i', 262_144);
+    await ip('-n', go.ns, 'link', 'set', 'lo', 'up');
+    await ip('-n', go.ns, 'addr', 'add', `${THEIR_ADDR}/24`, 'dev', go.ifname);
+    await ip('-n', go.ns, 'link', 'set', go.ifname, 'up');
     sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
     ourPort = sock.address().port;
@@ -100,19 +59,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     } catch {
       /* already closed */
     }
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => {
-        const t = setTimeout(r, 3000);
-        daemon!.once('exit', () => {
-          clearTimeout(t);
-          r(undefined);
-        });
-      });
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
-    }
-    await ip('netns', 'del', ns).catch(() => undefined);
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await go?.stop();
   }, 30_000);
 
   /** Fresh keys on both sides (so each case starts without a session) and a fresh Device. */
@@ -125,7 +72,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     const psk = withPsk ? randomBytes(32) : null;
     const ourPub = publicKey(ourPriv);
     const theirPub = publicKey(theirPriv);
-    const conf = join(dir, 'wg.conf');
+    const conf = join(go.dir, 'wg.conf');
     writeFileSync(
       conf,
       [
@@ -140,9 +87,9 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
       ].join('\n'),
       { mode: 0o600 },
     );
-    await wg('setconf', ifname, conf);
+    await wg('setconf', go.ifname, conf);
     rmSync(conf);
-    const theirPort = Number((await wg('show', ifname, 'listen-port')).trim());
+    const theirPort = Number((await wg('show', go.ifname, 'listen-port')).trim());
     expect(theirPort).toBeGreaterThan(0);
 
     device = new Device({
@@ -183,12 +130,12 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
 
   /** Send an ICMP echo request we built and verify the reply from the kernel behind wireguard-go. */
   async function pingThroughWireguardGo(seq: number): Promise<void> {
-    const data = new TextEncoder().encode(`wireguard-ts interop ${seq} ${tag}`);
+    const data = new TextEncoder().encode(`wireguard-ts interop ${seq} ${go.ifname}`);
     const ident = 0x4242;
     const sent = received.length;
     device!.sendPacket(icmpEcho(OUR_ADDR, THEIR_ADDR, ident, seq, data));
     const isReply = (p: Uint8Array) => p[9] === 1 && p[20] === 0 && ((p[24]! << 8) | p[25]!) === ident && ((p[26]! << 8) | p[27]!) === seq;
-    await waitFor(`echo reply ${seq} (wireguard-go log:\n${daemonLog.slice(-2000)})`, () => received.slice(sent).some((r) => isReply(r.packet)));
+    await waitUntil(`echo reply ${seq} (wireguard-go log:\n${go.log.slice(-2000)})`, () => received.slice(sent).some((r) => isReply(r.packet)), 10_000, 20);
     const reply = received.slice(sent).find((r) => isReply(r.packet))!.packet;
     expect(reply[0]! >>> 4).toBe(4);
     expect(checksum(reply, 0, (reply[0]! & 15) * 4)).toBe(0);
@@ -217,7 +164,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     it(`wireguard-go initiates, then ICMP echo is answered (${label})`, async () => {
       const { theirPub } = await configure(withPsk);
       // A ping from the namespace makes wireguard-go initiate; we answer the echo ourselves.
-      const ping = execFileP(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '5', OUR_ADDR], { timeout: 15_000 });
+      const ping = runOk(which('ip')!, ['netns', 'exec', go.ns, 'ping', '-c', '1', '-W', '5', OUR_ADDR], { timeoutMs: 15_000 });
       await ping;
       const st = device!.inspectPeer(theirPub)!;
       expect(st.currentIsInitiator).toBe(false);
@@ -225,14 +172,15 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
       await pingThroughWireguardGo(3);
       // Byte counters agree with wireguard-go's (both count whole UDP payloads).
       let theirs: number[] = [];
-      await waitFor(
+      await waitUntil(
         'transfer counters to agree with wireguard-go',
         async () => {
-          theirs = (await wg('show', ifname, 'transfer')).trim().split('\t').slice(1).map(Number);
+          theirs = (await wg('show', go.ifname, 'transfer')).trim().split('\t').slice(1).map(Number);
           const ours = device!.status().peers[0]!;
           return theirs[0] === ours.txBytes && theirs[1] === ours.rxBytes;
         },
         5000,
+        20,
       );
       expect(theirs[0]).toBeGreaterThan(148);
       expect(Object.entries(device!.drops).filter(([, n]) => n > 0)).toEqual([]);
@@ -243,10 +191,10 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     const { theirPub } = await configure(false, true);
     // wireguard-go initiates; we answer with a cookie reply instead of a response. It keeps the
     // cookie and its next initiation (after REKEY_TIMEOUT, 5 s plus jitter) carries mac2.
-    await execFileP(IP!, ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '12', OUR_ADDR], { timeout: 20_000 });
+    await runOk(which('ip')!, ['netns', 'exec', go.ns, 'ping', '-c', '1', '-W', '12', OUR_ADDR], { timeoutMs: 20_000 });
     expect(device!.stats.cookieRepliesOut).toBeGreaterThanOrEqual(1);
     expect(device!.drops['cookie-sent']).toBeGreaterThanOrEqual(1);
-    expect(daemonLog).toMatch(/Receiving cookie response/);
+    expect(go.log).toMatch(/Receiving cookie response/);
     expect(device!.inspectPeer(theirPub)!.currentIsInitiator).toBe(false);
     expect(device!.stats.handshakesIn).toBeGreaterThanOrEqual(1);
     await pingThroughWireguardGo(4);
@@ -254,7 +202,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
 
   it('wireguard-go under load answers us with a cookie reply; our retry carries a valid mac2 and the handshake completes', async () => {
     const { theirPub } = await configure(false);
-    const theirPort = Number((await wg('show', ifname, 'listen-port')).trim());
+    const theirPort = Number((await wg('show', go.ifname, 'listen-port')).trim());
     // A flood of well-formed initiations (valid mac1, from a key wireguard-go does not know) from
     // 127.0.0.2: each costs it a Diffie-Hellman, so its handshake queue passes 512 messages and
     // it goes under load (for a second after each time it sees that), answering initiations that
@@ -297,7 +245,7 @@ describe.skipIf(SKIP !== null)(`interop with wireguard-go${SKIP ? ` (skipped: ${
     sendBurst();
     const flooding = setInterval(sendBurst, 800);
     try {
-      await waitFor('wireguard-go to go under load', () => cookiesToFlooder > 0, 10_000);
+      await waitUntil('wireguard-go to go under load', () => cookiesToFlooder > 0, 10_000, 20);
       // Now we initiate: the answer is a cookie reply; our next initiation (REKEY_TIMEOUT, 5 s
       // plus jitter, later) carries mac2 computed from it, which wireguard-go checks under load.
       await pingThroughWireguardGo(5);

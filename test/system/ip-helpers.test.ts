@@ -1,49 +1,16 @@
 /**
  * iproute2 helpers against a namespace of our own (anonymous: held by `unshare --net sleep`).
  */
-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkIfName } from '../../tun/ifname.js';
 import * as ipx from '../../tun/ip.js';
 import { AnonNetns } from '../helpers/anon-netns.js';
-
-const isRoot = process.getuid?.() === 0;
-
-function _sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+import { isRoot } from '../helpers/proc.js';
 
 const netns = new AnonNetns();
 const newNetns = async (): Promise<number> => (await netns.create()).pid;
 
 afterAll(async () => {
   await netns.killAll();
-});
-
-describe('ip helpers without privileges', () => {
-  it('resolves absolute paths', () => {
-    expect(ipx.ipBinary()).toMatch(/^\/(usr\/)?s?bin\/ip$/);
-    expect(ipx.nsenterBinary()).toMatch(/^\/.*\/nsenter$/);
-  });
-
-  it('netnsInode: our own, and clear errors for bad pids', () => {
-    expect(ipx.netnsInode('self')).toBe(ipx.netnsInode(process.pid));
-    expect(() => ipx.netnsInode(0x3ffffff0)).toThrow(/no process with pid 1073741808/);
-    expect(() => ipx.netnsInode(-1)).toThrow(/invalid pid/);
-    expect(() => ipx.netnsInode(1.5)).toThrow(/invalid pid/);
-  });
-
-  it('validates interface names like the kernel', () => {
-    for (const bad of ['', 'a'.repeat(16), 'a/b', 'a b', 'a:b', '.', '..']) {
-      expect(() => checkIfName(bad)).toThrow(/invalid interface name/);
-    }
-    expect(() => checkIfName('a'.repeat(15))).not.toThrow();
-  });
-
-  it('passes arguments literally (no shell)', () => {
-    // A shell would run the substitution; ip just looks for a device with this odd name.
-    expect(ipx.linkExists('$(touch_x);a')).toBe(false);
-  });
 });
 
 describe.skipIf(!isRoot)('ip helpers in a namespace' + (isRoot ? '' : ' (skipped: needs root)'), () => {

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Namespaces, nsRun, run, skipReason, WG_TS, which } from '../helpers/netns.js';
+import { Namespaces, nsRun, skipReason } from '../helpers/netns.js';
+import { runOk as run, WG_TS, which } from '../helpers/proc.js';
 
 const skip = skipReason('wg');
 

@@ -6,24 +6,22 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipChecksum } from '../../noise/packets.js';
 import * as ipx from '../../tun/ip.js';
-import { Tun, tempName, tempPrefixPid } from '../../tun/tun.js';
+import { Tun } from '../../tun/tun.js';
 import { AnonNetns, type Holder } from '../helpers/anon-netns.js';
+import { isRoot, sleep } from '../helpers/proc.js';
+import { leftoverTemps } from '../helpers/tun.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
+const canRun = isRoot && existsSync('/dev/net/tun');
 const why = canRun ? '' : ' (skipped: needs root and /dev/net/tun)';
 
 const netns = new AnonNetns();
 const tuns: Tun[] = [];
 const newNetns = (): Promise<Holder> => netns.create();
 const killHolder = (h: Holder): Promise<void> => h.kill();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function uniq(prefix: string): string {
   return (prefix + process.pid.toString(36) + randomBytes(2).toString('hex')).slice(0, 15);
@@ -40,8 +38,6 @@ function runIn(pid: number, cmd: string[]): Promise<{ code: number | null; out: 
   });
 }
 
-const checksum = ipChecksum;
-
 /** An IPv4 ICMP echo reply for echo request `p`, or null if `p` is not one. */
 function echoReply(p: Uint8Array): Uint8Array | null {
   if (p.length < 28 || p[0]! >> 4 !== 4 || p[9] !== 1) return null;
@@ -52,12 +48,12 @@ function echoReply(p: Uint8Array): Uint8Array | null {
   r.set(p.subarray(12, 16), 16);
   r[8] = 64;
   r[10] = r[11] = 0;
-  const hc = checksum(r, 0, ihl);
+  const hc = ipChecksum(r, 0, ihl);
   r[10] = hc >> 8;
   r[11] = hc & 255;
   r[ihl] = 0;
   r[ihl + 2] = r[ihl + 3] = 0;
-  const c = checksum(r, ihl, r.length);
+  const c = ipChecksum(r, ihl, r.length);
   r[ihl + 2] = c >> 8;
   r[ihl + 3] = c & 255;
   return r;
@@ -65,11 +61,6 @@ function echoReply(p: Uint8Array): Uint8Array | null {
 
 function ipv4(p: Uint8Array, off: number): string {
   return `${p[off]}.${p[off + 1]}.${p[off + 2]}.${p[off + 3]}`;
-}
-
-/** Temporary devices of this process (others' tests may have theirs in flight). */
-function leftoverTemps(): string[] {
-  return readdirSync('/sys/class/net').filter((n) => n.startsWith('wgt' + tempPrefixPid()));
 }
 
 afterAll(async () => {
@@ -151,18 +142,6 @@ describe.skipIf(!canRun)('Tun in a namespace' + why, () => {
   it('refuses a name that already exists in the target namespace, leaving nothing behind', () => {
     expect(() => Tun.create(name, { netnsPid: ns.pid })).toThrow(/already exists/);
     expect(() => Tun.create('lo', { netnsPid: ns.pid })).toThrow(/already exists/);
-    expect(leftoverTemps()).toEqual([]);
-  });
-
-  it('temporary names are 15 bytes and unique', () => {
-    const a = tempName();
-    expect(a).toHaveLength(15);
-    expect(a).not.toBe(tempName());
-  });
-
-  it('refuses an invalid pid or name with a clear error', () => {
-    expect(() => Tun.create('wgbad0', { netnsPid: 0x3ffffff0 })).toThrow(/no process with pid/);
-    expect(() => Tun.create('name-longer-than-15')).toThrow(/invalid interface name/);
     expect(leftoverTemps()).toEqual([]);
   });
 });
@@ -273,35 +252,5 @@ describe.skipIf(!canRun)('Tun removal detection' + why, () => {
     const late = await new Promise<string>((resolve) => t.onRemoved(resolve));
     expect(late).toBe(r.reason);
     t.close();
-  });
-});
-
-describe.skipIf(!existsSync(new URL('../../build/Release/wgts.node', import.meta.url)))('Tun.packetPair (no device, no root)', () => {
-  it('carries packets both ways through the same read and write code, and closes its fds', async () => {
-    const fds = readdirSync('/proc/self/fd').length;
-    const [a, b] = Tun.packetPair();
-    const atA: number[] = [];
-    const atB: number[] = [];
-    let batches = 0;
-    a.start(
-      (p) => atA.push(p.length),
-      () => batches++,
-    );
-    b.start(
-      (p) => atB.push(p.length),
-      () => batches++,
-    );
-    for (const n of [20, 1420, 9000]) expect(a.write(new Uint8Array(n))).toBe(true);
-    expect(b.write(new Uint8Array(60))).toBe(true);
-    const end = Date.now() + 2000;
-    while ((atB.length < 3 || atA.length < 1) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-    expect(atB).toEqual([20, 1420, 9000]);
-    expect(atA).toEqual([60]);
-    expect(batches).toBeGreaterThanOrEqual(2);
-    expect(a.stats.txPackets).toBe(3);
-    expect(b.stats.rxPackets).toBe(3);
-    a.close();
-    b.close();
-    expect(readdirSync('/proc/self/fd').length).toBe(fds);
   });
 });

@@ -11,7 +11,8 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Namespaces, nsPids, nsRun, pidAlive, skipReason, sleep, WG_TS, which } from '../helpers/netns.js';
+import { Namespaces, nsPids, nsRun, skipReason } from '../helpers/netns.js';
+import { pidAlive, sleep, WG_TS, which } from '../helpers/proc.js';
 import { wgKeypair } from '../helpers/tunnel.js';
 import { repeat, type Talk, talk } from '../helpers/uapi-session.js';
 
@@ -130,7 +131,7 @@ async function attackAll(impl: string, ns: string, ifname: string, pid: number, 
     );
     if (!check) continue;
     expect(pidAlive(pid), `${attack}: the daemon is alive`).toBe(true);
-    const shown = await nsRun(ns, 'wg', ['show', ifname], { timeout: 1000 });
+    const shown = await nsRun(ns, 'wg', ['show', ifname], { timeoutMs: 1000 });
     expect(shown.stdout).toContain(`interface: ${ifname}`);
     expect(after, `${attack}: RSS back within 10 MB`).not.toBeNull();
     expect(after!, `${attack}: RSS back within 10 MB`).toBeLessThanOrEqual(before + 10);

@@ -16,6 +16,8 @@ import { type DeviceChange, type DeviceStatus, peerStatus } from '../../noise/ty
 import { EADDRINUSE, formatGet, uapiSocketPath } from '../../src/uapi/protocol.js';
 import { serveUapi, type UapiServer } from '../../src/uapi/server.js';
 import { interfaceIndex } from '../../tun/ip.js';
+import { clampedKey } from '../helpers/keys.js';
+import { isRoot } from '../helpers/proc.js';
 
 const run = promisify(execFile);
 const WG = '/usr/bin/wg';
@@ -24,18 +26,12 @@ function haveWg(): boolean {
   try {
     accessSync(WG, constants.X_OK);
     accessSync('/var/run', constants.W_OK);
-    return process.getuid?.() === 0;
+    return isRoot;
   } catch {
     return false;
   }
 }
 
-const key = (b: number) => {
-  const k = new Uint8Array(32).fill(b);
-  k[0] = b & 248;
-  k[31] = (b & 127) | 64;
-  return k;
-};
 const b64 = (k: Uint8Array) => encodeBase64Key(k);
 
 /** `wg` exit status and output, never throwing. */
@@ -61,13 +57,13 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'wgts-wg-'));
     status = {
-      privateKey: key(1),
+      privateKey: clampedKey(1),
       listenPort: 51820,
       fwmark: 0x1234,
       peers: [
         {
-          publicKey: publicKey(key(2)),
-          presharedKey: key(3),
+          publicKey: publicKey(clampedKey(2)),
+          presharedKey: clampedKey(3),
           endpoint: { address: '2001:db8::7', port: 4444, family: 6 },
           persistentKeepalive: 25,
           allowedIps: [parseCidr('10.0.0.0/8'), parseCidr('fd00::/64'), parseCidr('::ffff:0.0.0.0/96')],
@@ -76,7 +72,7 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
           rxBytes: 1000,
           txBytes: 2000,
         },
-        peerStatus(publicKey(key(4))),
+        peerStatus(publicKey(clampedKey(4))),
       ],
     };
     server = await serveUapi(sock, {
@@ -101,8 +97,8 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
     expect(r.code).toBe(0);
     const p1 = status.peers[0]!;
     expect(r.stdout.split('\n')).toEqual([
-      [b64(key(1)), b64(publicKey(key(1))), '51820', '0x1234'].join('\t'),
-      [b64(p1.publicKey), b64(key(3)), '[2001:db8::7]:4444', '10.0.0.0/8,fd00::/64,::ffff:0.0.0.0/96', '1700000000', '1000', '2000', '25'].join('\t'),
+      [b64(clampedKey(1)), b64(publicKey(clampedKey(1))), '51820', '0x1234'].join('\t'),
+      [b64(p1.publicKey), b64(clampedKey(3)), '[2001:db8::7]:4444', '10.0.0.0/8,fd00::/64,::ffff:0.0.0.0/96', '1700000000', '1000', '2000', '25'].join('\t'),
       [b64(status.peers[1]!.publicKey), '(none)', '(none)', '(none)', '0', '0', '0', 'off'].join('\t'),
       '',
     ]);
@@ -113,10 +109,10 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
   it('wg set sends every field, parsed into the change', async () => {
     const privFile = join(dir, 'priv');
     const pskFile = join(dir, 'psk');
-    writeFileSync(privFile, b64(key(9)) + '\n');
-    writeFileSync(pskFile, b64(key(10)) + '\n');
+    writeFileSync(privFile, b64(clampedKey(9)) + '\n');
+    writeFileSync(pskFile, b64(clampedKey(10)) + '\n');
     changes.length = 0;
-    const peerPub = b64(publicKey(key(11)));
+    const peerPub = b64(publicKey(clampedKey(11)));
     const r = await wg(
       'set',
       ifname,
@@ -137,7 +133,7 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
       'allowed-ips',
       '10.1.2.3/16,fd00:1::/48',
       'peer',
-      b64(publicKey(key(12))),
+      b64(publicKey(clampedKey(12))),
       'remove',
     );
     // wg warns about the host bits it passes on; we mask them as the kernel does
@@ -145,18 +141,18 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
     expect(r.code).toBe(0);
     expect(changes.length).toBe(1);
     const c = changes[0]!;
-    expect(c.privateKey).toEqual(key(9));
+    expect(c.privateKey).toEqual(clampedKey(9));
     expect(c.listenPort).toBe(1234);
     expect(c.fwmark).toBe(16);
     expect(c.peers.length).toBe(2);
     const p = c.peers[0]!;
     expect(b64(p.publicKey)).toBe(peerPub);
-    expect(p.presharedKey).toEqual(key(10));
+    expect(p.presharedKey).toEqual(clampedKey(10));
     expect(p.endpoint).toEqual({ address: '2001:db8::1', port: 51820, family: 6 });
     expect(p.persistentKeepalive).toBe(15);
     expect(p.replaceAllowedIps).toBe(true);
     expect(p.allowedIps.map(formatCidr)).toEqual(['10.1.0.0/16', 'fd00:1::/48']);
-    expect(c.peers[1]).toEqual({ publicKey: publicKey(key(12)), remove: true, allowedIps: [] });
+    expect(c.peers[1]).toEqual({ publicKey: publicKey(clampedKey(12)), remove: true, allowedIps: [] });
   });
 
   it('wg reports our errnos with the right text', async () => {
@@ -172,14 +168,14 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
 
   it('takes a link-local endpoint with its zone as wg sends it, and wg shows it back by name', async () => {
     changes.length = 0;
-    const r = await wg('set', ifname, 'peer', b64(publicKey(key(11))), 'endpoint', '[fe80::1%lo]:5');
+    const r = await wg('set', ifname, 'peer', b64(publicKey(clampedKey(11))), 'endpoint', '[fe80::1%lo]:5');
     expect(r.code).toBe(0);
     const ep = changes[0]!.peers[0]!.endpoint!;
     expect(ep).toMatchObject({ address: 'fe80::1', port: 5, family: 6, ifindex: 1 }); // lo is always 1
     const saved = status.peers[1]!;
     status.peers[1] = { ...saved, endpoint: ep };
     try {
-      expect((await wg('show', ifname, 'endpoints')).stdout).toContain(`${b64(publicKey(key(4)))}\t[fe80::1%lo]:5`);
+      expect((await wg('show', ifname, 'endpoints')).stdout).toContain(`${b64(publicKey(clampedKey(4)))}\t[fe80::1%lo]:5`);
     } finally {
       status.peers[1] = saved;
     }
@@ -191,7 +187,7 @@ describe.skipIf(!haveWg())('real wg(8) against the UAPI server', () => {
     const conf = join(dir, 'big.conf');
     writeFileSync(
       conf,
-      `[Interface]\nPrivateKey = ${b64(key(20))}\nListenPort = 5555\n\n[Peer]\nPublicKey = ${b64(publicKey(key(21)))}\nAllowedIPs = ${ips.join(', ')}\n`,
+      `[Interface]\nPrivateKey = ${b64(clampedKey(20))}\nListenPort = 5555\n\n[Peer]\nPublicKey = ${b64(publicKey(clampedKey(21)))}\nAllowedIPs = ${ips.join(', ')}\n`,
     );
     changes.length = 0;
     const r = await wg('setconf', ifname, conf);

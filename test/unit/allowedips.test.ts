@@ -3,19 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AllowedIps } from '../../noise/allowedips.js';
 import { formatCidr, formatIp, parseCidr, parseIp } from '../../noise/iptext.js';
 import type { Cidr } from '../../noise/types.js';
-
-/** A small deterministic PRNG (xorshift32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+import { xorshift32 } from '../helpers/prng.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -24,6 +12,7 @@ describe('parseIp', () => {
     expect(parseIp('0.0.0.0')).toEqual({ family: 4, bytes: Uint8Array.of(0, 0, 0, 0) });
     expect(parseIp('255.255.255.255')).toEqual({ family: 4, bytes: Uint8Array.of(255, 255, 255, 255) });
     expect(parseIp('192.0.2.1')).toEqual({ family: 4, bytes: Uint8Array.of(192, 0, 2, 1) });
+    expect(parseIp('192.0.2.255')).toEqual({ family: 4, bytes: Uint8Array.of(192, 0, 2, 255) });
   });
 
   it('rejects invalid IPv4', () => {
@@ -48,6 +37,8 @@ describe('parseIp', () => {
       '1.2.3.1000',
       '१.2.3.4',
       '1.2.3.4a',
+      '1.2.3.256',
+      'x',
     ]) {
       expect(parseIp(s), s).toBeNull();
     }
@@ -160,6 +151,8 @@ describe('formatIp / formatCidr (glibc inet_ntop / RFC 5952)', () => {
     ['0:0:0:0:0:0:0:1', '::1'],
     ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'],
     ['fe80::0001', 'fe80::1'],
+    ['fe80::', 'fe80::'],
+    ['::ffff:192.0.2.1', '::ffff:192.0.2.1'],
     ['0:1:0:1:0:1:0:1', '0:1:0:1:0:1:0:1'],
   ];
   for (const [inp, want] of cases) {
@@ -181,7 +174,7 @@ describe('formatIp / formatCidr (glibc inet_ntop / RFC 5952)', () => {
   });
 
   it('round-trips random IPv6 addresses with zero runs', () => {
-    const r = prng(7);
+    const r = xorshift32(7);
     for (let n = 0; n < 2000; n++) {
       const b = new Uint8Array(16);
       for (let i = 0; i < 8; i++) {
@@ -408,7 +401,7 @@ describe('AllowedIps', () => {
 
   for (const family of [4, 6] as const) {
     it(`matches a naive linear LPM under random inserts/removals (IPv${family})`, () => {
-      const r = prng(family * 1000 + 1);
+      const r = xorshift32(family * 1000 + 1);
       const values = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5'];
       for (let round = 0; round < 6; round++) {
         const t = new AllowedIps<string>();

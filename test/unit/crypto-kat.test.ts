@@ -18,6 +18,7 @@ import { type CryptoSuite, jsSuite, nobleSuite } from '../../crypto/suite.js';
 import { compareTai64n, TAI64N_LEN, tai64n } from '../../crypto/tai64n.js';
 import { clampPrivateKey, generatePrivateKey, nobleX25519, nodeX25519, publicKey, type X25519Provider } from '../../crypto/x25519.js';
 import { opensslSuite } from '../../tun/openssl.js';
+import { concat } from '../helpers/whitepaper.js';
 
 const h = (s: string): Uint8Array => {
   const clean = s.replace(/[\s:]/g, '');
@@ -156,16 +157,6 @@ const VA5 = {
       'obsoleted by other documents at any time. It is inappropriate to use Internet-Drafts as reference ' +
       'material or to cite them other than as /\u201cwork in progress./\u201d',
   ),
-};
-
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 };
 
 function seal(p: AeadProvider, key: Uint8Array, nonce: Uint8Array, pt: Uint8Array, aad: Uint8Array | undefined, padding = 0): Uint8Array {

@@ -7,7 +7,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, which } from '../helpers/sites.js';
+import { ROOT, which } from '../helpers/proc.js';
 
 const built = existsSync(join(ROOT, 'dist', 'src', 'cli', 'cwg.js'));
 if (!built) console.warn('cwg CLI tests skipped: needs the compiled program (npx tsc -p .)');

@@ -22,6 +22,7 @@ import { type DeviceStatus, peerStatus } from '../../noise/types.js';
 import { type RunIo, run } from '../../src/cli/cwg.js';
 import { type CwgContext, type CwgSystem, cwgConnect, cwgCreate, cwgDestroy, cwgShow } from '../../src/cwg/commands.js';
 import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../../src/cwg/validate.js';
+import { filledKey } from '../helpers/keys.js';
 
 const err = (f: () => unknown) => {
   try {
@@ -200,14 +201,13 @@ describe('key tools', () => {
 });
 
 describe('wg show format', () => {
-  const key = (n: number) => new Uint8Array(32).fill(n);
   const status = (): DeviceStatus => ({
-    privateKey: key(1),
+    privateKey: filledKey(1),
     listenPort: 51820,
     fwmark: 0,
     peers: [
       {
-        publicKey: key(2),
+        publicKey: filledKey(2),
         presharedKey: null,
         endpoint: { address: '192.168.56.11', port: 51821, family: 4 },
         persistentKeepalive: 10,
@@ -221,15 +221,15 @@ describe('wg show format', () => {
   });
 
   it('prints what wg show prints', () => {
-    const out = formatShow('cwg-5-0', status(), key(9), { nowSec: 1000, color: false });
+    const out = formatShow('cwg-5-0', status(), filledKey(9), { nowSec: 1000, color: false });
     expect(out).toBe(
       [
         'interface: cwg-5-0',
-        `  public key: ${encodeBase64Key(key(9))}`,
+        `  public key: ${encodeBase64Key(filledKey(9))}`,
         '  private key: (hidden)',
         '  listening port: 51820',
         '',
-        `peer: ${encodeBase64Key(key(2))}`,
+        `peer: ${encodeBase64Key(filledKey(2))}`,
         '  endpoint: 192.168.56.11:51821',
         '  allowed ips: 10.0.10.2/31',
         '  latest handshake: 56 seconds ago',
@@ -247,10 +247,10 @@ describe('wg show format', () => {
     st.peers[0]!.rxBytes = 0;
     st.peers[0]!.txBytes = 0;
     st.peers[0]!.persistentKeepalive = 0;
-    expect(formatShow('x', st, key(9), { nowSec: 1000, color: false })).toContain(
+    expect(formatShow('x', st, filledKey(9), { nowSec: 1000, color: false })).toContain(
       '  endpoint: [2001:db8::1]:5\n  allowed ips: (none)\n  latest handshake: 1 hour, 1 minute, 1 second ago\n',
     );
-    expect(formatShow('x', st, key(9), { nowSec: 1000, color: true })).toContain('\x1b[32minterface\x1b[0m'.replace('\x1b[32m', '\x1b[32m\x1b[1m'));
+    expect(formatShow('x', st, filledKey(9), { nowSec: 1000, color: true })).toContain('\x1b[32minterface\x1b[0m'.replace('\x1b[32m', '\x1b[32m\x1b[1m'));
   });
 
   it('formats IPv6 as inet_ntop', () => {
@@ -416,19 +416,19 @@ describe('commands over an in-memory system', () => {
     expect(`${encodeBase64Key(publicKey(status.privateKey!))}\n`).toBe(pub);
     expect(sys.sets[0]![1]).toBe('listen_port=51820');
 
-    const peer = encodeBase64Key(key32(3));
+    const peer = encodeBase64Key(filledKey(3));
     await cwgConnect(ctx, ['100', '1024', '1', '192.168.7.2:51821', peer]);
     expect(sys.sets[1]).toEqual([
       'replace_peers=true',
-      `public_key=${Buffer.from(key32(3)).toString('hex')}`,
+      `public_key=${Buffer.from(filledKey(3)).toString('hex')}`,
       'endpoint=192.168.7.2:51821',
       'replace_allowed_ips=true',
       'allowed_ip=10.0.8.0/31',
     ]);
-    await cwgConnect(ctx, ['100', '1024', '1', '[2001:db8::2]:9', encodeBase64Key(key32(4))]);
+    await cwgConnect(ctx, ['100', '1024', '1', '[2001:db8::2]:9', encodeBase64Key(filledKey(4))]);
     expect(status.peers).toHaveLength(1);
     const shown = await cwgShow(ctx, ['100', '1024', '1'], { nowSec: 0, color: false });
-    expect(shown).toContain(`peer: ${encodeBase64Key(key32(4))}\n  endpoint: [2001:db8::2]:9\n  allowed ips: 10.0.8.0/31\n`);
+    expect(shown).toContain(`peer: ${encodeBase64Key(filledKey(4))}\n  endpoint: [2001:db8::2]:9\n  allowed ips: 10.0.8.0/31\n`);
     expect(shown).toContain(`  public key: ${pub}`);
     expect(shown).not.toContain(encodeBase64Key(status.privateKey!));
 
@@ -478,7 +478,7 @@ describe('commands over an in-memory system', () => {
     await expect(cwgCreate(ctx, ['300', '7', '0', '1002'])).rejects.toThrow(/cwg-7-0 in the network namespace of pid 300 already exists/);
     await cwgDestroy(ctx, ['200', '7', '0']);
     expect(sys.links.get(4001)!.has('cwg-7-0')).toBe(true);
-    await expect(cwgConnect(ctx, ['200', '7', '0', '1.2.3.4:5', encodeBase64Key(key32(1))])).rejects.toThrow(/no device cwg-7-0/);
+    await expect(cwgConnect(ctx, ['200', '7', '0', '1.2.3.4:5', encodeBase64Key(filledKey(1))])).rejects.toThrow(/no device cwg-7-0/);
   });
 
   it('fails cleanly and leaves nothing behind', async () => {
@@ -508,10 +508,6 @@ describe('commands over an in-memory system', () => {
     await expect(cwgCreate({ ...ctx, prefix: 'longprefix' }, ['100', '100000', '0', '1'])).rejects.toThrow(/15/);
   });
 });
-
-function key32(n: number): Uint8Array {
-  return new Uint8Array(32).fill(n);
-}
 
 describe('cli dispatch', () => {
   const io = (stdin = '', ctx?: CwgContext): RunIo => ({

@@ -5,7 +5,8 @@ import { Device, type DeviceSinks } from '../../noise/device.js';
 import { formatCidr, parseCidr } from '../../noise/iptext.js';
 import { FakeClock } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
-import { EP_A, EP_B, ipv4Packet, keypair, makePair, payloadText } from '../helpers/device.js';
+import { EP_A, EP_B, ipv4Packet, makePair, payloadText } from '../helpers/device.js';
+import { keypair } from '../helpers/keys.js';
 
 describe('device configuration', () => {
   it('reports its configuration; applies remove, update_only, replace_allowed_ips, replace_peers', () => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkEnded, prng, processesWith, randomArgv, runArgv } from '../helpers/argv-fuzz.js';
-import { WG_TS } from '../helpers/netns.js';
+import { WG_TS } from '../helpers/proc.js';
 
 const NOBODY = 65534;
 const asRoot = process.getuid?.() === 0;

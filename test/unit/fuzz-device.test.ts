@@ -9,18 +9,11 @@ import type { Device } from '../../noise/device.js';
 import type { Datagram } from '../../noise/memnet.js';
 import type { Endpoint } from '../../noise/types.js';
 import { EP_A, EP_B, makePair, payloadText } from '../helpers/device.js';
+import { xorshift32 } from '../helpers/prng.js';
 
-/** xorshift32: a fast deterministic PRNG for choosing mutations. */
+/** Deterministic choices of mutations. */
 function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const next = xorshift32(seed);
   return {
     int: (n: number) => next() % n,
     bytes: (n: number) => {

@@ -16,19 +16,12 @@ import { formatCidr } from '../../noise/iptext.js';
 import type { Cidr, DeviceChange, Endpoint, PeerChange } from '../../noise/types.js';
 import { EINVAL, ENOBUFS, EPROTO, formatErrno, formatGet, formatSet, type ParseSetResult, parseSet } from '../../src/uapi/protocol.js';
 import { serveUapi, type UapiServer } from '../../src/uapi/server.js';
+import { xorshift32 } from '../helpers/prng.js';
 import { talk } from '../helpers/uapi-session.js';
 
-/** xorshift32, seeded: every run sees the same cases (FUZZ_SEED picks others). */
+/** Seeded choices (xorshift32): every run sees the same cases (FUZZ_SEED picks others). */
 function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const next = xorshift32(seed);
   const int = (n: number) => next() % n;
   return {
     int,

@@ -1,73 +1,20 @@
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { x25519 } from '@noble/curves/ed25519.js';
-import { blake2s } from '@noble/hashes/blake2.js';
-import { hmac } from '@noble/hashes/hmac.js';
 import { describe, expect, it } from 'vitest';
 import { deterministicRng } from '../../crypto/random.js';
 import { tai64n } from '../../crypto/tai64n.js';
-import { generatePrivateKey, publicKey } from '../../crypto/x25519.js';
+import { generatePrivateKey } from '../../crypto/x25519.js';
 import { INITIATION_SIZE, RESPONSE_SIZE } from '../../noise/constants.js';
 import { CookieState, computeMac1 } from '../../noise/cookie.js';
 import { consumeInitiation, Handshake, StaticIdentity } from '../../noise/handshake.js';
 import { INITIATION, type Initiation, parseInitiation, parseResponse, RESPONSE } from '../../noise/messages.js';
+import { keypair } from '../helpers/keys.js';
+import { DH, H, KDF, MAC, open, refConsumeInitiation } from '../helpers/whitepaper.js';
 
 const enc = new TextEncoder();
 const WALL = Date.UTC(2024, 5, 1, 12, 0, 0);
 
-// --- An independent transcription of whitepaper §5.4 with raw primitives -----------------
-const H = (...p: Uint8Array[]) => {
-  const h = blake2s.create();
-  for (const x of p) h.update(x);
-  return h.digest();
-};
-const HMAC = (k: Uint8Array, m: Uint8Array) => hmac(blake2s, k, m);
-function KDF(n: number, k: Uint8Array, x: Uint8Array): Uint8Array[] {
-  const t0 = HMAC(k, x);
-  const out: Uint8Array[] = [];
-  let prev = new Uint8Array(0);
-  for (let i = 1; i <= n; i++) {
-    prev = HMAC(t0, new Uint8Array([...prev, i]));
-    out.push(prev);
-  }
-  return out;
-}
-const nonce0 = new Uint8Array(12);
-const open = (k: Uint8Array, c: Uint8Array, ad: Uint8Array) => chacha20poly1305(k, nonce0, ad).decrypt(c);
-
-interface Ref {
-  ck: Uint8Array;
-  h: Uint8Array;
-  staticI: Uint8Array;
-  timestamp: Uint8Array;
-}
-
-/** Responder-side processing of an initiation, straight from the whitepaper. */
-function refConsumeInitiation(m: Initiation, sprivR: Uint8Array): Ref {
-  const spubR = x25519.getPublicKey(sprivR);
-  let ck: Uint8Array = H(enc.encode('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s'));
-  let h: Uint8Array = H(ck, enc.encode('WireGuard v1 zx2c4 Jason@zx2c4.com'));
-  h = H(h, spubR);
-  [ck] = KDF(1, ck, m.ephemeral) as [Uint8Array];
-  h = H(h, m.ephemeral);
-  let k: Uint8Array;
-  [ck, k] = KDF(2, ck, x25519.getSharedSecret(sprivR, m.ephemeral)) as [Uint8Array, Uint8Array];
-  const staticI = open(k, m.encryptedStatic, h);
-  h = H(h, m.encryptedStatic);
-  [ck, k] = KDF(2, ck, x25519.getSharedSecret(sprivR, staticI)) as [Uint8Array, Uint8Array];
-  const timestamp = open(k, m.encryptedTimestamp, h);
-  h = H(h, m.encryptedTimestamp);
-  return { ck, h, staticI, timestamp };
-}
-
-function keys(seed: number) {
-  const rng = deterministicRng(seed);
-  const priv = generatePrivateKey(rng);
-  return { priv, pub: publicKey(priv) };
-}
-
 function setup(psk?: Uint8Array) {
-  const i = keys(1);
-  const r = keys(2);
+  const i = keypair(1);
+  const r = keypair(2);
   const idI = new StaticIdentity(i.priv.slice());
   const idR = new StaticIdentity(r.priv.slice());
   const hsI = new Handshake(r.pub); // the initiator's state for peer R
@@ -100,7 +47,7 @@ for (const withPsk of [false, true]) {
       const cs = new CookieState(r.pub);
       cs.addMacs(init, 0);
       const mac1Key = H(enc.encode('mac1----'), r.pub);
-      const expectedMac1 = blake2s(init.subarray(0, 116), { key: mac1Key, dkLen: 16 });
+      const expectedMac1 = MAC(mac1Key, init.subarray(0, 116));
       expect(init.subarray(116, 132)).toEqual(expectedMac1);
       expect(init.subarray(132, 148).every((b) => b === 0)).toBe(true);
 
@@ -131,8 +78,8 @@ for (const withPsk of [false, true]) {
       let h = ref.h;
       [ck] = KDF(1, ck, pr.ephemeral) as [Uint8Array];
       h = H(h, pr.ephemeral);
-      [ck] = KDF(1, ck, x25519.getSharedSecret(ephI, pr.ephemeral)) as [Uint8Array];
-      [ck] = KDF(1, ck, x25519.getSharedSecret(i.priv, pr.ephemeral)) as [Uint8Array];
+      [ck] = KDF(1, ck, DH(ephI, pr.ephemeral)) as [Uint8Array];
+      [ck] = KDF(1, ck, DH(i.priv, pr.ephemeral)) as [Uint8Array];
       const [ck3, tau, k] = KDF(3, ck, psk ?? new Uint8Array(32)) as [Uint8Array, Uint8Array, Uint8Array];
       h = H(h, tau);
       expect(open(k, pr.encryptedNothing, h).length).toBe(0);
@@ -228,7 +175,7 @@ describe('handshake failure cases leave state unchanged', () => {
   });
 
   it('refuses to handshake with a low-order peer key', () => {
-    const idI = new StaticIdentity(keys(1).priv);
+    const idI = new StaticIdentity(keypair(1).priv);
     const hs = new Handshake(new Uint8Array(32)); // the all-zero point is of low order
     hs.setIdentity(idI);
     expect(hs.usable).toBe(false);
@@ -238,6 +185,6 @@ describe('handshake failure cases leave state unchanged', () => {
   it('mac1 covers exactly the bytes before it', () => {
     const s = initiated();
     const key = H(enc.encode('mac1----'), s.r.pub);
-    expect(computeMac1(key, s.init)).toEqual(blake2s(s.init.subarray(0, 116), { key, dkLen: 16 }));
+    expect(computeMac1(key, s.init)).toEqual(MAC(key, s.init.subarray(0, 116)));
   });
 });

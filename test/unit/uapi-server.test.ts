@@ -3,15 +3,13 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeHexKey } from '../../crypto/keys.js';
 import { formatCidr } from '../../noise/iptext.js';
 import type { DeviceChange, DeviceStatus, Logger } from '../../noise/types.js';
 import { uapiGet, uapiGetRaw, uapiRequest, uapiSet } from '../../src/uapi/client.js';
 import { EADDRINUSE, EINVAL, EPROTO, formatGet } from '../../src/uapi/protocol.js';
 import { serveUapi, type UapiHandler, type UapiServer, UapiSocketInUseError } from '../../src/uapi/server.js';
-
-const key = (b: number) => new Uint8Array(32).fill(b);
-const hx = (b: number) => encodeHexKey(key(b));
+import { filledHexKey, filledKey } from '../helpers/keys.js';
+import { sleep } from '../helpers/proc.js';
 
 let dir: string;
 let sockPath: string;
@@ -33,12 +31,12 @@ function fakeHandler(status: DeviceStatus, setErrno = 0): UapiHandler & { change
 }
 
 const STATUS: DeviceStatus = {
-  privateKey: key(1),
+  privateKey: filledKey(1),
   listenPort: 4242,
   fwmark: 0,
   peers: [
     {
-      publicKey: key(2),
+      publicKey: filledKey(2),
       presharedKey: null,
       endpoint: { address: '192.0.2.1', port: 51820, family: 4 },
       persistentKeepalive: 0,
@@ -121,7 +119,7 @@ describe('serveUapi', () => {
     const info = await uapiGet(sockPath);
     expect(info.listenPort).toBe(4242);
     expect(info.peers[0]!.endpoint).toEqual({ address: '192.0.2.1', port: 51820, family: 4 });
-    expect(await uapiSet(sockPath, ['listen_port=5', `public_key=${hx(3)}`, 'allowed_ip=10.9.0.0/16'])).toBe(0);
+    expect(await uapiSet(sockPath, ['listen_port=5', `public_key=${filledHexKey(3)}`, 'allowed_ip=10.9.0.0/16'])).toBe(0);
     expect(h.changes.length).toBe(1);
     expect(h.changes[0]!.listenPort).toBe(5);
     expect(h.changes[0]!.peers[0]!.allowedIps.map(formatCidr)).toEqual(['10.9.0.0/16']);
@@ -136,7 +134,7 @@ describe('serveUapi', () => {
     expect(await uapiSet(sockPath, ['listen_port=5'])).toBe(EADDRINUSE);
     expect(h.changes.length).toBe(1);
     expect(await uapiSet(sockPath, ['listen_port=5', 'listen_port=99999'])).toBe(EINVAL);
-    expect(await uapiSet(sockPath, [`public_key=${hx(1)}`, 'protocol_version=2'])).toBe(EINVAL);
+    expect(await uapiSet(sockPath, [`public_key=${filledHexKey(1)}`, 'protocol_version=2'])).toBe(EINVAL);
     expect(await uapiSet(sockPath, ['nonsense'])).toBe(EPROTO);
     expect(h.changes.length).toBe(1);
     // negative on the wire, as wireguard-go writes it
@@ -146,7 +144,7 @@ describe('serveUapi', () => {
   it('handles requests split into 1-byte writes and several requests per connection', async () => {
     const h = fakeHandler(STATUS);
     server = await serveUapi(sockPath, h, logger);
-    const reqs = ['get=1\n\n', `set=1\nlisten_port=7\npublic_key=${hx(5)}\nallowed_ip=fd00::/8\n\n`, 'set=1\nfwmark=x\n\n', 'get=1\n\n'];
+    const reqs = ['get=1\n\n', `set=1\nlisten_port=7\npublic_key=${filledHexKey(5)}\nallowed_ip=fd00::/8\n\n`, 'set=1\nfwmark=x\n\n', 'get=1\n\n'];
     const want = formatGet(STATUS) + 'errno=0\n\n' + 'errno=0\n\n' + 'errno=-22\n\n' + formatGet(STATUS) + 'errno=0\n\n';
     const a = await session(reqs, { answers: 4, byteByByte: true });
     expect(a.text).toBe(want);
@@ -164,13 +162,13 @@ describe('serveUapi', () => {
       sockPath,
       {
         get: async () => {
-          await new Promise((r) => setTimeout(r, 5));
+          await sleep(5);
           order.push('get');
           return 'listen_port=1\n';
         },
         set: async (c) => {
           const i = n++;
-          await new Promise((r) => setTimeout(r, 20 - i * 5));
+          await sleep(20 - i * 5);
           order.push(`set${c.listenPort}`);
           return c.listenPort === 2 ? EADDRINUSE : 0;
         },
@@ -205,7 +203,7 @@ describe('serveUapi', () => {
     s.pause();
     await new Promise<void>((r) => s.on('connect', () => r()));
     s.write('get=1\n\n'.repeat(N));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(calls).toBeGreaterThan(0);
     expect(calls).toBeLessThan(N / 2);
     const want = (body + 'errno=0\n\n').length * N;
@@ -255,7 +253,7 @@ describe('serveUapi', () => {
     server = await serveUapi(sockPath, h, logger, { maxLineBytes: 100, maxRequestBytes: 1000 });
     const long = await session(['set=1\nallowed_ip=' + '1'.repeat(200)], { answers: 1 });
     expect(long.text).toBe('errno=-71\n\n');
-    const big = ['set=1\n', `public_key=${hx(1)}\n`];
+    const big = ['set=1\n', `public_key=${filledHexKey(1)}\n`];
     for (let i = 0; i < 100; i++) big.push(`allowed_ip=10.0.${i}.0/24\n`);
     big.push('\n');
     const r = await session([big.join('')], { answers: 1 });
@@ -295,7 +293,7 @@ describe('serveUapi', () => {
       },
       logger,
     );
-    expect(await uapiSet(sockPath, [`public_key=${hx(8)}`, 'replace_allowed_ips=true', ...ips])).toBe(0);
+    expect(await uapiSet(sockPath, [`public_key=${filledHexKey(8)}`, 'replace_allowed_ips=true', ...ips])).toBe(0);
     expect(stored!.peers[0]!.allowedIps.length).toBe(100_000);
     const info = await uapiGet(sockPath);
     expect(info.peers.length).toBe(1);

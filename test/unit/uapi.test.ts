@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { encodeHexKey } from '../../crypto/keys.js';
 import { publicKey } from '../../crypto/x25519.js';
 import { formatCidr, formatEndpoint, parseCidr, parseEndpoint as parseEndpointText, type ZoneResolver } from '../../noise/iptext.js';
 import { interfaceIndex } from '../../tun/ip.js';
@@ -23,9 +22,8 @@ import {
   UapiError,
   uapiSocketPath,
 } from '../../src/uapi/protocol.js';
+import { filledHexKey, filledKey } from '../helpers/keys.js';
 
-const key = (b: number) => new Uint8Array(32).fill(b);
-const hx = (b: number) => encodeHexKey(key(b));
 const Z = '0'.repeat(64);
 
 function ok(lines: string[] | string): DeviceChange {
@@ -56,8 +54,8 @@ describe('errno values (wireguard-go ipc/uapi_unix.go)', () => {
 
 describe('parseSet', () => {
   it('parses every device key', () => {
-    const c = ok([`private_key=${hx(1)}`, 'listen_port=51820', 'fwmark=4294967295', 'replace_peers=true']);
-    expect(c.privateKey).toEqual(key(1));
+    const c = ok([`private_key=${filledHexKey(1)}`, 'listen_port=51820', 'fwmark=4294967295', 'replace_peers=true']);
+    expect(c.privateKey).toEqual(filledKey(1));
     expect(c.listenPort).toBe(51820);
     expect(c.fwmark).toBe(0xffffffff);
     expect(c.replacePeers).toBe(true);
@@ -75,32 +73,32 @@ describe('parseSet', () => {
   });
 
   it('accepts upper-case hex keys', () => {
-    expect(ok([`public_key=${hx(0xab).toUpperCase()}`]).peers[0]!.publicKey).toEqual(key(0xab));
+    expect(ok([`public_key=${filledHexKey(0xab).toUpperCase()}`]).peers[0]!.publicKey).toEqual(filledKey(0xab));
   });
 
   it('parses every peer key', () => {
     const c = ok([
-      `public_key=${hx(2)}`,
+      `public_key=${filledHexKey(2)}`,
       'protocol_version=1',
-      `preshared_key=${hx(3)}`,
+      `preshared_key=${filledHexKey(3)}`,
       'endpoint=192.0.2.1:51820',
       'persistent_keepalive_interval=25',
       'replace_allowed_ips=true',
       'allowed_ip=10.0.0.1/24',
       'allowed_ip=2001:db8::/32',
       'allowed_ip=::ffff:1.2.3.4/128',
-      `public_key=${hx(4)}`,
+      `public_key=${filledHexKey(4)}`,
       'update_only=true',
       'endpoint=[2001:db8::1]:1',
       `preshared_key=${Z}`,
       'persistent_keepalive_interval=0',
-      `public_key=${hx(5)}`,
+      `public_key=${filledHexKey(5)}`,
       'remove=true',
     ]);
     expect(c.peers.length).toBe(3);
     const [a, b, r] = c.peers;
-    expect(a!.publicKey).toEqual(key(2));
-    expect(a!.presharedKey).toEqual(key(3));
+    expect(a!.publicKey).toEqual(filledKey(2));
+    expect(a!.presharedKey).toEqual(filledKey(3));
     expect(a!.endpoint).toEqual({ address: '192.0.2.1', port: 51820, family: 4 });
     expect(a!.persistentKeepalive).toBe(25);
     expect(a!.replaceAllowedIps).toBe(true);
@@ -113,29 +111,29 @@ describe('parseSet', () => {
     expect(b!.persistentKeepalive).toBe(0);
     expect(b!.allowedIps).toEqual([]);
     expect(b!.replaceAllowedIps).toBeUndefined();
-    expect(r).toEqual({ publicKey: key(5), remove: true, allowedIps: [] });
+    expect(r).toEqual({ publicKey: filledKey(5), remove: true, allowedIps: [] });
   });
 
   it('accepts text with a terminating blank line and ignores what follows it', () => {
-    const c = ok(`listen_port=1\npublic_key=${hx(9)}\nallowed_ip=10.0.0.0/8\n\nlisten_port=garbage\n`);
+    const c = ok(`listen_port=1\npublic_key=${filledHexKey(9)}\nallowed_ip=10.0.0.0/8\n\nlisten_port=garbage\n`);
     expect(c.listenPort).toBe(1);
     expect(c.peers[0]!.allowedIps.map(formatCidr)).toEqual(['10.0.0.0/8']);
   });
 
   it('replace_allowed_ips also drops the allowed IPs listed before it in the section', () => {
-    const c = ok([`public_key=${hx(2)}`, 'allowed_ip=10.0.0.0/8', 'replace_allowed_ips=true', 'allowed_ip=10.1.0.0/16']);
+    const c = ok([`public_key=${filledHexKey(2)}`, 'allowed_ip=10.0.0.0/8', 'replace_allowed_ips=true', 'allowed_ip=10.1.0.0/16']);
     expect(c.peers[0]!.replaceAllowedIps).toBe(true);
     expect(c.peers[0]!.allowedIps.map(formatCidr)).toEqual(['10.1.0.0/16']);
   });
 
   it('remove=true makes the rest of the section moot but still validated', () => {
-    const c = ok([`public_key=${hx(2)}`, 'allowed_ip=10.0.0.0/8', 'remove=true', 'endpoint=1.2.3.4:5', 'allowed_ip=10.1.0.0/16']);
-    expect(c.peers[0]).toEqual({ publicKey: key(2), remove: true, allowedIps: [] });
-    expect(err([`public_key=${hx(2)}`, 'remove=true', 'endpoint=1.2.3.4']).errno).toBe(EINVAL);
+    const c = ok([`public_key=${filledHexKey(2)}`, 'allowed_ip=10.0.0.0/8', 'remove=true', 'endpoint=1.2.3.4:5', 'allowed_ip=10.1.0.0/16']);
+    expect(c.peers[0]).toEqual({ publicKey: filledKey(2), remove: true, allowedIps: [] });
+    expect(err([`public_key=${filledHexKey(2)}`, 'remove=true', 'endpoint=1.2.3.4']).errno).toBe(EINVAL);
   });
 
   it('keeps repeated public keys as separate, ordered sections', () => {
-    const c = ok([`public_key=${hx(2)}`, 'remove=true', `public_key=${hx(2)}`, 'allowed_ip=10.0.0.0/8']);
+    const c = ok([`public_key=${filledHexKey(2)}`, 'remove=true', `public_key=${filledHexKey(2)}`, 'allowed_ip=10.0.0.0/8']);
     expect(c.peers.length).toBe(2);
     expect(c.peers[0]!.remove).toBe(true);
     expect(c.peers[1]!.allowedIps.length).toBe(1);
@@ -175,7 +173,7 @@ describe('parseSet', () => {
       ' 1.2.3.4:80',
     ]) {
       expect(typeof parseEndpoint(bad), bad).toBe('string');
-      const r = err([`public_key=${hx(1)}`, `endpoint=${bad}`]);
+      const r = err([`public_key=${filledHexKey(1)}`, `endpoint=${bad}`]);
       expect(r.errno, bad).toBe(EINVAL);
       expect(r.message).toMatch(/endpoint/);
     }
@@ -194,15 +192,20 @@ describe('parseSet', () => {
     expect(formatEndpoint({ address: '2001:db8::1', port: 80, family: 6, ifindex: 7 })).toBe('[2001:db8::1]:80');
     expect(formatEndpoint({ address: 'fec0::1', port: 80, family: 6, ifindex: 7 })).toBe('[fec0::1]:80');
     expect(formatEndpoint({ address: '10.0.0.1', port: 80, family: 4, ifindex: 7 })).toBe('10.0.0.1:80');
-    expect(ok([`public_key=${hx(1)}`, 'endpoint=[fe80::9%12]:51820']).peers[0]!.endpoint).toEqual({ address: 'fe80::9', port: 51820, family: 6, ifindex: 12 });
+    expect(ok([`public_key=${filledHexKey(1)}`, 'endpoint=[fe80::9%12]:51820']).peers[0]!.endpoint).toEqual({
+      address: 'fe80::9',
+      port: 51820,
+      family: 6,
+      ifindex: 12,
+    });
   });
 
   it('rejects every kind of invalid input with wireguard-go errnos', () => {
     const cases: [string[], number, RegExp][] = [
       [['listen_port'], EPROTO, /parse a line/],
       [['garbage'], EPROTO, /parse a line/],
-      [[`private_key=${hx(1).slice(1)}`], EINVAL, /private_key/],
-      [[`private_key=${hx(1)}0`], EINVAL, /private_key/],
+      [[`private_key=${filledHexKey(1).slice(1)}`], EINVAL, /private_key/],
+      [[`private_key=${filledHexKey(1)}0`], EINVAL, /private_key/],
       [[`private_key=${'g'.repeat(64)}`], EINVAL, /private_key/],
       [['private_key=QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE='], EINVAL, /private_key/],
       [['listen_port=65536'], EINVAL, /listen_port/],
@@ -222,23 +225,23 @@ describe('parseSet', () => {
       [['protocol_version=1'], EINVAL, /device key/],
       [['public_key=abc'], EINVAL, /public key/],
       [['public_key='], EINVAL, /public key/],
-      [[`public_key=${hx(1)}`, 'listen_port=1'], EINVAL, /peer key/], // a device key inside a peer
-      [[`public_key=${hx(1)}`, 'private_key=' + hx(1)], EINVAL, /peer key/],
-      [[`public_key=${hx(1)}`, 'bogus=1'], EINVAL, /peer key/],
-      [[`public_key=${hx(1)}`, 'protocol_version=2'], EINVAL, /protocol version/],
-      [[`public_key=${hx(1)}`, 'protocol_version=0'], EINVAL, /protocol version/],
-      [[`public_key=${hx(1)}`, 'preshared_key=00'], EINVAL, /preshared/],
-      [[`public_key=${hx(1)}`, 'persistent_keepalive_interval=65536'], EINVAL, /keepalive/],
-      [[`public_key=${hx(1)}`, 'persistent_keepalive_interval=-1'], EINVAL, /keepalive/],
-      [[`public_key=${hx(1)}`, 'replace_allowed_ips=false'], EINVAL, /allowedips/],
-      [[`public_key=${hx(1)}`, 'remove=false'], EINVAL, /remove/],
-      [[`public_key=${hx(1)}`, 'update_only=1'], EINVAL, /update only/],
-      [[`public_key=${hx(1)}`, 'allowed_ip=10.0.0.0/33'], EINVAL, /allowed ip.*out of range/],
-      [[`public_key=${hx(1)}`, 'allowed_ip=::/129'], EINVAL, /allowed ip/],
-      [[`public_key=${hx(1)}`, 'allowed_ip=10.0.0.256/8'], EINVAL, /allowed ip/],
-      [[`public_key=${hx(1)}`, 'allowed_ip=fe80::1%eth0/64'], EINVAL, /zone/],
-      [[`public_key=${hx(1)}`, 'allowed_ip='], EINVAL, /allowed ip/],
-      [[`public_key=${hx(1)}`, 'allowed_ip'], EPROTO, /parse a line/],
+      [[`public_key=${filledHexKey(1)}`, 'listen_port=1'], EINVAL, /peer key/], // a device key inside a peer
+      [[`public_key=${filledHexKey(1)}`, 'private_key=' + filledHexKey(1)], EINVAL, /peer key/],
+      [[`public_key=${filledHexKey(1)}`, 'bogus=1'], EINVAL, /peer key/],
+      [[`public_key=${filledHexKey(1)}`, 'protocol_version=2'], EINVAL, /protocol version/],
+      [[`public_key=${filledHexKey(1)}`, 'protocol_version=0'], EINVAL, /protocol version/],
+      [[`public_key=${filledHexKey(1)}`, 'preshared_key=00'], EINVAL, /preshared/],
+      [[`public_key=${filledHexKey(1)}`, 'persistent_keepalive_interval=65536'], EINVAL, /keepalive/],
+      [[`public_key=${filledHexKey(1)}`, 'persistent_keepalive_interval=-1'], EINVAL, /keepalive/],
+      [[`public_key=${filledHexKey(1)}`, 'replace_allowed_ips=false'], EINVAL, /allowedips/],
+      [[`public_key=${filledHexKey(1)}`, 'remove=false'], EINVAL, /remove/],
+      [[`public_key=${filledHexKey(1)}`, 'update_only=1'], EINVAL, /update only/],
+      [[`public_key=${filledHexKey(1)}`, 'allowed_ip=10.0.0.0/33'], EINVAL, /allowed ip.*out of range/],
+      [[`public_key=${filledHexKey(1)}`, 'allowed_ip=::/129'], EINVAL, /allowed ip/],
+      [[`public_key=${filledHexKey(1)}`, 'allowed_ip=10.0.0.256/8'], EINVAL, /allowed ip/],
+      [[`public_key=${filledHexKey(1)}`, 'allowed_ip=fe80::1%eth0/64'], EINVAL, /zone/],
+      [[`public_key=${filledHexKey(1)}`, 'allowed_ip='], EINVAL, /allowed ip/],
+      [[`public_key=${filledHexKey(1)}`, 'allowed_ip'], EPROTO, /parse a line/],
     ];
     for (const [lines, errno, re] of cases) {
       const r = err(lines);
@@ -248,8 +251,8 @@ describe('parseSet', () => {
   });
 
   it('is transactional: one bad line anywhere yields only an errno', () => {
-    const lines = [`private_key=${hx(1)}`, 'listen_port=1234', 'replace_peers=true'];
-    for (let i = 0; i < 50; i++) lines.push(`public_key=${hx(i + 10)}`, `allowed_ip=10.${i}.0.0/16`);
+    const lines = [`private_key=${filledHexKey(1)}`, 'listen_port=1234', 'replace_peers=true'];
+    for (let i = 0; i < 50; i++) lines.push(`public_key=${filledHexKey(i + 10)}`, `allowed_ip=10.${i}.0.0/16`);
     expect(ok(lines).peers.length).toBe(50);
     const bad = [...lines, 'allowed_ip=10.0.0.0/99'];
     const r = parseSet(bad);
@@ -259,18 +262,18 @@ describe('parseSet', () => {
 });
 
 function samplePeer(i: number, extra: Partial<PeerStatus> = {}): PeerStatus {
-  return peerStatus(key(i), extra);
+  return peerStatus(filledKey(i), extra);
 }
 
 describe('formatGet', () => {
   it('writes wireguard-go keys in wireguard-go order', () => {
     const st: DeviceStatus = {
-      privateKey: key(1),
+      privateKey: filledKey(1),
       listenPort: 51820,
       fwmark: 7,
       peers: [
         samplePeer(2, {
-          presharedKey: key(3),
+          presharedKey: filledKey(3),
           endpoint: { address: '2001:db8::1', port: 9, family: 6 },
           persistentKeepalive: 25,
           allowedIps: [parseCidr('10.0.0.0/8'), parseCidr('fd00::/8')],
@@ -284,11 +287,11 @@ describe('formatGet', () => {
     };
     expect(formatGet(st)).toBe(
       [
-        `private_key=${hx(1)}`,
+        `private_key=${filledHexKey(1)}`,
         'listen_port=51820',
         'fwmark=7',
-        `public_key=${hx(2)}`,
-        `preshared_key=${hx(3)}`,
+        `public_key=${filledHexKey(2)}`,
+        `preshared_key=${filledHexKey(3)}`,
         'protocol_version=1',
         'endpoint=[2001:db8::1]:9',
         'last_handshake_time_sec=1700000000',
@@ -298,7 +301,7 @@ describe('formatGet', () => {
         'persistent_keepalive_interval=25',
         'allowed_ip=10.0.0.0/8',
         'allowed_ip=fd00::/8',
-        `public_key=${hx(4)}`,
+        `public_key=${filledHexKey(4)}`,
         `preshared_key=${Z}`,
         'protocol_version=1',
         'endpoint=192.0.2.7:51820',
@@ -319,12 +322,12 @@ describe('formatGet', () => {
 
   it('round-trips through parseGetResponse', () => {
     const st: DeviceStatus = {
-      privateKey: key(1),
+      privateKey: filledKey(1),
       listenPort: 1,
       fwmark: 0xffffffff,
       peers: [
         samplePeer(2, {
-          presharedKey: key(3),
+          presharedKey: filledKey(3),
           endpoint: { address: '::ffff:1.2.3.4', port: 65535, family: 6 },
           persistentKeepalive: 65535,
           allowedIps: [parseCidr('0.0.0.0/0'), parseCidr('::/0'), parseCidr('10.1.2.3/32')],
@@ -337,7 +340,7 @@ describe('formatGet', () => {
       ],
     };
     const got = parseGetResponse(formatGet(st) + formatErrno(0));
-    expect(got).toEqual({ ...st, publicKey: publicKey(key(1)) });
+    expect(got).toEqual({ ...st, publicKey: publicKey(filledKey(1)) });
   });
 
   it('formats and parses back 100,000 allowed IPs', () => {
@@ -354,21 +357,21 @@ describe('formatGet', () => {
 describe('formatSet', () => {
   it('round-trips through parseSet', () => {
     const change: DeviceChange = {
-      privateKey: key(1),
+      privateKey: filledKey(1),
       listenPort: 51820,
       fwmark: 3,
       replacePeers: true,
       peers: [
         {
-          publicKey: key(2),
-          presharedKey: key(3),
+          publicKey: filledKey(2),
+          presharedKey: filledKey(3),
           endpoint: { address: '2001:db8::5', port: 1, family: 6 },
           persistentKeepalive: 10,
           replaceAllowedIps: true,
           allowedIps: [parseCidr('10.0.0.0/8'), parseCidr('2001:db8::/64')],
         },
-        { publicKey: key(4), remove: true, allowedIps: [] },
-        { publicKey: key(5), updateOnly: true, presharedKey: null, allowedIps: [] },
+        { publicKey: filledKey(4), remove: true, allowedIps: [] },
+        { publicKey: filledKey(5), updateOnly: true, presharedKey: null, allowedIps: [] },
       ],
     };
     expect(ok(formatSet(change))).toEqual(change);
@@ -388,15 +391,15 @@ describe('parseGetResponse', () => {
     expect(() => parseGetResponse('listen_port=1\n')).toThrow(/no errno/);
     expect(() => parseGetResponse('listen_port=x\nerrno=0\n\n')).toThrow(/invalid number/);
     expect(() => parseGetResponse('garbage\nerrno=0\n\n')).toThrow(/no '='/);
-    expect(() => parseGetResponse(`public_key=${hx(1)}\nallowed_ip=1.2.3.4/40\nerrno=0\n\n`)).toThrow(/allowed_ip/);
-    expect(() => parseGetResponse(`public_key=${hx(1)}\nprotocol_version=2\nerrno=0\n\n`)).toThrow(/protocol/);
+    expect(() => parseGetResponse(`public_key=${filledHexKey(1)}\nallowed_ip=1.2.3.4/40\nerrno=0\n\n`)).toThrow(/allowed_ip/);
+    expect(() => parseGetResponse(`public_key=${filledHexKey(1)}\nprotocol_version=2\nerrno=0\n\n`)).toThrow(/protocol/);
     expect(() => parseGetResponse('private_key=00\nerrno=0\n\n')).toThrow(UapiError);
   });
 
   it('skips unknown keys and accepts a zone from other implementations', () => {
-    const r = parseGetResponse(`jc=4\npublic_key=${hx(1)}\nendpoint=[fe80::1%3]:51820\nfuture_key=1\nerrno=0\n\n`);
+    const r = parseGetResponse(`jc=4\npublic_key=${filledHexKey(1)}\nendpoint=[fe80::1%3]:51820\nfuture_key=1\nerrno=0\n\n`);
     expect(r.peers[0]!.endpoint).toEqual({ address: 'fe80::1', port: 51820, family: 6, ifindex: 3 });
-    const named = parseGetResponse(`public_key=${hx(1)}\nendpoint=[fe80::1%nosuchif0]:51820\nerrno=0\n\n`);
+    const named = parseGetResponse(`public_key=${filledHexKey(1)}\nendpoint=[fe80::1%nosuchif0]:51820\nerrno=0\n\n`);
     expect(named.peers[0]!.endpoint).toEqual({ address: 'fe80::1', port: 51820, family: 6 });
     expect(r.privateKey).toBeNull();
     expect(r.publicKey).toBeNull();

@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { jsSuite } from '../../crypto/suite.js';
 import { createLogger } from '../../src/log.js';
 import { startWarmUp, warmUp } from '../../src/warmup.js';
-
-const addonBuilt = existsSync(new URL('../../build/Release/wgts.node', import.meta.url));
+import { addonBuilt } from '../helpers/proc.js';
 
 describe('JIT warm-up', () => {
   it('really carries packets both ways, both families, through handshakes', async () => {
