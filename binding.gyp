@@ -2,10 +2,20 @@
   "targets": [
     {
       "target_name": "wgts",
-      "sources": ["csrc/wgts.c", "csrc/tun.c", "csrc/udp.c", "csrc/poll.c", "csrc/netns.c"],
+      "sources": ["csrc/wgts.c", "csrc/tun.c", "csrc/udp.c", "csrc/poll.c", "csrc/netns.c", "csrc/netlink.c", "csrc/ctl.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
       "cflags!": ["-fno-exceptions"],
+      "conditions": [
+        ["OS!='linux'", {"type": "none"}]
+      ]
+    },
+    {
+      "target_name": "net-admin-helper",
+      "type": "executable",
+      "sources": ["csrc/helper/net-admin-helper.c"],
+      "defines": ["_GNU_SOURCE", "WGTS_NODE=\"<!(node -p process.execPath)\""],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
       "conditions": [
         ["OS!='linux'", {"type": "none"}]
       ]

@@ -24,6 +24,8 @@
 void wgts_throw_last(napi_env env, const char *what);
 /* Throws an Error whose message is "<what>: strerror(err)" and whose .code is the errno name. */
 napi_value wgts_throw_errno(napi_env env, const char *what, int err);
+/* The same with the whole message given (it should name the operation). */
+napi_value wgts_throw_errno_msg(napi_env env, int err, const char *msg);
 napi_value wgts_throw_type(napi_env env, const char *msg);
 const char *wgts_errno_name(int err);
 
@@ -58,6 +60,18 @@ napi_status wgts_init_tun(napi_env env, napi_value exports);
 napi_status wgts_init_udp(napi_env env, napi_value exports);
 napi_status wgts_init_poll(napi_env env, napi_value exports);
 napi_status wgts_init_netns(napi_env env, napi_value exports);
+napi_status wgts_init_netlink(napi_env env, napi_value exports);
+napi_status wgts_init_ctl(napi_env env, napi_value exports);
+
+/*
+ * A socket (SOCK_CLOEXEC is added) created inside the network namespace `nsfd` refers to, or
+ * in the calling thread's own when nsfd < 0; returns the fd or -errno. The thread setns()es
+ * there and back before returning, on every path; the socket stays in that namespace for its
+ * whole life (and keeps it alive while open). netns.c.
+ */
+int wgts_socket_in_netns(int nsfd, int domain, int type, int protocol);
+/* Aborts the process: the thread could not return to its own network namespace. */
+void wgts_netns_restore_failed(int err);
 
 /* Poll reader used by poll.c: fills the batch, returns the count; *err gets a fatal errno or 0. */
 int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,

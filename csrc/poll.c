@@ -227,11 +227,109 @@ static napi_value poll_ref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * Notify mode: the poller reads nothing. cb(events, errno, fromPoll) on every wake-up, events a
+ * mask of NOTIFY_READABLE and NOTIFY_DISCONNECT (the peer hung up: EPOLLRDHUP / POLLHUP). It is
+ * level-triggered like the readers: the callback must drain the fd (accept or receive until
+ * EAGAIN) or stop the watcher, or it is called again at once. A POLLERR stops the watcher and
+ * is reported as (0, errno, true). For listening and control sockets (ctl.c).
+ */
+enum { NOTIFY_READABLE = 1, NOTIFY_DISCONNECT = 2 };
+
+static void on_notify(uv_poll_t *h, int status, int events) {
+  struct poller *p = (struct poller *)h;
+  if (p->stopped) return;
+  int mask = 0, err = 0;
+  if (status < 0) {
+    err = -status;
+    uv_poll_stop(&p->handle);
+  } else {
+    mask = ((events & UV_READABLE) ? NOTIFY_READABLE : 0) | ((events & UV_DISCONNECT) ? NOTIFY_DISCONNECT : 0);
+    if (mask == 0) return;
+  }
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[3], result;
+  if (napi_get_reference_value(env, p->cb_ref, &cb) == napi_ok && cb != NULL &&
+      napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, mask, &argv[0]) == napi_ok &&
+      napi_create_int32(env, err, &argv[1]) == napi_ok && napi_get_boolean(env, status < 0, &argv[2]) == napi_ok) {
+    napi_status st = napi_make_callback(env, p->actx, recv, cb, 3, argv, &result);
+    bool pending = false;
+    if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* pollNotify(fd, cb) -> External handle (pollStop / pollRef as for the readers). */
+static napi_value poll_notify(napi_env env, napi_callback_info info) {
+  napi_value argv[2], resname, ext;
+  int32_t fd;
+  napi_valuetype t;
+  if (wgts_get_args(env, info, 2, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+    return wgts_throw_type(env, "wgts: callback must be a function");
+  if (fd < 0) return wgts_throw_type(env, "wgts: bad pollNotify fd");
+  uv_loop_t *loop = NULL;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  struct poller *p = calloc(1, sizeof *p);
+  struct box *b = calloc(1, sizeof *b);
+  if (!p || !b) {
+    free(p);
+    free(b);
+    return wgts_throw_errno(env, "pollNotify", ENOMEM);
+  }
+  p->env = env;
+  p->fd = fd;
+  p->mode = -1; /* no reader: only on_notify runs */
+  int r = uv_poll_init(loop, &p->handle, fd);
+  if (r < 0) {
+    free(p);
+    free(b);
+    return wgts_throw_errno(env, "uv_poll_init", -r);
+  }
+  if (napi_create_string_utf8(env, "wgts.notify", NAPI_AUTO_LENGTH, &resname) != napi_ok ||
+      napi_async_init(env, NULL, resname, &p->actx) != napi_ok) {
+    wgts_throw_last(env, "napi_async_init");
+    free(b);
+    p->stopped = 1;
+    uv_close((uv_handle_t *)&p->handle, on_closed);
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[1], 1, &p->cb_ref) != napi_ok ||
+      napi_add_env_cleanup_hook(env, env_cleanup, p) != napi_ok) {
+    wgts_throw_last(env, "pollNotify references");
+    free(b);
+    release_refs(p);
+    p->stopped = 1;
+    uv_close((uv_handle_t *)&p->handle, on_closed);
+    return NULL;
+  }
+  r = uv_poll_start(&p->handle, UV_READABLE | UV_DISCONNECT, on_notify);
+  if (r < 0) {
+    poller_stop(p, 0);
+    free(b);
+    return wgts_throw_errno(env, "uv_poll_start", -r);
+  }
+  b->p = p;
+  if (napi_create_external(env, b, box_finalize, NULL, &ext) != napi_ok) {
+    poller_stop(p, 0);
+    free(b);
+    wgts_throw_last(env, "napi_create_external");
+    return NULL;
+  }
+  return ext;
+}
+
 napi_status wgts_init_poll(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollNotify", NULL, poll_notify, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

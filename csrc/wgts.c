@@ -13,6 +13,8 @@ const char *wgts_errno_name(int err) {
     E(ENOSPC) E(EMSGSIZE) E(EPROTONOSUPPORT) E(EOPNOTSUPP) E(EAFNOSUPPORT) E(EADDRINUSE)
     E(EADDRNOTAVAIL) E(ENETDOWN) E(ENETUNREACH) E(ECONNREFUSED) E(EHOSTUNREACH)
     E(ENOBUFS) E(EBADFD) E(ENAMETOOLONG) E(ENOTTY)
+    E(EPIPE) E(ECONNRESET) E(ECONNABORTED) E(ENOTCONN) E(ETIMEDOUT) E(ENOTSOCK)
+    E(ENOPROTOOPT) E(ERANGE) E(EOVERFLOW)
 #undef E
     default: return "EUNKNOWN";
   }
@@ -21,6 +23,10 @@ const char *wgts_errno_name(int err) {
 napi_value wgts_throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  return wgts_throw_errno_msg(env, err, msg);
+}
+
+napi_value wgts_throw_errno_msg(napi_env env, int err, const char *msg) {
   napi_value code, text, error;
   if (napi_create_string_utf8(env, wgts_errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
       napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) != napi_ok ||
@@ -132,7 +138,8 @@ napi_value wgts_i32(napi_env env, int32_t v) {
 
 static napi_value init(napi_env env, napi_value exports) {
   if (wgts_init_tun(env, exports) != napi_ok || wgts_init_udp(env, exports) != napi_ok ||
-      wgts_init_poll(env, exports) != napi_ok || wgts_init_netns(env, exports) != napi_ok) {
+      wgts_init_poll(env, exports) != napi_ok || wgts_init_netns(env, exports) != napi_ok ||
+      wgts_init_netlink(env, exports) != napi_ok || wgts_init_ctl(env, exports) != napi_ok) {
     wgts_throw_last(env, "module init");
     return NULL;
   }

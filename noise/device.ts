@@ -8,14 +8,13 @@
  * sinks synchronously. Buffers passed in or out are only valid during the call. Nothing here
  * throws on network or TUN input; a sink that throws is counted as 'sink-error' and logged.
  */
-import { type AeadProvider, counterNonce, NONCE_LEN } from '../crypto/aead.js';
+import { type AeadProvider, counterNonce } from '../crypto/aead.js';
 import { encodeBase64Key, equalBytes, isZero } from '../crypto/keys.js';
 import { type Rng, systemRng } from '../crypto/random.js';
 import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
 import { clampPrivateKey } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
-  MAX_DATAGRAM_SIZE,
   MAX_PEERS,
   MAX_PLAINTEXT_SIZE,
   MESSAGE_COOKIE_REPLY,
@@ -36,6 +35,7 @@ import { parseIp } from './iptext.js';
 import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
+import { Scratch } from './scratch.js';
 import {
   type Clock,
   type DeviceChange,
@@ -76,6 +76,8 @@ export interface DeviceOptions {
    * UNDER_LOAD_HANDSHAKES_PER_SECOND or more (see docs/ENGINE.md); true/false forces it.
    */
   underLoad?: 'auto' | boolean;
+  /** The data path's buffers; devices of one process may share one (default: a Scratch of their own). */
+  scratch?: Scratch;
   /**
    * The tunnel MTU: padding never grows a packet's plaintext beyond it (as the kernel).
    * Default: no clamp below the 65503-byte maximum.
@@ -118,9 +120,6 @@ export interface PeerState {
   /** Monotonic ms of the peer's next timer deadline (Infinity: none). */
   nextTimer: number;
 }
-
-/** Bound on the per-size view caches of the scratch buffers (sizes seen beyond it get fresh views). */
-const MAX_CACHED_VIEWS = 4096;
 
 function keyId(k: Uint8Array): string {
   return Buffer.from(k.buffer, k.byteOffset, k.length).toString('hex');
@@ -186,19 +185,8 @@ export class Device {
   private loadPrevCount = 0;
   private lastUnderLoad = Number.NEGATIVE_INFINITY;
 
-  // Scratch buffers of the data path. A sink may call back into this device synchronously
-  // (two devices wired together); nested calls then get fresh buffers.
-  private readonly txScratch = new Uint8Array(MAX_DATAGRAM_SIZE + 16);
-  private readonly rxScratch = new Uint8Array(MAX_DATAGRAM_SIZE);
-  private readonly txNonce = new Uint8Array(NONCE_LEN);
-  private readonly rxNonce = new Uint8Array(NONCE_LEN);
-  private txDepth = 0;
-  private rxDepth = 0;
-  // Views of the scratch buffers by length, so the data path allocates no view objects.
-  private readonly txViews = new Map<number, Uint8Array>();
-  private readonly txSealViews = new Map<number, Uint8Array>();
-  private readonly rxViews = new Map<number, Uint8Array>();
-  private nestedTx: Uint8Array | null = null;
+  // The data path's buffers (see scratch.ts): per device unless the owner shares one.
+  private readonly scratch: Scratch;
 
   constructor(opts: DeviceOptions) {
     this.sinks = opts.sinks;
@@ -209,6 +197,8 @@ export class Device {
     this.logger = opts.logger ?? silentLogger;
     this.underLoadMode = opts.underLoad ?? 'auto';
     this.paddingLimit = opts.mtu !== undefined && opts.mtu > 0 ? Math.min(opts.mtu, MAX_PLAINTEXT_SIZE) : MAX_PLAINTEXT_SIZE;
+    const scratch = opts.scratch ?? new Scratch();
+    this.scratch = scratch;
     this.indices = new IndexTable<Peer>(this.rng);
     this.checker = new CookieChecker(this.rng, this.crypto.blake2s);
     const self = this;
@@ -222,9 +212,9 @@ export class Device {
       },
       indices: this.indices,
       paddingLimit: this.paddingLimit,
-      txNonce: this.txNonce,
-      txBuffer: (n) => this.txBuffer(n),
-      txSealView: (n) => this.txSealView(n),
+      txNonce: scratch.txNonce,
+      txBuffer: (n) => scratch.txBuffer(n),
+      txSealView: (n) => scratch.txSealView(n),
       transmit: (data, to) => this.transmit(data, to),
       drop: (reason, count = 1) => {
         this.drops[reason] += count;
@@ -506,9 +496,10 @@ export class Device {
       return;
     }
     const n = data.length - TRANSPORT_MIN_SIZE;
-    const nested = this.rxDepth !== 0;
-    const out = nested ? new Uint8Array(n) : this.rxView(n);
-    const nonce = nested ? counterNonce(counter) : counterNonce(counter, this.rxNonce);
+    const scratch = this.scratch;
+    const nested = scratch.rxDepth !== 0;
+    const out = nested ? new Uint8Array(n) : scratch.rxView(n);
+    const nonce = nested ? counterNonce(counter) : counterNonce(counter, scratch.rxNonce);
     if (!this.aead.open(kp.recvKey, nonce, data.subarray(TRANSPORT_HEADER_SIZE), undefined, out)) {
       this.drops['invalid-tag']++;
       return;
@@ -517,7 +508,7 @@ export class Device {
       this.drops['replayed-counter']++;
       return;
     }
-    this.rxDepth++;
+    scratch.rxDepth++;
     try {
       peer.transportReceived(kp, from, data.length, now);
       if (n === 0) {
@@ -535,7 +526,7 @@ export class Device {
         this.drops['disallowed-source']++;
         return;
       }
-      const packet = len === n ? out : nested ? out.subarray(0, len) : this.rxView(len);
+      const packet = len === n ? out : nested ? out.subarray(0, len) : scratch.rxView(len);
       this.stats.packetsOut++;
       this.stats.packetBytesOut += len;
       try {
@@ -544,7 +535,7 @@ export class Device {
         this.sinkError(e);
       }
     } finally {
-      this.rxDepth--;
+      scratch.rxDepth--;
     }
   }
 
@@ -664,50 +655,17 @@ export class Device {
   // ---------------------------------------------------------------------------------------
   // Output
 
-  /** A buffer of exactly n bytes for an outgoing message (a view of the scratch buffer unless nested). */
-  private txBuffer(n: number): Uint8Array {
-    if (this.txDepth !== 0) {
-      this.nestedTx = new Uint8Array(n);
-      return this.nestedTx;
-    }
-    let v = this.txViews.get(n);
-    if (v === undefined) {
-      v = this.txScratch.subarray(0, n);
-      if (this.txViews.size < MAX_CACHED_VIEWS) this.txViews.set(n, v);
-    }
-    return v;
-  }
-
-  /** Bytes [TRANSPORT_HEADER_SIZE, n) of the buffer the last txBuffer(n) returned. */
-  private txSealView(n: number): Uint8Array {
-    if (this.txDepth !== 0) return this.nestedTx!.subarray(TRANSPORT_HEADER_SIZE, n);
-    let v = this.txSealViews.get(n);
-    if (v === undefined) {
-      v = this.txScratch.subarray(TRANSPORT_HEADER_SIZE, n);
-      if (this.txSealViews.size < MAX_CACHED_VIEWS) this.txSealViews.set(n, v);
-    }
-    return v;
-  }
-
-  private rxView(n: number): Uint8Array {
-    let v = this.rxViews.get(n);
-    if (v === undefined) {
-      v = this.rxScratch.subarray(0, n);
-      if (this.rxViews.size < MAX_CACHED_VIEWS) this.rxViews.set(n, v);
-    }
-    return v;
-  }
-
   private transmit(data: Uint8Array, to: Endpoint): void {
     this.stats.datagramsOut++;
     this.stats.bytesOut += data.length;
-    this.txDepth++;
+    const scratch = this.scratch;
+    scratch.txDepth++;
     try {
       this.sinks.sendDatagram(data, to);
     } catch (e) {
       this.sinkError(e);
     } finally {
-      this.txDepth--;
+      scratch.txDepth--;
     }
   }
 
@@ -731,8 +689,7 @@ export class Device {
     this.checker.zero();
     this.identity?.zero();
     this.identity = null;
-    this.txScratch.fill(0);
-    this.rxScratch.fill(0);
+    this.scratch.wipe();
     this.closed = true;
   }
 }

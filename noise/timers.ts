@@ -5,7 +5,7 @@
  *
  * Timers:
  * - retransmitHandshake: REKEY_TIMEOUT + jitter after sending an initiation; resend, up to
- *   MAX_TIMER_HANDSHAKES retries (REKEY_ATTEMPT_TIME), then give up.
+ *   MAX_TIMER_HANDSHAKES + 1 retries (as the kernel: the attempt counter passes the limit), then give up.
  * - sendKeepalive: KEEPALIVE_TIMEOUT after receiving data, unless we sent something since.
  * - newHandshake: KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter after sending data, unless we
  *   received something since.
@@ -18,7 +18,7 @@ import { KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REKEY_TIMEOUT, ZERO_KEY_MATERI
 export interface TimerActions {
   /** Resend the initiation (a retry: the attempt counter is kept). Clear the sticky source first. */
   retransmitHandshake(): void;
-  /** Give up after MAX_TIMER_HANDSHAKES retries: drop the staged packets. */
+  /** Give up after MAX_TIMER_HANDSHAKES + 1 retries: drop the staged packets. */
   giveUpHandshake(): void;
   /** Send a keepalive (an empty transport message, or stage one and handshake). */
   sendKeepalive(): void;

@@ -12,6 +12,7 @@
  */
 import type { CryptoSuite } from '../crypto/suite.js';
 import { Device } from '../noise/device.js';
+import type { Scratch } from '../noise/scratch.js';
 import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
 import { Errno } from '../tun/errno.js';
 import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
@@ -35,6 +36,8 @@ export interface DeviceHostOptions {
   readonly crypto: CryptoSuite;
   /** The TUN's MTU at creation: the engine pads up to it (default 1420). */
   readonly mtu?: number;
+  /** The engine's data-path buffers, shared by every interface of a process (default: its own). */
+  readonly scratch?: Scratch;
 }
 
 export class DeviceHost {
@@ -59,6 +62,7 @@ export class DeviceHost {
       logger: opts.logger,
       crypto: opts.crypto,
       mtu: opts.mtu ?? DEFAULT_MTU,
+      ...(opts.scratch !== undefined ? { scratch: opts.scratch } : {}),
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {
@@ -74,9 +78,23 @@ export class DeviceHost {
     });
     tun.start(
       (pkt) => this.device.sendPacket(pkt),
-      () => this.afterBatch(),
+      () => this.guarded(this.afterBatch),
     );
     this.scheduleTick(MAX_TICK_MS);
+  }
+
+  /**
+   * Runs `fn`; an exception escaping it (a bug: the engine itself never throws on input) closes
+   * this interface alone, with the error as the reason, so that nothing else on the event loop
+   * (other interfaces of the service) is affected.
+   */
+  private guarded(fn: () => void): void {
+    try {
+      fn.call(this);
+    } catch (e) {
+      this.logger.error(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      this.close(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** The UDP port bound (0 before the first configuration that binds one). */
@@ -132,7 +150,7 @@ export class DeviceHost {
       bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
       bind.start(
         (data, from) => this.device.receiveDatagram(data, from),
-        () => this.afterBatch(),
+        () => this.guarded(this.afterBatch),
       );
       this.logger.verbose(`UDP bind has been updated (port ${bind.port})`);
     }
@@ -172,10 +190,14 @@ export class DeviceHost {
   private readonly onTimer = (): void => {
     this.timer = null;
     this.timerDue = Number.POSITIVE_INFINITY;
+    this.guarded(this.timerTick);
+  };
+
+  private timerTick(): void {
     const next = this.device.tick();
     this.flush();
     this.scheduleTick(next);
-  };
+  }
 
   /**
    * Shut down: close the UDP port and the TUN, zero the keys. Idempotent. The closed UdpBind

@@ -47,6 +47,27 @@ export const UDP_M_STATUS = 14;
 /** Receive slot size: any UDP datagram fits. */
 export const UDP_SLOT = 65536;
 
+/** `pollNotify` event bits. */
+export const NOTIFY_READABLE = 1;
+export const NOTIFY_DISCONNECT = 2;
+
+/** A connected control socket and its peer's credentials (SO_PEERCRED, SO_PEERGROUPS). */
+export interface CtlPeer {
+  fd: number;
+  pid: number;
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+/** One received control packet (see tun/control.ts). */
+export interface CtlPacket {
+  length: number;
+  fd: number;
+  truncated: boolean;
+  fdsRefused: boolean;
+}
+
 export interface WgtsAddon {
   /** Opens /dev/net/tun as `name` (IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL), non-blocking, CLOEXEC. */
   tunOpen(name: string): [fd: number, name: string];
@@ -83,6 +104,28 @@ export interface WgtsAddon {
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
+  /**
+   * Notify-mode watcher (reads nothing): cb(events, errno, fromPoll) with events a mask of
+   * NOTIFY_READABLE | NOTIFY_DISCONNECT; level-triggered. pollStop / pollRef as for readers.
+   */
+  pollNotify(fd: number, cb: (events: number, errno: number, fromPoll: boolean) => void): PollHandle;
+  /** rtnetlink (csrc/netlink.c); nsFd -1 is the calling thread's namespace. See tun/netlink.ts. */
+  nlLinkIndex(nsFd: number, name: string): number;
+  nlLinkMove(ifindex: number, nsFd: number, newName: string, precheck?: boolean): number;
+  nlAddrAdd(nsFd: number, ifindex: number, address: string, prefixLength: number, nodad: boolean): void;
+  nlLinkUp(nsFd: number, ifindex: number): void;
+  nlLinkDel(nsFd: number, name: string): void;
+  nlLinkSetMtu(nsFd: number, name: string, mtu: number): void;
+  netnsCookie(nsFd: number): bigint;
+  fdIdentity(fd: number): [dev: bigint, ino: bigint];
+  /** Control socket (csrc/ctl.c); see tun/control.ts. */
+  ctlListen(name: string, nsFd: number): number;
+  ctlAccept(fd: number): CtlPeer | null;
+  ctlConnect(name: string, nsFd: number): CtlPeer;
+  ctlRecv(fd: number, buf: Uint8Array): CtlPacket | null;
+  ctlSend(fd: number, data: Uint8Array, passFd: number): number;
+  /** TUNGETDEVNETNS: a new fd of the namespace the TUN device of `tunFd` lives in now. */
+  tunNetns(tunFd: number): number;
   /** setns(2) of the calling thread into /proc/PID/ns/net; returns the previous namespace's fd. */
   netnsEnter(pid: number): number;
   /** setns(2) back to a namespace saved by netnsEnter; closes the fd. */

@@ -7,6 +7,7 @@ import { native, POLL_TUN, type PollHandle, TUN_MAX_PACKET, TUN_META_STRIDE } fr
 import { Errno, errnoName } from './errno.js';
 import { checkIfName } from './ifname.js';
 import { setMtu as ipSetMtu, linkExists, moveLink, netnsInode } from './ip.js';
+import * as nl from './netlink.js';
 
 export const DEFAULT_MTU = 1420;
 /** Packets read per event-loop wake-up at most (fairness towards the UDP side and timers). */
@@ -19,6 +20,12 @@ const PROBE_MS = 250;
 export interface TunOptions {
   /** Create the device in the network namespace of this process (moved there atomically). */
   netnsPid?: number;
+  /**
+   * Create the device in the network namespace this descriptor refers to (an fd of
+   * /proc/PID/ns/net, e.g. received from a client): no pid is resolved, no process run. The fd
+   * stays the caller's; closing it after create() leaves the namespace's life to its processes.
+   */
+  netnsFd?: number;
   /** MTU to set at creation (default 1420). It may be changed later with `ip link set mtu`. */
   mtu?: number;
 }
@@ -76,6 +83,10 @@ export class Tun {
     const mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new Error(`invalid MTU: ${String(mtu)}`);
     const addon = native();
+    if (opts.netnsFd !== undefined) {
+      if (opts.netnsPid !== undefined) throw new Error(`TUN ${name}: netnsPid and netnsFd are exclusive`);
+      return Tun.#createByFd(name, opts.netnsFd, mtu);
+    }
     let pid = opts.netnsPid;
     if (pid !== undefined && netnsInode(pid) === netnsInode('self')) pid = undefined; // already there
     if (pid === undefined) {
@@ -101,6 +112,26 @@ export class Tun {
       throw new Error(`TUN ${name}: cannot move it into the network namespace of pid ${pid}: ${(e as Error).message}`);
     }
     return new Tun(fd, name, pid, mtu);
+  }
+
+  /**
+   * Under a temporary name here, MTU set, then moved and renamed in one netlink request
+   * (tun/netlink.ts moveLink: EEXIST, with nothing left anywhere, when the name is taken there).
+   * The Error keeps the errno name in `code`.
+   */
+  static #createByFd(name: string, nsFd: number, mtu: number): Tun {
+    const addon = native();
+    const [fd, actual] = openTun(tempName(), name);
+    try {
+      addon.tunSetMtu(actual, mtu);
+      nl.moveLink(nl.linkIndex(nl.CURRENT_NETNS, actual), nsFd, name);
+    } catch (e) {
+      addon.fdClose(fd); // not persistent: closing the last fd deletes the device wherever it is
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'EEXIST' ? 'a device of that name already exists there' : (e as Error).message;
+      throw Object.assign(new Error(`TUN ${name}: cannot create it in the network namespace of fd ${nsFd}: ${why}`), { code });
+    }
+    return new Tun(fd, name, undefined, mtu);
   }
 
   /** The device's name (kept up to date if someone renames it). */
@@ -215,9 +246,23 @@ export class Tun {
     for (const cb of this.#mtuCbs) cb(m);
   }
 
-  /** Sets the MTU with iproute2 in the device's namespace (reads already take 64 KiB). */
+  /**
+   * Sets the MTU in the device's namespace (reads already take 64 KiB): with iproute2 for a
+   * device created by pid, otherwise by netlink in the namespace the device lives in now
+   * (TUNGETDEVNETNS).
+   */
   setMtu(mtu: number): void {
-    ipSetMtu(this.#name, mtu, this.netnsPid !== undefined ? { netnsPid: this.netnsPid } : undefined);
+    if (this.netnsPid !== undefined) {
+      ipSetMtu(this.#name, mtu, { netnsPid: this.netnsPid });
+      return;
+    }
+    if (this.#closed) throw new Error(`TUN ${this.#name}: closed`);
+    const ns = native().tunNetns(this.#fd);
+    try {
+      nl.setLinkMtu(ns, this.#name, mtu);
+    } finally {
+      native().fdClose(ns);
+    }
   }
 
   /** Lets the process exit while the device is being read (like socket.unref()). */

@@ -1,16 +1,19 @@
 /**
- * The device-name prefix and device names `<prefix>-<net>-<host>`.
+ * The administrator's configuration of the host service, and device names
+ * `<prefix>-<net>-<host>`. The service reads it, never a client: the prefix is a security
+ * boundary (cwg touches no device outside `<prefix>-<net>-<host>`), and the callers' environment
+ * is theirs, not the administrator's.
  *
- * The prefix is the administrator's choice:
- *   1. the configuration file /etc/wireguard-ts/cwg.conf, when it exists, wins. It must be a
- *      regular file owned by root and not writable by group or others, or cwg refuses to run.
- *   2. otherwise the environment variable CWG_PREFIX, when set;
+ * The prefix comes from
+ *   1. the configuration file /etc/wireguard-ts/cwg.conf, when it exists and sets it. It must be a
+ *      regular file owned by root and not writable by group or others, or the service refuses it;
+ *   2. otherwise the environment variable CWG_PREFIX of the service (e.g. systemd's Environment=);
  *   3. otherwise "cwg".
- * The file wins because the prefix is a security boundary (cwg touches no device outside
- * `<prefix>-<net>-<host>`): whoever can set the environment of a cwg call must not be able to
- * widen it where the administrator has fixed it.
  *
- * File format: lines `prefix = NAME`; blank lines and lines starting with '#' are ignored.
+ * File format, one setting a line; blank lines and lines starting with '#' are ignored:
+ *   prefix = NAME                  the device-name prefix
+ *   group = NAME                   members of this group may use cwg too (else root only)
+ *   allow_host_namespace = true    allow devices in the service's own namespace or pid 1's
  */
 import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
 import { IFNAME_MAX } from '../../tun/ifname.js';
@@ -41,19 +44,48 @@ export function validatePrefix(p: string, origin: string): string {
   return p;
 }
 
-/** Parse the configuration file's text; returns the prefix or null when the file sets none. */
-export function parseConfigText(text: string, origin: string): string | null {
-  let prefix: string | null = null;
+/** The settings a configuration file sets (absent: not set). */
+export interface ConfigSettings {
+  prefix?: string;
+  group?: string;
+  allowHostNamespace?: boolean;
+}
+
+const GROUP_NAME = /^[a-z_][a-z0-9_-]{0,31}\$?$/;
+
+/** Parse the configuration file's text. */
+export function parseConfigSettings(text: string, origin: string): ConfigSettings {
+  const out: ConfigSettings = {};
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#')) continue;
+    const where = `${origin}:${i + 1}`;
     const m = /^([A-Za-z_]+)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw new CwgError(`${origin}:${i + 1}: expected 'prefix = NAME'`);
-    if (m[1] !== 'prefix') throw new CwgError(`${origin}:${i + 1}: unknown setting ${show(m[1]!)} (only 'prefix' is known)`);
-    prefix = validatePrefix(m[2]!, `${origin}:${i + 1}`);
+    if (!m) throw new CwgError(`${where}: expected 'prefix = NAME'`);
+    const value = m[2]!;
+    switch (m[1]) {
+      case 'prefix':
+        out.prefix = validatePrefix(value, where);
+        break;
+      case 'group':
+        if (!GROUP_NAME.test(value)) throw new CwgError(`invalid group ${show(value)} in ${where}: expected a group name`);
+        out.group = value;
+        break;
+      case 'allow_host_namespace':
+        if (value !== 'true' && value !== 'false') throw new CwgError(`invalid allow_host_namespace ${show(value)} in ${where}: expected true or false`);
+        out.allowHostNamespace = value === 'true';
+        break;
+      default:
+        throw new CwgError(`${where}: unknown setting ${show(m[1]!)} (known: prefix, group, allow_host_namespace)`);
+    }
   }
-  return prefix;
+  return out;
+}
+
+/** The prefix a configuration text sets, or null when it sets none. */
+export function parseConfigText(text: string, origin: string): string | null {
+  return parseConfigSettings(text, origin).prefix ?? null;
 }
 
 export interface LoadOptions {
@@ -63,20 +95,40 @@ export interface LoadOptions {
   ownerUid?: number;
 }
 
+/** The whole configuration of the service. */
+export interface CwgConfig extends PrefixConfig {
+  /** The group whose members may use cwg besides root (null: root only). */
+  group: string | null;
+  allowHostNamespace: boolean;
+}
+
 /**
  * Read the configuration file if it exists (securely: no symlinks followed at the last
- * component, owner and mode checked on the open descriptor), else fall back to the environment.
+ * component, owner and mode checked on the open descriptor), the prefix falling back to the
+ * environment.
  */
+export function loadConfig(opts: LoadOptions = {}): CwgConfig {
+  const settings = readSettings(opts);
+  const prefix =
+    settings.prefix !== undefined ? { prefix: settings.prefix, source: 'file' as const, origin: opts.path ?? CONFIG_PATH } : fromEnv(opts.env ?? process.env);
+  return { ...prefix, group: settings.group ?? null, allowHostNamespace: settings.allowHostNamespace ?? false };
+}
+
+/** The prefix only, as loadConfig finds it. */
 export function loadPrefix(opts: LoadOptions = {}): PrefixConfig {
+  const { prefix, source, origin } = loadConfig(opts);
+  return { prefix, source, origin };
+}
+
+function readSettings(opts: LoadOptions): ConfigSettings {
   const path = opts.path ?? CONFIG_PATH;
-  const env = opts.env ?? process.env;
   const owner = opts.ownerUid ?? 0;
   let fd: number;
   try {
     fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return fromEnv(env);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return {};
     if (code === 'ELOOP') throw new CwgError(`configuration file ${path} is a symbolic link; refusing to use it`);
     throw new CwgError(`cannot read configuration file ${path}: ${code ?? (e as Error).message}`);
   }
@@ -95,9 +147,7 @@ export function loadPrefix(opts: LoadOptions = {}): PrefixConfig {
       if (n === 0) break;
       got += n;
     }
-    const prefix = parseConfigText(buf.subarray(0, got).toString('utf8'), path);
-    if (prefix === null) return fromEnv(env);
-    return { prefix, source: 'file', origin: path };
+    return parseConfigSettings(buf.subarray(0, got).toString('utf8'), path);
   } finally {
     closeSync(fd);
   }

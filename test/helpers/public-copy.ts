@@ -3,7 +3,7 @@
  * another user (e.g. `setpriv --reuid=65534`): the checkout itself may sit in a private
  * directory (mode 0700, as `mktemp -d` makes), which that user cannot enter. The copy holds
  * what the programs load at run time: package.json (it makes dist/ ESM), bin/, dist/, the
- * built addons and the runtime npm dependencies.
+ * built addons, the C client and the runtime npm dependencies.
  */
 import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,7 +82,7 @@ export function publicCopy(): PublicCopy {
     for (const d of ['bin', 'dist']) cpSync(join(ROOT, d), join(root, d), { recursive: true, dereference: true });
     const release = join(ROOT, 'build', 'Release');
     if (existsSync(release)) {
-      for (const f of readdirSync(release)) if (f.endsWith('.node')) cpSync(join(release, f), join(root, 'build', 'Release', f));
+      for (const f of readdirSync(release)) if (f.endsWith('.node') || f === 'net-admin-helper') cpSync(join(release, f), join(root, 'build', 'Release', f));
     }
     const deps = new Set<string>();
     runtimeDependencies(ROOT, deps);

@@ -11,12 +11,13 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { skipReason } from './netns.js';
 import { CWG_BIN, pidAlive, ROOT, type RunResult, run, waitFor, which } from './proc.js';
 
 export const RUN_BASE = '/var/run/wireguard/cwg';
+export const STATE_BASE = '/run/wireguard-ts';
 
 /** Why the end-to-end tests cannot run here, or null when they can. */
 export function e2eSkipReason(extra: string[] = []): string | null {
@@ -60,18 +61,40 @@ export interface Container {
 
 /** The wireguard-ts daemons (by pid) whose network namespace is `inode`. */
 export function daemonsIn(inode: number): number[] {
+  return processesIn(inode, (cmd) => cmd.some((a) => a.endsWith('bin/wireguard-ts') || a.endsWith('wireguard-go')));
+}
+
+/** The wireguard-ts host services (by pid) whose network namespace is `inode`. */
+export function servicesIn(inode: number): number[] {
+  return processesIn(inode, (cmd) => cmd.some((a) => a.endsWith('dist/src/cli/service.js') || a.endsWith('bin/wireguard-ts-service')));
+}
+
+function processesIn(inode: number, match: (cmdline: string[]) => boolean): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(d)) continue;
     try {
       if (statSync(`/proc/${d}/ns/net`).ino !== inode) continue;
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (cmd.some((a) => a.endsWith('bin/wireguard-ts') || a.endsWith('wireguard-go'))) out.push(Number(d));
+      if (match(readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'))) out.push(Number(d));
     } catch {
       /* gone */
     }
   }
   return out;
+}
+
+/** Where the host service of a site keeps its device records (one file a device). */
+export function stateDirOf(site: Site): string {
+  return join(STATE_BASE, String(site.inode));
+}
+
+/** How many devices the host service of `site` holds (its records). */
+export function devicesIn(site: Site): number {
+  try {
+    return readdirSync(stateDirOf(site)).filter((f) => f.endsWith('.json')).length;
+  } catch {
+    return 0;
+  }
 }
 
 export class Lab {
@@ -104,11 +127,41 @@ export class Lab {
     return [sa, sb];
   }
 
-  /** A process in a network namespace of its own, started from within `site`. */
-  async container(site: Site): Promise<Container> {
-    const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', 'sleep', '3600'], { stdio: 'ignore' });
+  /** One more site, alone (no link to the others): for a host service of its own. */
+  lonelySite(tag: string): Site {
+    const ns = `cwgt-${this.id}-${tag}`;
+    ip(['netns', 'add', ns]);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    const site: Site = { ns, veth: '', addr: '127.0.0.1', inode: statSync(`/run/netns/${ns}`).ino };
+    this.sites.push(site);
+    return site;
+  }
+
+  /**
+   * Start the host service of `site` ourselves (`wireguard-ts-service ARGS` in the site), as
+   * systemd would, and wait until it answers. Cleanup stops it.
+   */
+  async startService(site: Site, args: readonly string[] = []): Promise<ChildProcess> {
+    const p = this.spawnOwned(which('ip')!, ['netns', 'exec', site.ns, process.execPath, join(ROOT, 'bin', 'wireguard-ts-service'), ...args]);
+    let err = '';
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    // Its control socket appears in the site's /proc/net/unix (a client now would start another service).
+    const up = await waitFor(async () => (await this.inSite(site, which('cat')!, ['/proc/net/unix'])).stdout.includes('@wireguard-ts/control'), 10_000, 50);
+    if (!up) throw new Error(`the host service did not start: ${err.trim()}`);
+    return p;
+  }
+
+  /** The C client as the real caller runs it: `ip netns exec SITE net-admin-helper ARGS`. */
+  client(site: Site, args: readonly string[]): Promise<RunResult> {
+    return run(which('ip')!, ['netns', 'exec', site.ns, join(ROOT, 'build', 'Release', 'net-admin-helper'), ...args], { env: cleanEnv() });
+  }
+
+  /** A process in a network namespace of its own, started from within `site` (as user `uid` if given). */
+  async container(site: Site, opts: { uid?: number } = {}): Promise<Container> {
+    const as = opts.uid === undefined ? [] : [which('setpriv')!, `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups'];
+    const proc = spawn(which('ip')!, ['netns', 'exec', site.ns, which('unshare')!, '--net', ...as, 'sleep', '3600'], { stdio: 'ignore' });
     const pid = proc.pid!;
-    // ip netns exec and unshare exec(2) in place: the pid ends up being sleep's.
+    // ip netns exec, unshare and setpriv exec(2) in place: the pid ends up being sleep's.
     const ok = await waitFor(
       () => {
         try {
@@ -171,6 +224,11 @@ export class Lab {
     for (const c of this.containers) await this.stopContainer(c);
     for (const pid of this.extraPids) if (pidAlive(pid)) process.kill(pid, 'SIGTERM');
     for (const s of this.sites) {
+      // The site's host service (started by the first cwg command there) is stopped; its devices went with their containers.
+      for (const pid of servicesIn(s.inode)) process.kill(pid, 'SIGTERM');
+      if (!(await waitFor(() => servicesIn(s.inode).length === 0, 5000))) for (const pid of servicesIn(s.inode)) process.kill(pid, 'SIGKILL');
+      await waitFor(() => servicesIn(s.inode).length === 0, 2000);
+      rmSync(stateDirOf(s), { recursive: true, force: true });
       // Daemons exit by themselves when their container's namespace goes (within 2 s).
       if (!(await waitFor(() => daemonsIn(s.inode).length === 0, 5000))) {
         for (const pid of daemonsIn(s.inode)) process.kill(pid, 'SIGKILL');

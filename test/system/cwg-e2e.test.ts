@@ -5,7 +5,7 @@
  * and twenty creates in parallel.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -16,7 +16,7 @@ import {
   classifyFrame,
   cleanEnv,
   cwgAddr,
-  daemonsIn,
+  devicesIn,
   e2eSkipReason,
   Lab,
   RUN_BASE,
@@ -29,7 +29,6 @@ import {
 
 const skip = e2eSkipReason(['ss', 'ping']);
 if (skip) console.warn(`cwg end-to-end tests skipped: ${skip}`);
-const CONFIG_FILE = '/etc/wireguard-ts/cwg.conf';
 const KEY_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/;
 
 describe.skipIf(skip !== null)('cwg end to end', () => {
@@ -205,26 +204,26 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect(show2).toContain(`peer: ${otherPub}\n  endpoint: [2001:db8::7]:${portB}\n  allowed ips: ${cwgAddr(net, 0)}/31\n`);
     expect(show2).not.toContain(keyB);
 
-    // Destroy: the device, its daemon and its port are gone; a second destroy is an error.
-    const before = daemonsIn(A.inode).length;
+    // Destroy: the device, its record and its port are gone; a second destroy is an error.
+    const before = devicesIn(A);
     expect(await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0'])).toEqual({ code: 0, stdout: '', stderr: '' });
     await expectNothingLeft(cA, nameA, portA);
-    expect(await waitFor(() => daemonsIn(A.inode).length === before - 1, 2000)).toBe(true);
+    expect(devicesIn(A)).toBe(before - 1);
     expect(existsSync(join(RUN_BASE, String(cA.inode)))).toBe(false);
     expectFailure(
       await lab.cwg(A, ['cwg_destroy', String(cA.pid), String(net), '0']),
       new RegExp(`^cwg_destroy: no device ${nameA} in the network namespace of pid ${cA.pid}$`),
     );
 
-    // Container exit: site B's daemon exits and frees its port within 2 s.
-    expect(daemonsIn(B.inode).length).toBeGreaterThan(0);
+    // Container exit: site B's device goes, with its port, within 2 s.
+    expect(devicesIn(B)).toBeGreaterThan(0);
     const sock = join(RUN_BASE, String(cB.inode), `${nameB}.sock`);
     expect(existsSync(sock)).toBe(true);
     const t0 = Date.now();
     await lab.stopContainer(cB);
     expect(await waitFor(async () => !existsSync(sock) && !(await udpPortBound(lab, B, portB)), 2000, 50)).toBe(true);
     expect(Date.now() - t0).toBeLessThanOrEqual(2500);
-    expect(await waitFor(() => daemonsIn(B.inode).length === 0, 1000)).toBe(true);
+    expect(await waitFor(() => devicesIn(B) === 0, 1000)).toBe(true);
   });
 
   it('keeps same-named devices in two containers apart: two links with the same names work independently', async () => {
@@ -298,7 +297,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const net = randomNet();
     const name = `cwg-${net}-0`;
     const port = randomPort();
-    const daemons = daemonsIn(A.inode).length;
+    const devices = devicesIn(A);
     const pid = String(c.pid);
     const key = 'hbNhVyWZ0jyZ3DXYAwRkY+gIAT/7aW9lGrlvvsb6cV0=';
     const bad: Array<[string[], RegExp]> = [
@@ -334,15 +333,11 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     }
     await expectNothingLeft(c, name, port);
 
-    // A prefix too long for the net number is an error, never a truncated name.
-    if (!existsSync(CONFIG_FILE)) {
-      const r = await lab.cwg(A, ['cwg_create', pid, '8388607', '0', String(port)], cleanEnv({ CWG_PREFIX: 'abcdefgh' }));
-      expectFailure(r, /^cwg_create: device name 'abcdefgh-8388607-0' would be 18 bytes but Linux allows 15/);
-      expectFailure(
-        await lab.cwg(A, ['cwg_create', pid, '1', '0', String(port)], cleanEnv({ CWG_PREFIX: 'bad-prefix' })),
-        /invalid prefix 'bad-prefix' in environment variable CWG_PREFIX/,
-      );
-    }
+    // The prefix is the service's: a caller's CWG_PREFIX changes nothing.
+    const viaEnv = await lab.cwg(A, ['cwg_create', pid, String(net), '0', String(port)], cleanEnv({ CWG_PREFIX: 'other' }));
+    expect(viaEnv.code).toBe(0);
+    expect((await deviceState(c, name)).exists).toBe(true);
+    expect((await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'])).code).toBe(0);
 
     // Port already in use in the site namespace.
     const holder = lab.spawnOwned(which('ip')!, [
@@ -372,13 +367,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const shown = await lab.cwg(A, ['show', pid, String(net), '0']);
     expect(shown.stdout).toContain(`public key: ${first.stdout}`);
     expect(shown.stdout).toContain(`listening port: ${port}\n`);
-    // The prefix is part of what cwg may touch: another prefix does not reach this device.
-    if (!existsSync(CONFIG_FILE)) {
-      expectFailure(await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'], cleanEnv({ CWG_PREFIX: 'other' })), /^cwg_destroy: no device other-/);
-    }
     expect((await lab.cwg(A, ['cwg_destroy', pid, String(net), '0'])).code).toBe(0);
     await expectNothingLeft(c, name, port);
-    expect(await waitFor(() => daemonsIn(A.inode).length === daemons, 2000)).toBe(true);
+    expect(devicesIn(A)).toBe(devices);
   });
 
   // The unprivileged user (65534) runs a copy of the programs that it can reach: the checkout
@@ -390,6 +381,7 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     const port = randomPort();
     const copy = publicCopy();
     onTestFinished(() => copy.remove());
+    await lab.client(A, ['show']); // as root: starts the site's service if nothing has yet
     const args = ['cwg_create', String(c.pid), String(net), '0', String(port)];
     const r = await run(
       which('ip')!,
@@ -400,9 +392,34 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     await expectNothingLeft(c, `cwg-${net}-0`, port);
   });
 
+  it("takes the prefix from the service's configuration only: too long for a net is an error, a bad one is refused", async () => {
+    const P = lab.lonelySite('p');
+    const dir = mkdtempSync(join(tmpdir(), 'cwg-conf-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const conf = join(dir, 'cwg.conf');
+    writeFileSync(conf, 'prefix = abcdefgh\n', { mode: 0o644 });
+    await lab.startService(P, ['--config', conf]);
+    const c = await lab.container(P);
+    const pid = String(c.pid);
+    const port = randomPort();
+    expectFailure(
+      await lab.cwg(P, ['cwg_create', pid, '8388607', '0', String(port)]),
+      /^cwg_create: device name 'abcdefgh-8388607-0' would be 18 bytes but Linux allows 15/,
+    );
+    expect(await lab.cwg(P, ['cwg_create', pid, '1', '0', String(port)], cleanEnv({ CWG_PREFIX: 'other' }))).toMatchObject({ code: 0, stderr: '' });
+    expect((await deviceState(c, 'abcdefgh-1-0')).exists).toBe(true);
+    writeFileSync(conf, 'prefix = bad-prefix\n');
+    expectFailure(await lab.cwg(P, ['cwg_destroy', pid, '1', '0']), new RegExp(`^cwg_destroy: invalid prefix 'bad-prefix' in ${conf}:1`));
+    writeFileSync(conf, 'prefix = other\n');
+    expectFailure(await lab.cwg(P, ['cwg_destroy', pid, '1', '0']), /^cwg_destroy: no device other-1-0/);
+    writeFileSync(conf, 'prefix = abcdefgh\n');
+    expect((await lab.cwg(P, ['cwg_destroy', pid, '1', '0'])).code).toBe(0);
+    await expectNothingLeft(c, 'abcdefgh-1-0', port);
+  });
+
   it('creates twenty devices in parallel for twenty containers', async () => {
     const n = 20;
-    const before = daemonsIn(B.inode).length;
+    const before = devicesIn(B);
     const cs = await Promise.all(Array.from({ length: n }, () => lab.container(B)));
     const net = randomNet();
     const base = randomPort();
@@ -415,9 +432,9 @@ describe.skipIf(skip !== null)('cwg end to end', () => {
     expect(new Set(results.map((r) => r.stdout)).size).toBe(n);
     for (let i = 0; i < n; i++) expect(await udpPortBound(lab, B, base + i)).toBe(true);
     // All go away with their containers.
-    expect(daemonsIn(B.inode).length).toBe(before + n);
+    expect(devicesIn(B)).toBe(before + n);
     await Promise.all(cs.map((c) => lab.stopContainer(c)));
-    expect(await waitFor(() => daemonsIn(B.inode).length === before, 5000)).toBe(true);
+    expect(await waitFor(() => devicesIn(B) === before, 5000)).toBe(true);
     for (let i = 0; i < n; i++) expect(await udpPortBound(lab, B, base + i)).toBe(false);
   });
 });

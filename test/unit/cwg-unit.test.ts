@@ -18,10 +18,21 @@ import { formatShow } from '../../src/cwg/show.js';
 
 const formatIPv6 = (b: Uint8Array) => formatIp(6, b);
 
-import { type DeviceStatus, peerStatus } from '../../noise/types.js';
-import { type RunIo, run } from '../../src/cli/cwg.js';
-import { type CwgContext, type CwgSystem, cwgConnect, cwgCreate, cwgDestroy, cwgShow } from '../../src/cwg/commands.js';
+import { type DeviceChange, type DeviceStatus, peerStatus } from '../../noise/types.js';
+import {
+  type CreateSpec,
+  type CwgContext,
+  type CwgDevice,
+  type CwgNamespace,
+  type CwgSystem,
+  cwgConnect,
+  cwgCreate,
+  cwgDestroy,
+  cwgShow,
+} from '../../src/cwg/commands.js';
+import { type RunIo, run } from '../../src/cwg/run.js';
 import { parseEndpoint, parseHost, parseNet, parsePeerKey, parsePid, parsePort } from '../../src/cwg/validate.js';
+import { formatSet } from '../../src/uapi/protocol.js';
 import { filledKey } from '../helpers/keys.js';
 
 const err = (f: () => unknown) => {
@@ -278,119 +289,57 @@ describe('wg show format', () => {
 });
 
 /** An in-memory system: namespaces are pids, links are names, daemons are sockets. */
+/** The service's side in memory: namespaces by pid, links and devices by namespace. */
 class FakeSystem implements CwgSystem {
-  links = new Map<number, Map<string, { addrs: string[]; up: boolean; socket: string }>>();
-  sockets = new Map<string, { name: string; pid: number; status: DeviceStatus }>();
-  usedPorts = new Set<number>();
-  dirs = new Set<string>();
   root = true;
-  failAddr = false;
-  sets: string[][] = [];
+  failCreate = false;
+  readonly devices = new Map<string, { dev: CwgDevice; status: DeviceStatus; port: number }>();
+  readonly foreignLinks = new Set<string>();
+  readonly usedPorts = new Set<number>();
+  readonly changes: DeviceChange[] = [];
   constructor(readonly pids: Map<number, number>) {}
   checkPrivileges(): void {
     if (!this.root) throw new CwgError('must be run as root');
   }
-  netnsInode(pid: number): number {
+  namespace(pid: number): CwgNamespace {
     const ino = this.pids.get(pid);
     if (ino === undefined) throw new CwgError(`no process with pid ${pid}`);
-    return ino;
+    return { pid, key: String(ino), inode: ino };
   }
-  private ns(pid: number) {
-    let m = this.links.get(this.netnsInode(pid));
-    if (!m) {
-      m = new Map();
-      this.links.set(this.netnsInode(pid), m);
+  device(ns: CwgNamespace, name: string): CwgDevice | null {
+    return this.devices.get(`${ns.key}/${name}`)?.dev ?? null;
+  }
+  linkExists(ns: CwgNamespace, name: string): boolean {
+    return this.devices.has(`${ns.key}/${name}`) || this.foreignLinks.has(`${ns.key}/${name}`);
+  }
+  async createDevice(spec: CreateSpec): Promise<CwgDevice> {
+    if (this.usedPorts.has(spec.port)) throw new CwgError(`UDP port ${spec.port} is already in use`);
+    if (this.failCreate) throw new CwgError('cannot create device: failed (injected)');
+    const status: DeviceStatus = { privateKey: spec.privateKey.slice(), listenPort: spec.port, fwmark: 0, peers: [] };
+    const dev: CwgDevice = {
+      name: spec.name,
+      configure: (c) => {
+        this.changes.push(c);
+        if (c.replacePeers) status.peers = [];
+        for (const p of c.peers) status.peers.push(peerStatus(p.publicKey, { endpoint: p.endpoint ?? null, allowedIps: p.allowedIps }));
+        return 0;
+      },
+      status: () => ({ ...status, privateKey: status.privateKey!.slice() }),
+    };
+    this.devices.set(`${spec.ns.key}/${spec.name}`, { dev, status, port: spec.port });
+    this.usedPorts.add(spec.port);
+    return dev;
+  }
+  async destroyDevice(ns: CwgNamespace, name: string): Promise<boolean> {
+    const id = `${ns.key}/${name}`;
+    const d = this.devices.get(id);
+    if (d) {
+      this.devices.delete(id);
+      this.usedPorts.delete(d.port);
+      return true;
     }
-    return m;
+    return this.foreignLinks.delete(id);
   }
-  async linkExists(name: string, pid: number) {
-    return this.ns(pid).has(name);
-  }
-  async addrAdd(name: string, cidr: string, pid: number) {
-    if (this.failAddr) throw new CwgError('ip addr add failed');
-    this.ns(pid).get(name)!.addrs.push(cidr);
-  }
-  async linkSetUp(name: string, pid: number) {
-    this.ns(pid).get(name)!.up = true;
-  }
-  async linkDel(name: string, pid: number) {
-    if (this.failLinkDel) throw new CwgError('ip link del failed');
-    const l = this.ns(pid).get(name);
-    if (!l) return false;
-    this.ns(pid).delete(name);
-    const s = this.sockets.get(l.socket);
-    if (s) this.usedPorts.delete(s.status.listenPort);
-    for (const [id, d] of this.daemons) if (d.name === name && this.netnsInode(d.pid) === this.netnsInode(pid)) this.daemons.delete(id);
-    this.sockets.delete(l.socket);
-    return true;
-  }
-  async udpPortFree(port: number) {
-    return !this.usedPorts.has(port);
-  }
-  ensureRunDir(dir: string) {
-    this.dirs.add(dir);
-  }
-  removeRunDirIfEmpty(dir: string) {
-    if (![...this.sockets.keys()].some((s) => s.startsWith(`${dir}/`))) this.dirs.delete(dir);
-  }
-  socketExists(path: string) {
-    return this.sockets.has(path) || this.staleSockets.has(path);
-  }
-  staleSockets = new Set<string>();
-  async removeStaleSocket(path: string) {
-    this.staleSockets.delete(path);
-  }
-  daemons = new Map<number, { name: string; pid: number }>();
-  nextDaemon = 5000;
-  failLinkDel = false;
-  async startDaemon(ifname: string, pid: number, runDir: string) {
-    if (this.ns(pid).has(ifname)) throw new CwgError(`cannot create device ${ifname}: exists`);
-    const socket = `${runDir}/${ifname}.sock`;
-    this.ns(pid).set(ifname, { addrs: [], up: false, socket });
-    this.sockets.set(socket, { name: ifname, pid, status: { privateKey: null, listenPort: 0, fwmark: 0, peers: [] } });
-    this.daemons.set(++this.nextDaemon, { name: ifname, pid });
-    return this.nextDaemon;
-  }
-  stopDaemon(daemonPid: number) {
-    const d = this.daemons.get(daemonPid);
-    if (!d) return;
-    this.daemons.delete(daemonPid);
-    const failing = this.failLinkDel;
-    this.failLinkDel = false;
-    void this.linkDel(d.name, d.pid);
-    this.failLinkDel = failing;
-  }
-  async uapiSet(socketPath: string, lines: string[]) {
-    this.sets.push(lines);
-    const s = this.sockets.get(socketPath)!;
-    for (const l of lines) {
-      const [k, v] = l.split('=') as [string, string];
-      if (k === 'listen_port') {
-        if (this.usedPorts.has(Number(v))) return 98;
-        this.usedPorts.add(Number(v));
-        s.status.listenPort = Number(v);
-      }
-      if (k === 'private_key') s.status.privateKey = new Uint8Array(Buffer.from(v, 'hex'));
-      if (k === 'replace_peers') s.status.peers = [];
-      if (k === 'public_key') {
-        s.status.peers.push(peerStatus(new Uint8Array(Buffer.from(v, 'hex'))));
-      }
-      if (k === 'endpoint') {
-        const m = /^\[?(.*?)\]?:(\d+)$/.exec(v)!;
-        s.status.peers.at(-1)!.endpoint = { address: m[1]!, port: Number(m[2]), family: m[1]!.includes(':') ? 6 : 4 };
-      }
-      if (k === 'allowed_ip') {
-        const [a, p] = v.split('/') as [string, string];
-        s.status.peers.at(-1)!.allowedIps.push({ family: 4, bytes: new Uint8Array(a.split('.').map(Number)), prefix: Number(p) });
-      }
-    }
-    return 0;
-  }
-  async uapiGet(socketPath: string) {
-    const s = this.sockets.get(socketPath)!.status;
-    return { ...s, privateKey: s.privateKey ? new Uint8Array(s.privateKey) : null };
-  }
-  async sleep() {}
 }
 
 describe('commands over an in-memory system', () => {
@@ -402,7 +351,7 @@ describe('commands over an in-memory system', () => {
         [300, 4001],
       ]),
     );
-    const ctx: CwgContext = { prefix: 'cwg', runBase: '/run/x', sys };
+    const ctx: CwgContext = { prefix: 'cwg', sys };
     return { sys, ctx };
   };
 
@@ -410,15 +359,13 @@ describe('commands over an in-memory system', () => {
     const { sys, ctx } = setup();
     const pub = await cwgCreate(ctx, ['100', '1024', '1', '51820']);
     expect(pub).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
-    const link = sys.links.get(4001)!.get('cwg-1024-1')!;
-    expect(link).toMatchObject({ addrs: ['10.0.8.1/31'], up: true, socket: '/run/x/4001/cwg-1024-1.sock' });
-    const status = sys.sockets.get(link.socket)!.status;
-    expect(`${encodeBase64Key(publicKey(status.privateKey!))}\n`).toBe(pub);
-    expect(sys.sets[0]![1]).toBe('listen_port=51820');
+    const d = sys.devices.get('4001/cwg-1024-1')!;
+    expect(d.port).toBe(51820);
+    expect(`${encodeBase64Key(publicKey(d.status.privateKey!))}\n`).toBe(pub);
 
     const peer = encodeBase64Key(filledKey(3));
     await cwgConnect(ctx, ['100', '1024', '1', '192.168.7.2:51821', peer]);
-    expect(sys.sets[1]).toEqual([
+    expect(formatSet(sys.changes[0]!)).toEqual([
       'replace_peers=true',
       `public_key=${Buffer.from(filledKey(3)).toString('hex')}`,
       'endpoint=192.168.7.2:51821',
@@ -426,49 +373,42 @@ describe('commands over an in-memory system', () => {
       'allowed_ip=10.0.8.0/31',
     ]);
     await cwgConnect(ctx, ['100', '1024', '1', '[2001:db8::2]:9', encodeBase64Key(filledKey(4))]);
-    expect(status.peers).toHaveLength(1);
+    expect(d.status.peers).toHaveLength(1);
     const shown = await cwgShow(ctx, ['100', '1024', '1'], { nowSec: 0, color: false });
     expect(shown).toContain(`peer: ${encodeBase64Key(filledKey(4))}\n  endpoint: [2001:db8::2]:9\n  allowed ips: 10.0.8.0/31\n`);
     expect(shown).toContain(`  public key: ${pub}`);
-    expect(shown).not.toContain(encodeBase64Key(status.privateKey!));
+    expect(shown).not.toContain(encodeBase64Key(d.status.privateKey!));
 
     await cwgDestroy(ctx, ['100', '1024', '1']);
-    expect(sys.links.get(4001)!.size).toBe(0);
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.dirs.size).toBe(0);
+    expect(sys.devices.size).toBe(0);
     expect(sys.usedPorts.size).toBe(0);
     await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1 in the network namespace of pid 100');
-    // the socket of a killed daemon is tidied away by destroy (which still reports the missing device)
-    sys.staleSockets.add('/run/x/4001/cwg-1024-1.sock');
-    sys.dirs.add('/run/x/4001');
-    await expect(cwgDestroy(ctx, ['100', '1024', '1'])).rejects.toThrow('no device cwg-1024-1');
-    expect(sys.staleSockets.size).toBe(0);
+    // A link of that name that is not ours is refused by connect and show, removed by destroy.
+    sys.foreignLinks.add('4001/cwg-1024-1');
+    await expect(cwgConnect(ctx, ['100', '1024', '1', '1.2.3.4:5', peer])).rejects.toThrow(
+      'device cwg-1024-1 in the network namespace of pid 100 is not managed by cwg',
+    );
+    await expect(cwgCreate(ctx, ['100', '1024', '1', '51820'])).rejects.toThrow('already exists');
+    await cwgDestroy(ctx, ['100', '1024', '1']);
+    expect(sys.foreignLinks.size).toBe(0);
   });
 
-  it('removes a socket left by a killed daemon before creating', async () => {
-    const { sys, ctx } = setup();
-    sys.staleSockets.add('/run/x/4002/cwg-8-0.sock');
-    expect(await cwgCreate(ctx, ['200', '8', '0', '6000'])).toMatch(/=\n$/);
-    expect(sys.staleSockets.size).toBe(0);
-    expect(sys.sockets.has('/run/x/4002/cwg-8-0.sock')).toBe(true);
-  });
-
-  it('undoes a create that is interrupted', async () => {
+  it('undoes a create whose caller went away', async () => {
     const { sys, ctx } = setup();
     const ac = new AbortController();
-    const start = sys.startDaemon.bind(sys);
-    sys.startDaemon = async (...a) => {
-      const pid = await start(...a);
-      ac.abort('SIGTERM'); // the signal arrives while the daemon starts
-      return pid;
+    const create = sys.createDevice.bind(sys);
+    sys.createDevice = async (spec) => {
+      const d = await create(spec);
+      ac.abort('client gone'); // the caller goes away while the device is made
+      return d;
     };
     await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted; nothing was left behind');
-    expect(sys.links.get(4001)!.size).toBe(0);
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.dirs.size).toBe(0);
-    // aborted before anything was made: nothing is started at all
+    expect(sys.devices.size).toBe(0);
+    expect(sys.usedPorts.size).toBe(0);
+    // aborted before anything was made: nothing is made at all
+    sys.createDevice = create;
     await expect(cwgCreate({ ...ctx, signal: ac.signal }, ['100', '3', '1', '7000'])).rejects.toThrow('interrupted');
-    expect(sys.sockets.size).toBe(0);
+    expect(sys.devices.size).toBe(0);
   });
 
   it('keeps same-named devices of different namespaces apart', async () => {
@@ -477,7 +417,7 @@ describe('commands over an in-memory system', () => {
     await cwgCreate(ctx, ['200', '7', '0', '1001']);
     await expect(cwgCreate(ctx, ['300', '7', '0', '1002'])).rejects.toThrow(/cwg-7-0 in the network namespace of pid 300 already exists/);
     await cwgDestroy(ctx, ['200', '7', '0']);
-    expect(sys.links.get(4001)!.has('cwg-7-0')).toBe(true);
+    expect(sys.devices.has('4001/cwg-7-0')).toBe(true);
     await expect(cwgConnect(ctx, ['200', '7', '0', '1.2.3.4:5', encodeBase64Key(filledKey(1))])).rejects.toThrow(/no device cwg-7-0/);
   });
 
@@ -486,20 +426,11 @@ describe('commands over an in-memory system', () => {
     sys.usedPorts.add(5000);
     await expect(cwgCreate(ctx, ['100', '1', '0', '5000'])).rejects.toThrow('UDP port 5000 is already in use');
     await expect(cwgCreate(ctx, ['999', '1', '0', '5001'])).rejects.toThrow('no process with pid 999');
-    sys.failAddr = true;
-    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.links.get(4001)!.size).toBe(0);
+    sys.failCreate = true;
+    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('cannot create device: failed (injected)');
+    expect(sys.devices.size).toBe(0);
     expect(sys.usedPorts).toEqual(new Set([5000]));
-    expect(sys.dirs.size).toBe(0);
-    // the device cannot be deleted: the daemon this create started is stopped instead
-    sys.failLinkDel = true;
-    await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('ip addr add failed');
-    expect(sys.sockets.size).toBe(0);
-    expect(sys.daemons.size).toBe(0);
-    expect(sys.usedPorts).toEqual(new Set([5000]));
-    sys.failLinkDel = false;
-    sys.failAddr = false;
+    sys.failCreate = false;
     sys.root = false;
     await expect(cwgCreate(ctx, ['100', '1', '0', '5001'])).rejects.toThrow('must be run as root');
     // argument errors come before the privilege check
@@ -515,7 +446,7 @@ describe('cli dispatch', () => {
     stdoutIsTty: false,
     stdoutWorldAccessible: false,
     env: {},
-    context: async () => ctx ?? { prefix: 'cwg', runBase: '/x', sys: new FakeSystem(new Map()) },
+    context: async () => ctx ?? { prefix: 'cwg', sys: new FakeSystem(new Map()) },
   });
 
   it('prints usage and one-line errors', async () => {
@@ -546,10 +477,10 @@ describe('cli dispatch', () => {
 
   it('reports unexpected errors on one line', async () => {
     const sys = new FakeSystem(new Map([[1, 1]]));
-    sys.linkExists = async () => {
+    sys.destroyDevice = async () => {
       throw new TypeError('boom\nsecond line');
     };
-    const r = await run(['cwg_destroy', '1', '1', '0'], io('', { prefix: 'cwg', runBase: '/x', sys }));
+    const r = await run(['cwg_destroy', '1', '1', '0'], io('', { prefix: 'cwg', sys }));
     expect(r).toEqual({ code: 1, stdout: '', stderr: 'cwg_destroy: internal error: boom; second line\n' });
   });
 });
