@@ -12,6 +12,7 @@ import { type AeadProvider, counterNonce } from '../crypto/aead.js';
 import { encodeBase64Key, equalBytes, isZero } from '../crypto/keys.js';
 import { type Rng, systemRng } from '../crypto/random.js';
 import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
+import { clampPrivateKey } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
   COOKIE_LEN,
@@ -349,12 +350,20 @@ export class Device {
     for (const pc of change.peers) this.applyPeer(pc);
   }
 
+  /**
+   * The key is stored clamped (RFC 7748), as the kernel stores and reports it (noise.c
+   * wg_noise_set_static_identity_private_key) and wireguard-go's UAPI parser clamps it:
+   * X25519 clamps anyway, so the public key and every DH are the same, and `wg show` prints
+   * what it would print for the kernel. Setting a key whose clamped form is the current key
+   * changes nothing (as in wireguard-go; the kernel compares the unclamped bytes and would
+   * start new sessions). An all-zero key (before clamping) removes the identity.
+   */
   private setPrivateKey(key: Uint8Array | null): void {
-    const k = key && key.length === 32 && !isZero(key) ? key : null;
+    const k = key && key.length === 32 && !isZero(key) ? clampPrivateKey(key.slice()) : null;
     const old = this.identity;
     if (old === null && k === null) return;
     if (old !== null && k !== null && equalBytes(old.privateKey, k)) return;
-    const identity = k ? new StaticIdentity(k.slice(), this.crypto) : null;
+    const identity = k ? new StaticIdentity(k, this.crypto) : null;
     if (identity) {
       const same = this.peers.get(keyId(identity.publicKey));
       if (same) {

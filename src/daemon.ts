@@ -13,6 +13,7 @@ import { UdpBind } from '../tun/udp.js';
 import { DeviceHost } from './device-host.js';
 import { DEFAULT_SOCKET_DIR, formatGet, uapiSocketPath } from './uapi/protocol.js';
 import { serveUapi, type UapiServer } from './uapi/server.js';
+import { collectGarbage } from './warmup.js';
 
 export const DEFAULT_RUN_DIR = DEFAULT_SOCKET_DIR;
 
@@ -56,7 +57,7 @@ export class Daemon {
     try {
       uapi = await serveUapi(
         uapiSocketPath(opts.ifname, opts.runDir ?? DEFAULT_RUN_DIR),
-        { get: () => formatGet(host.status()), set: (change) => host.configure(change), zoneIndex: interfaceIndex },
+        { get: () => formatGet(host.status()), set: (change) => host.configure(change), zoneIndex: interfaceIndex, reclaim: () => void collectGarbage() },
         opts.logger,
       );
     } catch (e) {
