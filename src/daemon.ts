@@ -51,7 +51,7 @@ export class Daemon {
     const crypto = opts.crypto ?? selectSuite(undefined);
     const host = new DeviceHost(
       { name: opts.ifname, logger: opts.logger, crypto, mtu },
-      { tun, openUdp: (port, o) => UdpBind.open(port, o), openRouteMonitor: () => RouteMonitor.open() },
+      { tun, openUdp: (port, o) => UdpBind.open(port, o), openRouteMonitor: () => RouteMonitor.shared() },
     );
     let uapi: UapiServer;
     try {

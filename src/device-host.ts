@@ -74,6 +74,7 @@ export class DeviceHost {
   private readonly routes: RouteMonitor | null = null;
   private readonly sticky: StickyRoutes | null = null;
   private routesChanged = false;
+  private stopRoutes: (() => void) | null = null;
   private lastStickyCheck = Number.NEGATIVE_INFINITY;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
 
@@ -109,7 +110,7 @@ export class DeviceHost {
       try {
         this.routes = io.openRouteMonitor();
         this.sticky = new StickyRoutes(this.device, this.routes, () => this.fwmark, this.logger);
-        this.routes.onChange(() => {
+        this.stopRoutes = this.routes.onChange(() => {
           // Notifications come in bursts: one check after the burst's batch.
           if (this.routesChanged) return;
           this.routesChanged = true;
@@ -279,7 +280,8 @@ export class DeviceHost {
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
     this.udp?.close();
-    this.routes?.close();
+    this.stopRoutes?.();
+    this.routes?.release();
     this.io.tun.close();
     this.device.close();
     for (const w of this.closeWaiters.splice(0)) w(reason);

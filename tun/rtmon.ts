@@ -109,7 +109,10 @@ export class RouteMonitor {
   readonly #meta = new Int32Array(BATCH * TUN_META_STRIDE);
   #seq = 0;
   readonly #pending = new Map<number, { resolve: (r: LookupResult) => void; timer: NodeJS.Timeout }>();
-  #onChange: (() => void) | null = null;
+  readonly #listeners = new Set<() => void>();
+  /** Holders of this monitor (`shared()`); the socket closes when the last one releases it. */
+  #refs = 1;
+  static #shared: RouteMonitor | null = null;
 
   private constructor(fd: number, portId: number) {
     this.#fd = fd;
@@ -125,9 +128,35 @@ export class RouteMonitor {
     return m;
   }
 
-  /** `cb` runs after route changes (once per batch of notifications, or when some were lost). */
-  onChange(cb: () => void): void {
-    this.#onChange = cb;
+  /**
+   * The process's one monitor (opened on first use, in the current network namespace), taken
+   * once more: every interface of a process watches the same routing table, so one socket
+   * serves all of them. Each `shared()` is matched by a `release()`.
+   */
+  static shared(): RouteMonitor {
+    const m = RouteMonitor.#shared;
+    if (m !== null && m.#fd >= 0) {
+      m.#refs++;
+      return m;
+    }
+    RouteMonitor.#shared = RouteMonitor.open();
+    return RouteMonitor.#shared;
+  }
+
+  /** Give back a `shared()` or `open()` monitor; the last release closes it. */
+  release(): void {
+    if (--this.#refs > 0) return;
+    if (RouteMonitor.#shared === this) RouteMonitor.#shared = null;
+    this.close();
+  }
+
+  /**
+   * `cb` runs after route changes (once per batch of notifications, or when some were lost).
+   * Returns the function that stops it.
+   */
+  onChange(cb: () => void): () => void {
+    this.#listeners.add(cb);
+    return () => this.#listeners.delete(cb);
   }
 
   /**
@@ -172,7 +201,7 @@ export class RouteMonitor {
       }
     }
     if (errno !== 0 && errno !== ENOBUFS) this.close();
-    if (changed && this.#onChange) this.#onChange();
+    if (changed) for (const cb of this.#listeners) cb();
   };
 
   /** Stops listening; pending lookups resolve with ETIMEDOUT. Idempotent. */

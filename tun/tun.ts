@@ -92,6 +92,33 @@ export interface TunOffload {
 
 const NO_OFFLOAD: TunOffload = { vnet: false, tso: false, uso: false, tcpGro: false, udpGro: false };
 
+/**
+ * The data areas every Tun of the process shares: one reader runs at a time on the event loop
+ * and hands its whole batch over before it returns, and queued writes belong to one Tun until
+ * it flushes (a Tun that queues while another's writes wait flushes those first). A host
+ * service with a thousand interfaces holds one set instead of a thousand.
+ */
+const areas = {
+  read: null as Uint8Array | null,
+  /** Room for a vnet reader's segments (a plain reader uses the first TUN_BATCH entries). */
+  meta: null as Int32Array | null,
+  write: null as Uint8Array | null,
+  wmeta: null as Int32Array | null,
+  /** The Tun whose writes are queued, their number and the bytes they take. */
+  owner: null as Tun | null,
+  count: 0,
+  off: 0,
+};
+
+/** The shared areas, made on first use (a process with no TUN needs none). */
+function sharedAreas(): { read: Uint8Array; meta: Int32Array } {
+  areas.read ??= new Uint8Array(READ_AREA);
+  areas.meta ??= new Int32Array(TUN_SEGS * TUN_META_STRIDE);
+  areas.write ??= new Uint8Array(WRITE_AREA);
+  areas.wmeta ??= new Int32Array(WRITE_BATCH * 2);
+  return { read: areas.read, meta: areas.meta };
+}
+
 export class Tun {
   #fd: number;
   #name: string;
@@ -106,11 +133,7 @@ export class Tun {
   #seenSplit = 0;
   #seenSegs = 0;
   #seenBad = 0;
-  #wbuf: Uint8Array | null = null;
-  #wmeta: Int32Array | null = null;
   #wstats = new Int32Array(4);
-  #wcount = 0;
-  #woff = 0;
   readonly #wmode: number;
   #removedCbs: ((reason: string) => void)[] = [];
   #removed: string | null = null;
@@ -231,12 +254,12 @@ export class Tun {
     if (this.#removed !== null) throw new Error(`TUN ${this.#name}: device removed (${this.#removed})`);
     this.#onPacket = onPacket;
     this.#onBatchEnd = onBatchEnd;
-    this.#buf ??= new Uint8Array(READ_AREA);
+    const { read, meta } = sharedAreas();
+    this.#buf = read;
+    this.#meta = meta;
     if (this.offload.vnet) {
-      this.#meta ??= new Int32Array(TUN_SEGS * TUN_META_STRIDE);
       this.#poll = native().pollStart(this.#fd, POLL_TUN_VNET, this.#buf, this.#meta, TUN_BATCH, this.#onBatch, this.#counters);
     } else {
-      this.#meta ??= new Int32Array(TUN_BATCH * TUN_META_STRIDE);
       this.#poll = native().pollStart(this.#fd, POLL_TUN, this.#buf, this.#meta, TUN_BATCH, this.#onBatch);
     }
     if (!this.#ref) native().pollRef(this.#poll, false);
@@ -324,32 +347,39 @@ export class Tun {
       this.stats.writeErrors++;
       return false;
     }
-    if (this.#wcount === WRITE_BATCH || this.#woff + len > WRITE_AREA) this.flush();
-    this.#wbuf ??= new Uint8Array(WRITE_AREA);
-    this.#wmeta ??= new Int32Array(WRITE_BATCH * 2);
-    const buf = this.#wbuf;
-    const meta = this.#wmeta;
-    const off = this.#woff;
-    buf.set(pkt, off);
-    const i = this.#wcount++ * 2;
+    const a = areas;
+    if (a.owner !== this) {
+      a.owner?.flush();
+      a.owner = this;
+    }
+    if (a.count === WRITE_BATCH || a.off + len > WRITE_AREA) this.flush();
+    if (a.write === null) sharedAreas();
+    const off = a.off;
+    a.write!.set(pkt, off);
+    const i = a.count++ * 2;
+    const meta = a.wmeta!;
     meta[i] = off;
     meta[i + 1] = len;
-    this.#woff = off + ((len + 15) & ~15);
+    a.off = off + ((len + 15) & ~15);
+    a.owner = this; // again: a flush above gave the area up
     return true;
   }
 
   /** Writes what `queue` queued. Returns the packets written. */
   flush(): number {
-    const count = this.#wcount;
+    const a = areas;
+    if (a.owner !== this) return 0;
+    const count = a.count;
+    a.owner = null;
     if (count === 0) return 0;
-    this.#wcount = 0;
-    this.#woff = 0;
+    a.count = 0;
+    a.off = 0;
     if (this.#closed || this.#removed !== null) {
       this.stats.writeErrors += count;
       return 0;
     }
     const st = this.#wstats;
-    const ok = native().tunWriteBatch(this.#fd, this.#wbuf!, this.#wmeta!, count, this.#wmode, st);
+    const ok = native().tunWriteBatch(this.#fd, a.write!, a.wmeta!, count, this.#wmode, st);
     this.stats.txPackets += ok;
     this.stats.txWrites += st[1]!;
     this.stats.txSuperPackets += st[2]!;
@@ -436,7 +466,11 @@ export class Tun {
     this.#fd = -1;
     this.#removedCbs = [];
     this.#mtuCbs = [];
-    this.#wcount = 0;
+    if (areas.owner === this) {
+      areas.owner = null;
+      areas.count = 0;
+      areas.off = 0;
+    }
   }
 
   /** Probes the fd with TUNGETIFF; a failure means the device is gone. */

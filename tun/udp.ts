@@ -100,6 +100,34 @@ interface Target {
   local: Uint8Array | null;
 }
 
+/**
+ * The data areas every UdpBind of the process shares (as tun.ts's Tun areas): receive batches
+ * are handed over whole, one at a time, before the next read; the received-Endpoint cache holds
+ * sources whatever bind they came to (Endpoints are immutable); and queued sends belong to one
+ * bind until it flushes (a bind that sends while another's datagrams wait flushes those first).
+ */
+const shared = {
+  rbuf: null as Uint8Array | null,
+  rmeta: null as Int32Array | null,
+  rmeta8: null as Uint8Array | null,
+  cacheKeys: new Int32Array(CACHE_SIZE * (KEY_LAST - KEY_FIRST + 1)),
+  cacheEps: new Array<Endpoint | null>(CACHE_SIZE).fill(null),
+  sbuf: null as Uint8Array | null,
+  smeta: null as Int32Array | null,
+  smeta8: null as Uint8Array | null,
+  seps: new Array<Endpoint | null>(UDP_SEND_BATCH).fill(null),
+  /** The bind whose datagrams are queued, their number and the bytes they take. */
+  owner: null as UdpBind | null,
+  count: 0,
+  off: 0,
+};
+
+function sendAreas(): void {
+  shared.sbuf ??= new Uint8Array(SEND_AREA);
+  shared.smeta ??= new Int32Array(UDP_SEND_BATCH * UDP_META_STRIDE);
+  shared.smeta8 ??= new Uint8Array(shared.smeta.buffer);
+}
+
 export class UdpBind {
   readonly port: number;
   /** Which families are bound (an IPv6-less kernel gives only IPv4, and vice versa). */
@@ -119,15 +147,8 @@ export class UdpBind {
   #rmeta8: Uint8Array | null = null;
   #onDatagram: ((data: Uint8Array, from: Endpoint) => void) | null = null;
   #onBatchEnd: (() => void) | null = null;
-  #cacheKeys = new Int32Array(CACHE_SIZE * (KEY_LAST - KEY_FIRST + 1));
-  #cacheEps: (Endpoint | null)[] = new Array<Endpoint | null>(CACHE_SIZE).fill(null);
-  // send side
-  #sbuf = new Uint8Array(SEND_AREA);
-  #smeta = new Int32Array(UDP_SEND_BATCH * UDP_META_STRIDE);
-  #smeta8 = new Uint8Array(this.#smeta.buffer);
-  #seps: (Endpoint | null)[] = new Array<Endpoint | null>(UDP_SEND_BATCH).fill(null);
-  #scount = 0;
-  #soff = 0;
+  #cacheKeys = shared.cacheKeys;
+  #cacheEps = shared.cacheEps;
   #flushQueued = false;
   readonly #autoFlushOn: boolean;
   #targets = new WeakMap<Endpoint, Target>();
@@ -206,9 +227,13 @@ export class UdpBind {
     if (this.#polls.length) throw new Error('UDP bind already started');
     this.#onDatagram = onDatagram;
     this.#onBatchEnd = onBatchEnd;
-    this.#rbuf ??= new Uint8Array(UDP_BATCH * UDP_SLOT);
-    this.#rmeta ??= new Int32Array(UDP_BATCH * UDP_META_STRIDE);
-    this.#rmeta8 ??= new Uint8Array(this.#rmeta.buffer);
+    shared.rbuf ??= new Uint8Array(UDP_BATCH * UDP_SLOT);
+    shared.rmeta ??= new Int32Array(UDP_BATCH * UDP_META_STRIDE);
+    shared.rmeta8 ??= new Uint8Array(shared.rmeta.buffer);
+    this.#rbuf = shared.rbuf;
+    this.#rmeta = shared.rmeta;
+    this.#rmeta8 = shared.rmeta8;
+    sendAreas();
     const addon = native();
     for (const fd of [this.#fd4, this.#fd6]) {
       if (fd < 0) continue;
@@ -317,12 +342,19 @@ export class UdpBind {
       this.stats.sendErrors++;
       return false;
     }
-    if (this.#scount === UDP_SEND_BATCH || this.#soff + len > SEND_AREA) this.flush();
-    const i = this.#scount++;
-    const off = this.#soff;
-    this.#sbuf.set(data, off);
-    this.#soff = off + ((len + 7) & ~7);
-    const m = this.#smeta;
+    const a = shared;
+    if (a.owner !== this) {
+      a.owner?.flush();
+      a.owner = this;
+    }
+    if (a.count === UDP_SEND_BATCH || a.off + len > SEND_AREA) this.flush();
+    if (a.sbuf === null) sendAreas();
+    a.owner = this; // again: a flush above gave the area up
+    const i = a.count++;
+    const off = a.off;
+    a.sbuf!.set(data, off);
+    a.off = off + ((len + 7) & ~7);
+    const m = a.smeta!;
     const base = i * UDP_META_STRIDE;
     m[base + UDP_M_OFF] = off;
     m[base + UDP_M_LEN] = len;
@@ -331,9 +363,10 @@ export class UdpBind {
     m[base + UDP_M_IFINDEX] = to.ifindex ?? 0;
     m[base + UDP_M_HASLOCAL] = t.local ? 1 : 0;
     m[base + UDP_M_STATUS] = 0;
-    this.#smeta8.set(t.addr, base * 4 + UDP_M_ADDR_BYTE);
-    if (t.local) this.#smeta8.set(t.local, base * 4 + UDP_M_LOCAL_BYTE);
-    this.#seps[i] = to;
+    const m8 = a.smeta8!;
+    m8.set(t.addr, base * 4 + UDP_M_ADDR_BYTE);
+    if (t.local) m8.set(t.local, base * 4 + UDP_M_LOCAL_BYTE);
+    a.seps[i] = to;
     if (!this.#flushQueued && this.#autoFlushOn) {
       this.#flushQueued = true;
       queueMicrotask(this.#autoFlush);
@@ -343,7 +376,7 @@ export class UdpBind {
 
   #autoFlush = (): void => {
     this.#flushQueued = false;
-    if (this.#scount > 0) this.flush();
+    this.flush();
   };
 
   #target(to: Endpoint): Target | null {
@@ -366,13 +399,16 @@ export class UdpBind {
 
   /** Sends what `send` queued (sendmmsg). Returns how many datagrams left. */
   flush(): number {
-    const count = this.#scount;
+    const a = shared;
+    if (a.owner !== this) return 0;
+    a.owner = null;
+    const count = a.count;
+    a.count = 0;
+    a.off = 0;
     if (count === 0 || this.#closed) return 0;
-    const m = this.#smeta;
+    const m = a.smeta!;
     const ctl = this.#ctl;
-    const sent = native().udpSendBatch(this.#fd4, this.#fd6, this.#sbuf, m, count, ctl);
-    this.#scount = 0;
-    this.#soff = 0;
+    const sent = native().udpSendBatch(this.#fd4, this.#fd6, a.sbuf!, m, count, ctl);
     this.stats.txDatagrams += sent;
     if (ctl[1] !== 0) {
       this.stats.txGsoSends += ctl[1]!;
@@ -382,8 +418,8 @@ export class UdpBind {
     this.stats.sendErrors += count - sent;
     for (let i = 0; i < count; i++) {
       const base = i * UDP_META_STRIDE;
-      const ep = this.#seps[i]!;
-      this.#seps[i] = null;
+      const ep = a.seps[i]!;
+      a.seps[i] = null;
       if (m[base + UDP_M_HASLOCAL] === 2) {
         this.stats.stickyFailures++;
         if (this.#onSticky) this.#onSticky(ep);
@@ -418,8 +454,12 @@ export class UdpBind {
     if (this.#closed) return;
     this.stop();
     this.#closed = true;
-    this.#scount = 0;
-    this.#seps.fill(null);
+    if (shared.owner === this) {
+      shared.owner = null;
+      shared.count = 0;
+      shared.off = 0;
+      shared.seps.fill(null);
+    }
     if (this.#fd4 >= 0) native().fdClose(this.#fd4);
     if (this.#fd6 >= 0) native().fdClose(this.#fd6);
     this.#fd4 = this.#fd6 = -1;

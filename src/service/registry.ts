@@ -162,7 +162,7 @@ export class Registry {
       const tun = os.createTun(nsFd, spec.name, DEFAULT_MTU);
       host = new DeviceHost(
         { name: spec.name, logger: dlog, crypto: this.opts.crypto, mtu: DEFAULT_MTU, scratch: this.scratch },
-        { tun, openUdp: (port, o) => os.openUdp(port, o) },
+        { tun, openUdp: (port, o) => os.openUdp(port, o), ...(os.openRouteMonitor ? { openRouteMonitor: () => os.openRouteMonitor!() } : {}) },
       );
       const [addrText, prefixText] = spec.cidr.split('/') as [string, string];
       const addr = parseIp(addrText);
