@@ -284,6 +284,7 @@ export class Registry {
       d.host.close('service stopping');
     }
     await Promise.all(all.map((d) => d.uapi.close()));
+    for (const d of all) removeDirIfEmpty(this.runDir(d.snapshot().nsInode));
   }
 
   private removed(device: ServiceDevice, reason: string, runDir: string): void {
