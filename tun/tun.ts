@@ -33,8 +33,15 @@ import * as nl from './netlink.js';
 import { type OffloadSettings, offloadSettings } from './offload.js';
 
 export const DEFAULT_MTU = 1420;
-/** Reads per event-loop wake-up at most (fairness towards the UDP side and timers). */
-export const TUN_BATCH = 128;
+/**
+ * Reads per event-loop wake-up at most. Small, because a read can be a 64 KiB super-packet:
+ * every ready descriptor gets one batch per loop iteration, so the batch bounds how long one
+ * interface holds the loop, which is what shares the CPU fairly between the interfaces of the
+ * host service (bench/service-link.ts: ten links' slowest/fastest 0.27 with 128, 0.72 with 8)
+ * and keeps the UDP side and timers served; one link's throughput is the same
+ * (docs/BENCHMARKS.md).
+ */
+export const TUN_BATCH = 8;
 /** Packets per batch after segmentation (room for the worst super-packet, the addon's GSO_MAX_SEGS). */
 const TUN_SEGS = 2048;
 /** Read area: 2 MiB holds 128 packets of up to ~16 KiB, and at least 32 of 64 KiB; with

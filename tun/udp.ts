@@ -36,8 +36,15 @@ import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
 import { type OffloadSettings, offloadSettings } from './offload.js';
 
-/** Messages per recvmmsg (and per event-loop wake-up); with GRO each may hold many datagrams. */
-export const UDP_BATCH = 64;
+/**
+ * Messages per recvmmsg (and per event-loop wake-up); with GRO each may hold many datagrams.
+ * A compromise measured both ways: small, as tun.ts's TUN_BATCH, so that one batch per ready
+ * socket per loop iteration shares the CPU between interfaces (ten links' slowest/fastest:
+ * 0.27 at 64, 0.58 at 16, 0.72 at 8), yet large enough to drain a socket under a handshake
+ * flood (kernel drops 0.9 % at 64, 1.3 % at 16, 5.9 % at 8, where the legitimate handshake
+ * started to miss its first retry). docs/BENCHMARKS.md.
+ */
+export const UDP_BATCH = 16;
 /** Datagrams queued per flush at most (one udpSendBatch call). */
 export const UDP_SEND_BATCH = UDP_SEND_MAX;
 const SEND_AREA = 1 << 20;
