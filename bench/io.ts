@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     const pid = holder.pid!;
     const self = ipx.netnsInode('self');
     for (let i = 0; i < 200 && ipx.netnsInode(pid) === self; i++) await sleep(10);
-    tun = Tun.create(TUN_NAME, { netnsPid: pid });
+    tun = Tun.create(TUN_NAME, { netnsPid: pid, offload: false }); // plain reads: this measures read strategies
     ipx.addrAdd(TUN_NAME, TUN_ADDR, { netnsPid: pid });
     ipx.ip(['link', 'set', 'dev', TUN_NAME, 'txqueuelen', '1000'], { netnsPid: pid });
     ipx.linkSetUp(TUN_NAME, { netnsPid: pid });

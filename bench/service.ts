@@ -10,7 +10,7 @@
  * Everything it made is removed at the end, also on failure.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,7 +125,18 @@ class Site {
 
   async cleanup(): Promise<void> {
     for (const p of this.procs) p.kill('SIGKILL');
-    await sleep(500);
+    // The service removes each device as its container's namespace goes.
+    const state = `/run/wireguard-ts/${this.inode}`;
+    for (let i = 0; i < 100; i++) {
+      let left = 0;
+      try {
+        left = readdirSync(state).length;
+      } catch {
+        break;
+      }
+      if (left === 0) break;
+      await sleep(100);
+    }
     this.service?.kill('SIGTERM');
     await sleep(500);
     this.service?.kill('SIGKILL');

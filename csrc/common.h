@@ -49,17 +49,23 @@ napi_value wgts_i32(napi_env env, int32_t v);
 #define UDP_M_ADDR 6   /* 16 bytes: peer address (v4 in the first 4) */
 #define UDP_M_LOCAL 10 /* 16 bytes: local address (v4 in the first 4) */
 #define UDP_M_STATUS 14
+#define UDP_M_GSO 15   /* receive: the UDP_GRO segment size of a coalesced datagram, else 0 */
 #define UDP_SLOT 65536 /* receive slot: any UDP datagram fits */
 
 /* Layout of one TUN packet descriptor (Int32 units). */
 #define TUN_META_STRIDE 2
 #define TUN_MAX_PACKET 65535
 
+/* Route monitor datagrams (rtmon.c, poll.c's MODE_NETLINK): room per read. */
+#define RTMON_SLOT 32768
+
 /* Registration of the module's functions, one per file. */
 napi_status wgts_init_tun(napi_env env, napi_value exports);
 napi_status wgts_init_udp(napi_env env, napi_value exports);
 napi_status wgts_init_poll(napi_env env, napi_value exports);
 napi_status wgts_init_netns(napi_env env, napi_value exports);
+napi_status wgts_init_rtmon(napi_env env, napi_value exports);
+napi_status wgts_init_offload(napi_env env, napi_value exports);
 napi_status wgts_init_netlink(napi_env env, napi_value exports);
 napi_status wgts_init_ctl(napi_env env, napi_value exports);
 
@@ -76,7 +82,21 @@ void wgts_netns_restore_failed(int err);
 /* Poll reader used by poll.c: fills the batch, returns the count; *err gets a fatal errno or 0. */
 int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
                         int *err);
+/* A vnet TUN reader's state across batches: a super-packet that did not fit, and counters. */
+#define WGTS_TUN_C_BAD 0   /* packets dropped: virtio header that does not fit the packet */
+#define WGTS_TUN_C_SPLIT 1 /* super-packets segmented */
+#define WGTS_TUN_C_SEGS 2  /* segments made of them */
+#define WGTS_TUN_C_CSUM 3  /* partial checksums completed */
+#define WGTS_TUN_COUNTERS 4
+struct wgts_tun_vnet {
+  uint8_t *pending; /* TUN_MAX_PACKET + 10 bytes */
+  size_t pending_len;
+  int32_t *counters; /* WGTS_TUN_COUNTERS, in JavaScript's Int32Array */
+};
+int wgts_tun_read_vnet(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
+                       size_t maxreads, struct wgts_tun_vnet *st, int *err);
 int wgts_udp_recv_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
                         int *err);
+int wgts_rtmon_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts, int *err);
 
 #endif

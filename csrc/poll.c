@@ -8,23 +8,25 @@
  * the next loop iteration, after the other handles had their turn.
  */
 #include "common.h"
+#include "offload.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
-enum { MODE_TUN = 0, MODE_UDP = 1 };
+enum { MODE_TUN = 0, MODE_UDP = 1, MODE_TUN_VNET = 2, MODE_NETLINK = 3 /* rtmon.c */ };
 
 struct poller {
   uv_poll_t handle; /* first member: a handle pointer is a poller pointer */
   napi_env env;
-  napi_ref cb_ref, buf_ref, meta_ref;
+  napi_ref cb_ref, buf_ref, meta_ref, counters_ref;
   napi_async_context actx;
   uint8_t *buf;
   size_t buflen;
   int32_t *meta;
-  size_t maxpkts;
+  size_t maxpkts, maxreads;
+  struct wgts_tun_vnet vnet; /* MODE_TUN_VNET */
   int fd, mode;
   int stopped;
 };
@@ -34,13 +36,17 @@ struct box {
   struct poller *p;
 };
 
-static void on_closed(uv_handle_t *h) { free(h); }
+static void on_closed(uv_handle_t *h) {
+  free(((struct poller *)h)->vnet.pending);
+  free(h);
+}
 static void env_cleanup(void *arg);
 
 static void release_refs(struct poller *p) {
   napi_delete_reference(p->env, p->cb_ref);
   napi_delete_reference(p->env, p->buf_ref);
   napi_delete_reference(p->env, p->meta_ref);
+  if (p->counters_ref) napi_delete_reference(p->env, p->counters_ref);
   napi_async_destroy(p->env, p->actx);
 }
 
@@ -58,24 +64,8 @@ static void poller_stop(struct poller *p, int from_env) {
 
 static void env_cleanup(void *arg) { poller_stop(arg, 1); }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  struct poller *p = (struct poller *)h;
-  (void)events;
-  if (p->stopped) return;
-  int err = 0, count = 0, from_poll = 0;
-  if (status < 0) {
-    from_poll = 1;
-    /* libuv stops the watcher on POLLERR and reports UV_EBADF; TUN says so on device removal. */
-    err = -status;
-    uv_poll_stop(&p->handle);
-  } else if (p->mode == MODE_TUN) {
-    count = wgts_tun_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
-  } else {
-    count = wgts_udp_recv_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
-  }
-  if (count == 0 && err == 0) return;
-  if (err != 0 && p->mode == MODE_TUN) uv_poll_stop(&p->handle); /* fatal for a TUN fd */
-
+/* Hands one batch to JavaScript: cb(count, errno, fromPoll). */
+static void deliver(struct poller *p, int count, int err, int from_poll) {
   napi_env env = p->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -94,6 +84,34 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct poller *p = (struct poller *)h;
+  (void)events;
+  if (p->stopped) return;
+  /* More than one batch only when a vnet TUN's super-packet did not fit in the last one. */
+  do {
+    int err = 0, count = 0, from_poll = 0;
+    if (status < 0) {
+      from_poll = 1;
+      /* libuv stops the watcher on POLLERR and reports UV_EBADF; TUN says so on device removal. */
+      err = -status;
+      status = 0;
+      uv_poll_stop(&p->handle);
+    } else if (p->mode == MODE_TUN) {
+      count = wgts_tun_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+    } else if (p->mode == MODE_TUN_VNET) {
+      count = wgts_tun_read_vnet(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, p->maxreads, &p->vnet, &err);
+    } else if (p->mode == MODE_UDP) {
+      count = wgts_udp_recv_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+    } else {
+      count = wgts_rtmon_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+    }
+    if (count == 0 && err == 0) continue;
+    if (err != 0 && (p->mode == MODE_TUN || p->mode == MODE_TUN_VNET)) uv_poll_stop(&p->handle); /* fatal for a TUN fd */
+    deliver(p, count, err, from_poll);
+  } while (!p->stopped && p->vnet.pending_len > 0);
+}
+
 static void box_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -101,28 +119,46 @@ static void box_finalize(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-/* pollStart(fd, mode, buf, meta, maxPerWake, cb) -> External handle. */
+/* pollStart(fd, mode, buf, meta, maxPerWake, cb[, counters]) -> External handle. For a vnet
+ * TUN (mode 2) maxPerWake caps the reads, `meta` the packets after segmentation, and counters
+ * (an Int32Array of WGTS_TUN_COUNTERS) is required. */
 static napi_value poll_start(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
+  napi_value argv[7];
   int32_t fd, mode, maxper;
   uint8_t *buf;
   size_t buflen, metalen;
   int32_t *meta;
   napi_valuetype t;
-  if (wgts_get_args(env, info, 6, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0 ||
+  size_t argc = 7;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    wgts_throw_last(env, "napi_get_cb_info");
+    return NULL;
+  }
+  if (argc < 6) return wgts_throw_type(env, "wgts: missing arguments");
+  if (wgts_get_i32(env, argv[0], &fd) < 0 ||
       wgts_get_i32(env, argv[1], &mode) < 0 || wgts_get_bytes(env, argv[2], &buf, &buflen) < 0 ||
       wgts_get_i32array(env, argv[3], &meta, &metalen) < 0 ||
       wgts_get_i32(env, argv[4], &maxper) < 0)
     return NULL;
   if (napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function)
     return wgts_throw_type(env, "wgts: callback must be a function");
-  if (fd < 0 || (mode != MODE_TUN && mode != MODE_UDP) || maxper <= 0)
+  if (fd < 0 || (mode != MODE_TUN && mode != MODE_UDP && mode != MODE_TUN_VNET && mode != MODE_NETLINK) || maxper <= 0)
     return wgts_throw_type(env, "wgts: bad pollStart arguments");
-  size_t stride = mode == MODE_TUN ? TUN_META_STRIDE : UDP_META_STRIDE;
+  int32_t *counters = NULL;
+  size_t ncounters = 0;
+  if (mode == MODE_TUN_VNET &&
+      (argc < 7 || wgts_get_i32array(env, argv[6], &counters, &ncounters) < 0 || ncounters < WGTS_TUN_COUNTERS))
+    return wgts_throw_type(env, "wgts: a vnet TUN reader needs an Int32Array of counters");
+  size_t stride = mode == MODE_UDP ? UDP_META_STRIDE : TUN_META_STRIDE;
   size_t maxpkts = metalen / stride;
-  if ((size_t)maxper < maxpkts) maxpkts = (size_t)maxper;
-  size_t minbuf = mode == MODE_TUN ? TUN_MAX_PACKET : UDP_SLOT;
-  if (maxpkts == 0 || buflen < minbuf || buflen > 0x7fffffff)
+  if (mode != MODE_TUN_VNET && (size_t)maxper < maxpkts) maxpkts = (size_t)maxper;
+  /* A vnet area holds a read, then the worst segmentation of it behind it. */
+  size_t minbuf = mode == MODE_TUN       ? TUN_MAX_PACKET
+                  : mode == MODE_UDP     ? UDP_SLOT
+                  : mode == MODE_NETLINK ? RTMON_SLOT
+                                         : 2 * (TUN_MAX_PACKET + 16) + WGTS_GSO_MAX_SEGS * (WGTS_GSO_MAX_HDR + 16);
+  if (maxpkts == 0 || buflen < minbuf || buflen > 0x7fffffff ||
+      (mode == MODE_TUN_VNET && maxpkts < WGTS_GSO_MAX_SEGS))
     return wgts_throw_type(env, "wgts: pollStart buffers too small");
 
   uv_loop_t *loop = NULL;
@@ -139,17 +175,25 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   p->buflen = buflen;
   p->meta = meta;
   p->maxpkts = maxpkts;
+  p->maxreads = (size_t)maxper;
+  p->vnet.counters = counters;
+  if (mode == MODE_TUN_VNET && !(p->vnet.pending = malloc(TUN_MAX_PACKET + WGTS_VNET_HDR_LEN))) {
+    free(p);
+    free(b);
+    return wgts_throw_errno(env, "pollStart", ENOMEM);
+  }
   p->fd = fd;
   p->mode = mode;
   napi_value resname, ext;
   int r = uv_poll_init(loop, &p->handle, fd);
   if (r < 0) {
+    free(p->vnet.pending);
     free(p);
     free(b);
     return wgts_throw_errno(env, "uv_poll_init", -r);
   }
   /* From here on the handle is registered with the loop: it must be closed, never freed. */
-  if (napi_create_string_utf8(env, mode == MODE_TUN ? "wgts.tun" : "wgts.udp", NAPI_AUTO_LENGTH,
+  if (napi_create_string_utf8(env, mode == MODE_UDP ? "wgts.udp" : mode == MODE_NETLINK ? "wgts.rtmon" : "wgts.tun", NAPI_AUTO_LENGTH,
                               &resname) != napi_ok ||
       napi_async_init(env, NULL, resname, &p->actx) != napi_ok) {
     wgts_throw_last(env, "napi_async_init");
@@ -161,6 +205,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   if (napi_create_reference(env, argv[5], 1, &p->cb_ref) != napi_ok ||
       napi_create_reference(env, argv[2], 1, &p->buf_ref) != napi_ok ||
       napi_create_reference(env, argv[3], 1, &p->meta_ref) != napi_ok ||
+      (counters && napi_create_reference(env, argv[6], 1, &p->counters_ref) != napi_ok) ||
       napi_add_env_cleanup_hook(env, env_cleanup, p) != napi_ok) {
     wgts_throw_last(env, "pollStart references");
     free(b);

@@ -1,6 +1,10 @@
 /*
  * UDP: one IPv4 and one IPv6 (IPV6_V6ONLY) socket on the same port, like wireguard-go's
  * StdNetBind. recvmmsg/sendmmsg batches; IP_PKTINFO / IPV6_RECVPKTINFO for the sticky source.
+ * Offloads: UDP GSO on send (a run of equal-size datagrams to one endpoint leaves as one
+ * message with a UDP_SEGMENT control message) and UDP GRO on receive (the kernel hands a run
+ * of datagrams from one source as one buffer with its segment size in a UDP_GRO control
+ * message; JavaScript splits it).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -9,13 +13,22 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_BATCH 64
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+#define MAX_BATCH 64   /* datagrams per recvmmsg */
+#define MAX_SEND 128   /* datagrams per udpSendBatch call */
+#define GSO_MAX_SEGS 64 /* UDP_MAX_SEGMENTS before Linux 6.9 */
 #define SOCK_BUF (7 << 20) /* like wireguard-go: 7 MiB socket buffers when allowed */
-#define CTRL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)))
+#define CTRL_SIZE \
+  (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
+#define SEG_CTRL CMSG_SPACE(sizeof(uint16_t))
 
 static void set_buffers(int s) {
   int size = SOCK_BUF;
@@ -218,6 +231,7 @@ int wgts_udp_recv_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size
     m[UDP_M_IFINDEX] = 0;
     m[UDP_M_HASLOCAL] = 0;
     m[UDP_M_STATUS] = 0;
+    m[UDP_M_GSO] = 0;
     if (from[i].ss_family == AF_INET && h->msg_namelen >= sizeof(struct sockaddr_in)) {
       struct sockaddr_in *a = (struct sockaddr_in *)&from[i];
       m[UDP_M_FAMILY] = 4;
@@ -247,6 +261,11 @@ int wgts_udp_recv_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size
         memcpy(local, &pi.ipi6_addr, 16);
         m[UDP_M_IFINDEX] = (int32_t)pi.ipi6_ifindex;
         m[UDP_M_HASLOCAL] = 1;
+      } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+                 c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        int gso;
+        memcpy(&gso, CMSG_DATA(c), sizeof gso);
+        if (gso > 0 && (size_t)gso < msgs[i].msg_len) m[UDP_M_GSO] = gso;
       }
     }
     m[UDP_M_OFF] = (int32_t)((size_t)i * UDP_SLOT);
@@ -256,7 +275,9 @@ int wgts_udp_recv_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size
   return count;
 }
 
-struct send_slot {
+/* One message of a send batch: datagrams [first, first + n) of the iovec array, to one
+ * destination; with n > 1 its control data ends with a UDP_SEGMENT message. */
+struct send_msg {
   union {
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
@@ -265,82 +286,209 @@ struct send_slot {
     char buf[CTRL_SIZE];
     struct cmsghdr align;
   } ctrl;
-  struct iovec iov;
+  size_t pktinfo_len; /* bytes of control data for the sticky source (0: none) */
+  int first, n;
 };
 
-static int sendmsg_retry(int fd, struct msghdr *h) {
+/* Sends datagram k of message m alone (same destination and source, no UDP_SEGMENT). */
+static int send_one(int fd, struct send_msg *m, struct iovec *iov, int k) {
+  struct msghdr h;
+  memset(&h, 0, sizeof h);
+  h.msg_name = &m->to;
+  h.msg_namelen = m->to.v4.sin_family == AF_INET ? sizeof m->to.v4 : sizeof m->to.v6;
+  h.msg_iov = &iov[m->first + k];
+  h.msg_iovlen = 1;
+  if (m->pktinfo_len) {
+    h.msg_control = m->ctrl.buf;
+    h.msg_controllen = m->pktinfo_len;
+  }
   ssize_t r;
   do {
-    r = sendmsg(fd, h, 0);
+    r = sendmsg(fd, &h, 0);
   } while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : 0;
 }
 
-/* Sends msgs[0..n) (all of one family) on fd; statuses go to meta. Returns how many were sent. */
-static int send_run(int fd, struct mmsghdr *msgs, int32_t **metas, size_t n) {
+static void set_status(int32_t **metas, struct send_msg *m, int32_t status) {
+  for (int k = 0; k < m->n; k++) metas[m->first + k][UDP_M_STATUS] = status;
+}
+
+/* Sends messages msgs[0..n) (all on fd); statuses go to the datagrams' descriptors. *gso_off
+ * is set when the kernel refused segmentation offload on this socket (EIO). Returns how many
+ * datagrams were sent. */
+static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t n, struct iovec *iov,
+                    int32_t **metas, int *gso_off, int32_t *gso_stats) {
   size_t j = 0;
   int sent = 0;
   while (j < n) {
-    int r = sendmmsg(fd, msgs + j, (unsigned)(n - j), 0);
+    int r = sendmmsg(fd, hdrs + j, (unsigned)(n - j), 0);
     if (r > 0) {
-      for (int k = 0; k < r; k++) metas[j + k][UDP_M_STATUS] = 0;
+      for (int k = 0; k < r; k++) {
+        struct send_msg *m = &msgs[j + k];
+        set_status(metas, m, 0);
+        sent += m->n;
+        if (m->n > 1 && gso_stats) {
+          gso_stats[0]++;
+          gso_stats[1] += m->n;
+        }
+      }
       j += (size_t)r;
-      sent += r;
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
     int e = r < 0 ? errno : EIO;
+    struct send_msg *m = &msgs[j];
+    struct msghdr *h = &hdrs[j].msg_hdr;
     if (e == EAGAIN || e == EWOULDBLOCK) {
-      for (; j < n; j++) metas[j][UDP_M_STATUS] = -EAGAIN; /* socket buffer full: drop */
+      for (; j < n; j++) set_status(metas, &msgs[j], -EAGAIN); /* socket buffer full: drop */
       break;
     }
-    int32_t *m = metas[j];
-    struct msghdr *h = &msgs[j].msg_hdr;
-    if (h->msg_controllen != 0 && (e == ENETUNREACH || e == EINVAL || e == EADDRNOTAVAIL)) {
+    if (m->n > 1 && (e == EIO || e == EMSGSIZE || e == EINVAL)) {
+      /* Segmentation refused: EIO (the route's device cannot, e.g. IPsec) stops it on this
+       * socket; EMSGSIZE or EINVAL (a segment above the path MTU) only for this message. The
+       * datagrams go one by one, where a sticky source that is gone shows as such. */
+      if (e == EIO) *gso_off = 1;
+      for (int k = 0; k < m->n; k++) {
+        int32_t *mk = metas[m->first + k];
+        int rr = send_one(fd, m, iov, k);
+        if (rr < 0 && m->pktinfo_len != 0 && (rr == -ENETUNREACH || rr == -EINVAL || rr == -EADDRNOTAVAIL)) {
+          for (int d = 0; d < m->n; d++) metas[m->first + d][UDP_M_HASLOCAL] = 2;
+          m->pktinfo_len = 0;
+          rr = send_one(fd, m, iov, k);
+        }
+        mk[UDP_M_STATUS] = rr < 0 ? rr : 0;
+        if (rr == 0) sent++;
+      }
+    } else if (m->pktinfo_len != 0 && (e == ENETUNREACH || e == EINVAL || e == EADDRNOTAVAIL)) {
       /* The sticky source is gone (or unusable): let the routing table choose, and say so. */
-      m[UDP_M_HASLOCAL] = 2;
-      h->msg_control = NULL;
-      h->msg_controllen = 0;
-      int rr = sendmsg_retry(fd, h);
-      m[UDP_M_STATUS] = rr < 0 ? rr : 1;
-      if (rr == 0) sent++;
+      for (int k = 0; k < m->n; k++) metas[m->first + k][UDP_M_HASLOCAL] = 2;
+      size_t seg = h->msg_controllen - m->pktinfo_len;
+      if (seg) memmove(m->ctrl.buf, m->ctrl.buf + m->pktinfo_len, seg);
+      m->pktinfo_len = 0;
+      h->msg_control = seg ? m->ctrl.buf : NULL;
+      h->msg_controllen = seg;
+      continue; /* again from this message, without the source */
     } else {
-      m[UDP_M_STATUS] = -e;
+      set_status(metas, m, -e);
     }
     j++;
   }
+  /* Datagrams sent after dropping the sticky source report 1. */
+  for (size_t k = 0; k < n; k++)
+    for (int d = 0; d < msgs[k].n; d++) {
+      int32_t *md = metas[msgs[k].first + d];
+      if (md[UDP_M_HASLOCAL] == 2 && md[UDP_M_STATUS] == 0) md[UDP_M_STATUS] = 1;
+    }
   return sent;
 }
 
+/* Whether descriptors a and b name the same destination and source (family .. local address). */
+static int same_dest(const int32_t *a, const int32_t *b) {
+  for (int k = UDP_M_FAMILY; k < UDP_M_STATUS; k++)
+    if (a[k] != b[k]) return 0;
+  return 1;
+}
+
+/* Fills message m's destination and sticky-source control data from descriptor d. */
+static void fill_dest(struct send_msg *m, const int32_t *d, struct msghdr *h) {
+  int family = d[UDP_M_FAMILY];
+  const uint8_t *addr = (const uint8_t *)(d + UDP_M_ADDR);
+  const uint8_t *local = (const uint8_t *)(d + UDP_M_LOCAL);
+  int has_local = d[UDP_M_HASLOCAL] != 0;
+  uint32_t ifindex = d[UDP_M_IFINDEX] > 0 ? (uint32_t)d[UDP_M_IFINDEX] : 0;
+  uint16_t port = (uint16_t)d[UDP_M_PORT];
+  memset(&m->ctrl, 0, sizeof m->ctrl);
+  m->pktinfo_len = 0;
+  h->msg_name = &m->to;
+  if (family == 4) {
+    memset(&m->to.v4, 0, sizeof m->to.v4);
+    m->to.v4.sin_family = AF_INET;
+    m->to.v4.sin_port = htons(port);
+    memcpy(&m->to.v4.sin_addr, addr, 4);
+    h->msg_namelen = sizeof m->to.v4;
+    if (has_local) {
+      struct cmsghdr *c = (struct cmsghdr *)m->ctrl.buf;
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+      struct in_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      memcpy(&pi.ipi_spec_dst, local, 4);
+      memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      m->pktinfo_len = CMSG_SPACE(sizeof(struct in_pktinfo));
+    }
+  } else {
+    memset(&m->to.v6, 0, sizeof m->to.v6);
+    m->to.v6.sin6_family = AF_INET6;
+    m->to.v6.sin6_port = htons(port);
+    memcpy(&m->to.v6.sin6_addr, addr, 16);
+    if (is_link_local6(addr)) m->to.v6.sin6_scope_id = ifindex;
+    h->msg_namelen = sizeof m->to.v6;
+    if (has_local) {
+      struct cmsghdr *c = (struct cmsghdr *)m->ctrl.buf;
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+      struct in6_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      memcpy(&pi.ipi6_addr, local, 16);
+      /* Pin the interface only for link-local sources, where the address needs a scope. */
+      pi.ipi6_ifindex = is_link_local6(local) ? ifindex : 0;
+      memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      m->pktinfo_len = CMSG_SPACE(sizeof(struct in6_pktinfo));
+    }
+  }
+}
+
 /*
- * udpSendBatch(fd4, fd6, data, meta, count) -> number of datagrams sent. meta holds `count`
- * descriptors (see common.h); each gets STATUS = 0 (sent), 1 (sent after dropping the sticky
- * source) or -errno, and HASLOCAL = 2 when the sticky source was rejected by the kernel.
+ * udpSendBatch(fd4, fd6, data, meta, count[, ctl]) -> number of datagrams sent. meta holds
+ * `count` descriptors (see common.h); each gets STATUS = 0 (sent), 1 (sent after dropping the
+ * sticky source) or -errno, and HASLOCAL = 2 when the sticky source was rejected by the kernel.
+ * ctl (Int32Array of 3), when given: [0] bit 0 / bit 1 = UDP GSO on for the IPv4 / IPv6 socket
+ * (cleared here when the kernel refuses it with EIO); [1] += GSO messages sent, [2] += the
+ * datagrams in them. With GSO, consecutive datagrams to one destination (and from one source)
+ * of one size (the last may be shorter) leave as one message of at most 64 segments and 64 KiB.
  */
 static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
+  napi_value argv[6];
   int32_t fd4, fd6, count;
   uint8_t *data;
-  size_t datalen, metalen;
-  int32_t *meta;
-  if (wgts_get_args(env, info, 5, argv) < 0 || wgts_get_i32(env, argv[0], &fd4) < 0 ||
-      wgts_get_i32(env, argv[1], &fd6) < 0 || wgts_get_bytes(env, argv[2], &data, &datalen) < 0 ||
-      wgts_get_i32array(env, argv[3], &meta, &metalen) < 0 ||
-      wgts_get_i32(env, argv[4], &count) < 0)
+  size_t datalen, metalen, ctllen = 0;
+  int32_t *meta, *ctl = NULL;
+  size_t argc = 6;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    wgts_throw_last(env, "napi_get_cb_info");
     return NULL;
-  if (count < 0 || (size_t)count > metalen / UDP_META_STRIDE)
+  }
+  if (argc < 5) return wgts_throw_type(env, "wgts: missing arguments");
+  if (wgts_get_i32(env, argv[0], &fd4) < 0 || wgts_get_i32(env, argv[1], &fd6) < 0 ||
+      wgts_get_bytes(env, argv[2], &data, &datalen) < 0 ||
+      wgts_get_i32array(env, argv[3], &meta, &metalen) < 0 || wgts_get_i32(env, argv[4], &count) < 0)
+    return NULL;
+  if (argc >= 6) {
+    napi_valuetype t;
+    if (napi_typeof(env, argv[5], &t) != napi_ok) return NULL;
+    if (t != napi_undefined && (wgts_get_i32array(env, argv[5], &ctl, &ctllen) < 0 || ctllen < 3))
+      return wgts_throw_type(env, "wgts: udpSendBatch control must be an Int32Array of 3");
+  }
+  if (count < 0 || count > MAX_SEND || (size_t)count > metalen / UDP_META_STRIDE)
     return wgts_throw_type(env, "wgts: bad message count");
 
-  struct mmsghdr msgs[MAX_BATCH];
-  struct send_slot slots[MAX_BATCH];
-  int32_t *metas[MAX_BATCH];
+  struct mmsghdr hdrs[MAX_SEND];
+  struct send_msg msgs[MAX_SEND];
+  struct iovec iov[MAX_SEND];
+  int32_t *metas[MAX_SEND];
   int total = 0;
   size_t i = 0;
   while (i < (size_t)count) {
     int family = meta[i * UDP_META_STRIDE + UDP_M_FAMILY];
     int fd = family == 4 ? fd4 : family == 6 ? fd6 : -1;
-    size_t n = 0;
-    while (i < (size_t)count && n < MAX_BATCH) {
+    int gso = ctl && (ctl[0] & (family == 4 ? 1 : 2));
+    size_t limit = family == 4 ? 65507 : 65527;
+    size_t nmsg = 0, niov = 0;
+    struct send_msg *cur = NULL;
+    size_t cur_bytes = 0, cur_seg = 0;
+    while (i < (size_t)count) {
       int32_t *m = meta + i * UDP_META_STRIDE;
       if (m[UDP_M_FAMILY] != family) break;
       i++;
@@ -350,65 +498,74 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
         m[UDP_M_STATUS] = fd < 0 ? -EAFNOSUPPORT : -EINVAL;
         continue;
       }
-      struct send_slot *s = &slots[n];
-      struct msghdr *h = &msgs[n].msg_hdr;
-      memset(&msgs[n], 0, sizeof msgs[n]);
-      memset(&s->ctrl, 0, sizeof s->ctrl);
-      s->iov.iov_base = data + off;
-      s->iov.iov_len = (size_t)len;
-      h->msg_iov = &s->iov;
-      h->msg_iovlen = 1;
-      h->msg_name = &s->to;
-      const uint8_t *addr = (const uint8_t *)(m + UDP_M_ADDR);
-      const uint8_t *local = (const uint8_t *)(m + UDP_M_LOCAL);
-      int has_local = m[UDP_M_HASLOCAL] != 0;
-      uint32_t ifindex = m[UDP_M_IFINDEX] > 0 ? (uint32_t)m[UDP_M_IFINDEX] : 0;
-      if (family == 4) {
-        memset(&s->to.v4, 0, sizeof s->to.v4);
-        s->to.v4.sin_family = AF_INET;
-        s->to.v4.sin_port = htons((uint16_t)port);
-        memcpy(&s->to.v4.sin_addr, addr, 4);
-        h->msg_namelen = sizeof s->to.v4;
-        if (has_local) {
-          struct cmsghdr *c = (struct cmsghdr *)s->ctrl.buf;
-          c->cmsg_level = IPPROTO_IP;
-          c->cmsg_type = IP_PKTINFO;
-          c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-          struct in_pktinfo pi;
-          memset(&pi, 0, sizeof pi);
-          memcpy(&pi.ipi_spec_dst, local, 4);
-          memcpy(CMSG_DATA(c), &pi, sizeof pi);
-          h->msg_control = s->ctrl.buf;
-          h->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
-        }
-      } else {
-        memset(&s->to.v6, 0, sizeof s->to.v6);
-        s->to.v6.sin6_family = AF_INET6;
-        s->to.v6.sin6_port = htons((uint16_t)port);
-        memcpy(&s->to.v6.sin6_addr, addr, 16);
-        if (is_link_local6(addr)) s->to.v6.sin6_scope_id = ifindex;
-        h->msg_namelen = sizeof s->to.v6;
-        if (has_local) {
-          struct cmsghdr *c = (struct cmsghdr *)s->ctrl.buf;
-          c->cmsg_level = IPPROTO_IPV6;
-          c->cmsg_type = IPV6_PKTINFO;
-          c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-          struct in6_pktinfo pi;
-          memset(&pi, 0, sizeof pi);
-          memcpy(&pi.ipi6_addr, local, 16);
-          /* Pin the interface only for link-local sources, where the address needs a scope. */
-          pi.ipi6_ifindex = is_link_local6(local) ? ifindex : 0;
-          memcpy(CMSG_DATA(c), &pi, sizeof pi);
-          h->msg_control = s->ctrl.buf;
-          h->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
-        }
+      /* Joins the current message if it goes to the same place, is no longer than its
+       * segments, follows no shorter one, and fits. */
+      if (gso && cur && cur->n < GSO_MAX_SEGS && (size_t)len <= cur_seg && len > 0 &&
+          cur_bytes % cur_seg == 0 && cur_bytes + (size_t)len <= limit &&
+          same_dest(metas[cur->first], m)) {
+        iov[niov].iov_base = data + off;
+        iov[niov].iov_len = (size_t)len;
+        metas[niov++] = m;
+        cur->n++;
+        cur_bytes += (size_t)len;
+        continue;
       }
-      metas[n] = m;
-      n++;
+      cur = &msgs[nmsg];
+      struct msghdr *h = &hdrs[nmsg].msg_hdr;
+      memset(&hdrs[nmsg], 0, sizeof hdrs[nmsg]);
+      fill_dest(cur, m, h);
+      cur->first = (int)niov;
+      cur->n = 1;
+      cur_bytes = cur_seg = (size_t)len;
+      iov[niov].iov_base = data + off;
+      iov[niov].iov_len = (size_t)len;
+      metas[niov++] = m;
+      nmsg++;
     }
-    if (n > 0) total += send_run(fd, msgs, metas, n);
+    /* Iovec and control pointers once the messages are complete. */
+    for (size_t k = 0; k < nmsg; k++) {
+      struct send_msg *sm = &msgs[k];
+      struct msghdr *h = &hdrs[k].msg_hdr;
+      h->msg_iov = &iov[sm->first];
+      h->msg_iovlen = (size_t)sm->n;
+      size_t clen = sm->pktinfo_len;
+      if (sm->n > 1) {
+        struct cmsghdr *c = (struct cmsghdr *)(sm->ctrl.buf + clen);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = (uint16_t)iov[sm->first].iov_len;
+        memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        clen += SEG_CTRL;
+      }
+      h->msg_control = clen ? sm->ctrl.buf : NULL;
+      h->msg_controllen = clen;
+    }
+    if (nmsg > 0) {
+      int gso_off = 0;
+      total += send_run(fd, hdrs, msgs, nmsg, iov, metas, &gso_off, ctl ? ctl + 1 : NULL);
+      if (gso_off) ctl[0] &= ~(family == 4 ? 1 : 2);
+    }
   }
   return wgts_i32(env, total);
+}
+
+/*
+ * udpSetOffload(fd, gro) -> bits: 1 = the kernel has UDP GSO (UDP_SEGMENT, Linux 4.18),
+ * 2 = UDP GRO is on for receives (UDP_GRO, Linux 5.0; asked only when gro is true).
+ */
+static napi_value udp_set_offload(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  bool gro;
+  if (wgts_get_args(env, info, 2, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0) return NULL;
+  if (napi_get_value_bool(env, argv[1], &gro) != napi_ok) return wgts_throw_type(env, "wgts: expected a boolean");
+  int bits = 0, v = 0;
+  socklen_t vl = sizeof v;
+  if (getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &vl) == 0) bits |= 1;
+  int one = 1;
+  if (gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0) bits |= 2;
+  return wgts_i32(env, bits);
 }
 
 napi_status wgts_init_udp(napi_env env, napi_value exports) {
@@ -416,6 +573,7 @@ napi_status wgts_init_udp(napi_env env, napi_value exports) {
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sockSetMark", NULL, sock_set_mark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSetOffload", NULL, udp_set_offload, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -16,12 +16,12 @@
  * COOKIE_SECRET_LATENCY.
  */
 
-import { xaeadOpen, xaeadSeal } from '../crypto/aead.js';
+import { type AeadProvider, xaeadOpen, xaeadSeal } from '../crypto/aead.js';
 import { type Blake2sProvider, nodeBlake2s } from '../crypto/blake2s.js';
-import { equalBytes } from '../crypto/keys.js';
 import type { Rng } from '../crypto/random.js';
 import { COOKIE_LEN, COOKIE_NONCE_LEN, COOKIE_SECRET_LATENCY, COOKIE_SECRET_MAX_AGE, HASH_LEN, LABEL_COOKIE_BYTES, LABEL_MAC1_BYTES } from './constants.js';
 import { type CookieReply, serializeCookieReply } from './messages.js';
+import { xaeadSealWith } from './xaead.js';
 
 /** HASH("mac1----" || publicKey): the key of mac1 for messages sent to `publicKey`. */
 export function mac1Key(publicKey: Uint8Array, b2: Blake2sProvider = nodeBlake2s): Uint8Array {
@@ -51,16 +51,41 @@ export function mac2Of(msg: Uint8Array): Uint8Array {
   return msg.subarray(msg.length - COOKIE_LEN);
 }
 
+/**
+ * A source's cookie kept between messages (the cookie is a MAC of the source under the current
+ * secret, so it holds until the secret rotates): a responder under a flood saves a keyed hash
+ * per message from a source it has seen. `secret` numbers the secret it was made under (0: none).
+ */
+export interface CookieCache {
+  readonly cookie: Uint8Array;
+  secret: number;
+}
+
+export function newCookieCache(): CookieCache {
+  return { cookie: new Uint8Array(COOKIE_LEN), secret: 0 };
+}
+
+/** Whether `mac` equals the 16 bytes of `msg` at `off`, in constant time. */
+function equalAt(mac: Uint8Array, msg: Uint8Array, off: number): boolean {
+  let d = 0;
+  for (let i = 0; i < COOKIE_LEN; i++) d |= mac[i]! ^ msg[off + i]!;
+  return d === 0;
+}
+
 /** The responder's MAC checker and cookie maker (one per device). */
 export class CookieChecker {
   private mac1Key: Uint8Array | null = null;
   private cookieKey: Uint8Array | null = null;
   private readonly secret = new Uint8Array(HASH_LEN);
   private secretBirth = Number.NEGATIVE_INFINITY;
+  /** Counts the secrets made, so that a CookieCache knows whether its cookie is current. */
+  private secretNumber = 0;
 
+  /** `aead`, when given, seals cookie replies (see xaead.ts; the same bytes as without). */
   constructor(
     private readonly rng: Rng,
     private readonly b2: Blake2sProvider = nodeBlake2s,
+    private readonly aead?: AeadProvider,
   ) {}
 
   /** Set (or clear) the device's public key, from which the mac1 and cookie keys derive. */
@@ -74,33 +99,46 @@ export class CookieChecker {
   /** Whether mac1 of the handshake message `msg` is right (false with no key). */
   checkMac1(msg: Uint8Array): boolean {
     if (!this.mac1Key) return false;
-    return equalBytes(computeMac1(this.mac1Key, msg, this.b2), mac1Of(msg));
+    return equalAt(computeMac1(this.mac1Key, msg, this.b2), msg, msg.length - 2 * COOKIE_LEN);
   }
 
-  /** Whether mac2 of `msg` was made with the cookie of `source` (its IP bytes || BE port). */
-  checkMac2(msg: Uint8Array, source: Uint8Array, now: number): boolean {
-    const cookie = this.makeCookie(source, now);
-    const ok = equalBytes(computeMac2(cookie, msg, this.b2), mac2Of(msg));
-    cookie.fill(0);
+  /**
+   * Whether mac2 of `msg` was made with the cookie of `source` (its IP bytes || BE port).
+   * With `cache` (the source's), the cookie is taken from it or made into it.
+   */
+  checkMac2(msg: Uint8Array, source: Uint8Array, now: number, cache?: CookieCache): boolean {
+    const cookie = this.cookieOf(source, now, cache);
+    const ok = equalAt(computeMac2(cookie, msg, this.b2), msg, msg.length - COOKIE_LEN);
+    if (cache === undefined) cookie.fill(0);
     return ok;
   }
 
-  /** The cookie reply to the handshake message `msg` (whose sender index is `receiver`). */
-  createReply(msg: Uint8Array, receiver: number, source: Uint8Array, now: number): Uint8Array | null {
+  /** The cookie reply to the handshake message `msg` (whose sender index is `receiver`); `cache` as in checkMac2. */
+  createReply(msg: Uint8Array, receiver: number, source: Uint8Array, now: number, cache?: CookieCache): Uint8Array | null {
     if (!this.cookieKey) return null;
     const nonce = this.rng(new Uint8Array(COOKIE_NONCE_LEN));
-    const cookie = this.makeCookie(source, now);
-    const reply: CookieReply = { receiver, nonce, encryptedCookie: xaeadSeal(this.cookieKey, nonce, cookie, mac1Of(msg)) };
-    cookie.fill(0);
+    const cookie = this.cookieOf(source, now, cache);
+    const aad = mac1Of(msg);
+    const encryptedCookie = this.aead ? xaeadSealWith(this.aead, this.cookieKey, nonce, cookie, aad) : xaeadSeal(this.cookieKey, nonce, cookie, aad);
+    const reply: CookieReply = { receiver, nonce, encryptedCookie };
+    if (cache === undefined) cookie.fill(0);
     return serializeCookieReply(reply);
   }
 
-  private makeCookie(source: Uint8Array, now: number): Uint8Array {
+  private cookieOf(source: Uint8Array, now: number, cache: CookieCache | undefined): Uint8Array {
     if (now - this.secretBirth >= COOKIE_SECRET_MAX_AGE) {
       this.rng(this.secret);
       this.secretBirth = now;
+      this.secretNumber++;
     }
-    return this.b2.mac(this.secret, source);
+    if (cache === undefined) return this.b2.mac(this.secret, source);
+    if (cache.secret !== this.secretNumber) {
+      const c = this.b2.mac(this.secret, source);
+      cache.cookie.set(c);
+      c.fill(0);
+      cache.secret = this.secretNumber;
+    }
+    return cache.cookie;
   }
 
   zero(): void {

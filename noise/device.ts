@@ -12,8 +12,10 @@ import { type AeadProvider, counterNonce } from '../crypto/aead.js';
 import { encodeBase64Key, equalBytes, isZero } from '../crypto/keys.js';
 import { type Rng, systemRng } from '../crypto/random.js';
 import { type CryptoSuite, jsSuite } from '../crypto/suite.js';
+import { clampPrivateKey } from '../crypto/x25519.js';
 import { AllowedIps } from './allowedips.js';
 import {
+  COOKIE_LEN,
   MAX_PEERS,
   MAX_PLAINTEXT_SIZE,
   MESSAGE_COOKIE_REPLY,
@@ -25,12 +27,15 @@ import {
   UNDER_LOAD_HANDSHAKES_PER_SECOND,
   UNDER_LOAD_HOLD,
 } from './constants.js';
-import { CookieChecker } from './cookie.js';
+import { type CookieCache, CookieChecker, newCookieCache } from './cookie.js';
 import { type DropReason, emptyDrops } from './drops.js';
 import { consumeInitiation, type HandshakeState, StaticIdentity } from './handshake.js';
+import { HandshakeBudget, type HandshakeBudgetOptions } from './handshakebudget.js';
+import { HandshakeQueue, type HandshakeQueueLimits } from './handshakequeue.js';
 import { IndexTable } from './indextable.js';
 import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } from './ippacket.js';
 import { parseIp } from './iptext.js';
+import { CARRIED, LOOP, LoopGuard, type LoopParty, OwnDatagrams } from './loopguard.js';
 import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
 import { type DeviceMetrics, type PeerMetrics, peerMetrics } from './metrics.js';
 import { Peer, type PeerHost } from './peer.js';
@@ -83,6 +88,19 @@ export interface DeviceOptions {
    * Default: no clamp below the 65503-byte maximum.
    */
   mtu?: number;
+  /**
+   * Under load, how many handshake messages are processed per turn (between tick() calls) and
+   * what share of the clock's time they may take; the rest waits in the handshake queue for
+   * tick() (see handshakebudget.ts).
+   */
+  handshakeBudget?: Partial<HandshakeBudgetOptions>;
+  /** Bounds of the handshake queue (see handshakequeue.ts). */
+  handshakeQueue?: Partial<HandshakeQueueLimits>;
+  /**
+   * The registry of UDP ports the devices of this process send from, shared by them so that a
+   * loop through several of them is found too (see loopguard.ts; default: this device's own).
+   */
+  ownDatagrams?: OwnDatagrams;
 }
 
 /** Counters of the device's traffic (all monotonic). */
@@ -131,15 +149,63 @@ function peerName(k: Uint8Array): string {
   return `peer(${b.slice(0, 4)}…${b.slice(39, 43)})`;
 }
 
-function endpointBytes(e: Endpoint): { ip: Uint8Array; source: Uint8Array } {
+type HandshakeType = typeof MESSAGE_INITIATION | typeof MESSAGE_RESPONSE;
+
+/** A source as the cookie and the rate limiters see it. */
+interface SourceInfo {
+  /** The address bytes (4 or 16). */
+  readonly ip: Uint8Array;
+  /** Address bytes || port (big endian): what the cookie is made of. */
+  readonly cookieInput: Uint8Array;
+  /** The per-source key of the limiters and the queue (IPv4 address, IPv6 /64). */
+  readonly key: string;
+  readonly cookie: CookieCache;
+}
+
+function sourceInfoOf(e: Endpoint): SourceInfo {
   const parsed = parseIp(e.address);
   const ip = parsed ? parsed.bytes : new TextEncoder().encode(e.address);
-  const source = new Uint8Array(ip.length + 2);
-  source.set(ip);
-  source[ip.length] = (e.port >>> 8) & 0xff;
-  source[ip.length + 1] = e.port & 0xff;
-  return { ip, source };
+  const cookieInput = new Uint8Array(ip.length + 2);
+  cookieInput.set(ip);
+  cookieInput[ip.length] = (e.port >>> 8) & 0xff;
+  cookieInput[ip.length + 1] = e.port & 0xff;
+  return { ip, cookieInput, key: Ratelimiter.keyOf(ip), cookie: newCookieCache() };
 }
+
+/** Whether mac2 (the last 16 bytes) is all zeros: what a sender without a cookie sends. */
+function zeroMac2(msg: Uint8Array): boolean {
+  let d = 0;
+  for (let i = msg.length - COOKIE_LEN; i < msg.length; i++) d |= msg[i]!;
+  return d === 0;
+}
+
+function endpointKey(e: Endpoint): string {
+  return `${e.address}|${e.port}`;
+}
+
+/** A handshake message waiting in the queue (a copy of the datagram). */
+interface QueuedHandshake {
+  readonly type: HandshakeType;
+  readonly data: Uint8Array;
+  readonly from: Endpoint;
+}
+
+/** IP protocols / next headers of packets that may be our own datagrams: UDP, IPv6 fragment. */
+const LOOP_CANDIDATE = new Uint8Array(256);
+LOOP_CANDIDATE[17] = 1;
+LOOP_CANDIDATE[44] = 1;
+
+/** Under load, the set of peers' endpoints (for the queue's first lane) is rebuilt this often. */
+const KNOWN_ENDPOINTS_REFRESH = 1_000;
+
+/**
+ * The handshake queue's lanes, served in this order: messages we expect (see isExpected), from
+ * sources that were quiet (their rate-limit bucket was full: a peer's occasional handshake, not
+ * a flooder's stream), and the rest.
+ */
+const LANE_EXPECTED = 0;
+const LANE_QUIET = 1;
+const LANE_REST = 2;
 
 export class Device {
   /** Dropped inputs by reason. */
@@ -176,6 +242,19 @@ export class Device {
   private readonly allowedIps = new AllowedIps<Peer>();
   private readonly checker: CookieChecker;
   private readonly ratelimiter = new Ratelimiter();
+  /** Cookie replies per source under load: the same rate as handshakes, in a bucket of its own. */
+  private readonly cookieLimiter = new Ratelimiter();
+  private readonly sourceInfo = new WeakMap<Endpoint, SourceInfo>();
+  private readonly queue: HandshakeQueue<QueuedHandshake>;
+  private readonly budget: HandshakeBudget;
+  private knownEndpoints: Set<string> | null = null;
+  /** Remote indices of sessions (index | 0 -> peer), to recognize our own transport messages. */
+  private readonly remoteIndices = new Map<number, Peer>();
+  private readonly loopParty: LoopParty;
+  private readonly loops: LoopGuard;
+  private loopLoggedAt = Number.NEGATIVE_INFINITY;
+  private loopsUnlogged = 0;
+  private knownEndpointsAt = Number.NEGATIVE_INFINITY;
   private readonly host: PeerHost;
   private closed = false;
 
@@ -200,7 +279,14 @@ export class Device {
     const scratch = opts.scratch ?? new Scratch();
     this.scratch = scratch;
     this.indices = new IndexTable<Peer>(this.rng);
-    this.checker = new CookieChecker(this.rng, this.crypto.blake2s);
+    this.checker = new CookieChecker(this.rng, this.crypto.blake2s, this.crypto.aead);
+    this.queue = new HandshakeQueue<QueuedHandshake>(3, opts.handshakeQueue);
+    this.budget = new HandshakeBudget(opts.handshakeBudget);
+    this.loopParty = {
+      ownsMessage: (w, off) => this.ownsMessage(w, off),
+      carried: (receiver, counter) => this.loops.carried(receiver, counter),
+    };
+    this.loops = new LoopGuard(this.loopParty, opts.ownDatagrams ?? new OwnDatagrams());
     const self = this;
     this.host = {
       clock: this.clock,
@@ -265,12 +351,20 @@ export class Device {
     for (const pc of change.peers) this.applyPeer(pc);
   }
 
+  /**
+   * The key is stored clamped (RFC 7748), as the kernel stores and reports it (noise.c
+   * wg_noise_set_static_identity_private_key) and wireguard-go's UAPI parser clamps it:
+   * X25519 clamps anyway, so the public key and every DH are the same, and `wg show` prints
+   * what it would print for the kernel. Setting a key whose clamped form is the current key
+   * changes nothing (as in wireguard-go; the kernel compares the unclamped bytes and would
+   * start new sessions). An all-zero key (before clamping) removes the identity.
+   */
   private setPrivateKey(key: Uint8Array | null): void {
-    const k = key && key.length === 32 && !isZero(key) ? key : null;
+    const k = key && key.length === 32 && !isZero(key) ? clampPrivateKey(key.slice()) : null;
     const old = this.identity;
     if (old === null && k === null) return;
     if (old !== null && k !== null && equalBytes(old.privateKey, k)) return;
-    const identity = k ? new StaticIdentity(k.slice(), this.crypto) : null;
+    const identity = k ? new StaticIdentity(k, this.crypto) : null;
     if (identity) {
       const same = this.peers.get(keyId(identity.publicKey));
       if (same) {
@@ -342,6 +436,13 @@ export class Device {
     }
   }
 
+  /** The distinct endpoints of peers that have a sticky source (localAddress): for the owner's route checks. */
+  stickyEndpoints(): Endpoint[] {
+    const out = new Set<Endpoint>();
+    for (const p of this.peers.values()) if (p.endpoint?.localAddress !== undefined) out.add(p.endpoint);
+    return [...out];
+  }
+
   /** The configuration and counters, as the UAPI `get` reports them. Keys are copies. */
   status(): DeviceStatus {
     const peers: PeerStatus[] = [];
@@ -395,12 +496,21 @@ export class Device {
   // ---------------------------------------------------------------------------------------
   // Timers
 
-  /** Run the due timers of every peer; returns ms until the next deadline (Infinity if none). */
+  /**
+   * Run the due timers of every peer, and queued handshakes as far as the budget allows (this
+   * begins a new turn of the budget); returns ms until the next deadline (Infinity if none),
+   * 0 when queued handshakes wait: call again soon, after reading what else is pending.
+   */
   tick(): number {
     if (this.closed) return Number.POSITIVE_INFINITY;
-    const now = this.clock.now();
+    this.budget.newTurn();
     let next = Number.POSITIVE_INFINITY;
+    let now = this.clock.now();
     try {
+      if (this.queue.size() > 0) {
+        this.drainQueue();
+        now = this.clock.now();
+      }
       for (const p of this.peers.values()) {
         const d = p.tick(now);
         if (d < next) next = d;
@@ -408,7 +518,14 @@ export class Device {
     } catch (e) {
       this.internalError(e);
     }
-    return next === Number.POSITIVE_INFINITY ? next : Math.max(0, next - now);
+    const delay = next === Number.POSITIVE_INFINITY ? next : Math.max(0, next - now);
+    // Handshakes still queued: come back as soon as the budget allows (0: at once).
+    return this.queue.size() > 0 ? Math.min(delay, this.budget.wait(now)) : delay;
+  }
+
+  /** Handshake messages waiting for the budget (see DeviceOptions.handshakeBudget). */
+  get queuedHandshakes(): number {
+    return this.queue.size();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -438,10 +555,80 @@ export class Device {
       return;
     }
     try {
+      // UDP (or a fragment header): it may be one of our own datagrams coming back. One table
+      // load for every packet, so that the JIT sees the same test whatever the protocol.
+      if (LOOP_CANDIDATE[packet[fam === 4 ? 9 : 6]!] === 1 && this.loops.registry.size > 0) {
+        const verdict = this.loops.check(packet, fam, n);
+        if (verdict === LOOP) {
+          this.loopDropped();
+          return;
+        }
+        if (verdict === CARRIED) {
+          this.sendCarried(peer, packet);
+          return;
+        }
+      }
       peer.send(packet);
     } catch (e) {
       this.internalError(e);
     }
+  }
+
+  /** Count a routing-loop drop, and say so (a misconfiguration) at most once a second. */
+  private loopDropped(): void {
+    this.drops['routing-loop']++;
+    this.loopsUnlogged++;
+    const now = this.clock.now();
+    if (now - this.loopLoggedAt < 1000) return;
+    this.logger.error(`Routing loop: dropped ${this.loopsUnlogged} of our own datagrams coming back through the interface (an endpoint is routed into it)`);
+    this.loopLoggedAt = now;
+    this.loopsUnlogged = 0;
+  }
+
+  /** Send another device's datagram (nested), remembering which of our messages carried it. */
+  private sendCarried(peer: Peer, packet: Uint8Array): void {
+    const kp = peer.keypairs.current;
+    const counter = kp === null ? -1 : kp.sendCounter;
+    peer.send(packet);
+    if (kp !== null && kp === peer.keypairs.current && kp.sendCounter === counter + 1) this.loops.recordCarry(kp.remoteIndex, counter);
+  }
+
+  /**
+   * The UDP port this device's datagrams leave from (0: none): what routing-loop detection looks
+   * for in packets from the TUN (see loopguard.ts). The owner of the socket tells it.
+   */
+  setBoundPort(port: number): void {
+    if (this.closed) return;
+    if (port > 0) this.loops.registry.bind(this.loopParty, port);
+    else this.loops.registry.unbind(this.loopParty);
+  }
+
+  /** Whether the WireGuard message at `w[off..]` is one this device sent (loopguard.ts, step 3). */
+  private ownsMessage(w: Uint8Array, off: number): boolean {
+    const type = w[off];
+    const index = readU32(w, off + 4);
+    if (type === MESSAGE_INITIATION) return this.indices.get(index)?.kind === 'handshake';
+    if (type === MESSAGE_RESPONSE) return this.indices.get(index) !== undefined;
+    if (type !== MESSAGE_TRANSPORT) return false;
+    const peer = this.remoteIndices.get(index | 0);
+    if (peer === undefined) return false;
+    const counter = readU64(w, off + 8);
+    const kps = peer.keypairs;
+    for (const kp of [kps.current, kps.previous, kps.next]) {
+      if (kp !== null && kp.remoteIndex === index && counter < kp.sendCounter) return true;
+    }
+    return false;
+  }
+
+  /** A new session's remote index, for ownsMessage; stale entries go when the map outgrows the peers. */
+  private rememberRemoteIndex(index: number, peer: Peer): void {
+    if (this.remoteIndices.size >= 4 * this.peers.size + 64) {
+      for (const [i, p] of this.remoteIndices) {
+        const k = p.keypairs;
+        if (![k.current, k.previous, k.next].some((kp) => kp !== null && kp.remoteIndex === i >>> 0)) this.remoteIndices.delete(i);
+      }
+    }
+    this.remoteIndices.set(index | 0, peer);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -539,11 +726,17 @@ export class Device {
     }
   }
 
-  private receiveHandshake(type: typeof MESSAGE_INITIATION | typeof MESSAGE_RESPONSE, data: Uint8Array, from: Endpoint): void {
+  /**
+   * A handshake message, in the order that makes a flood cheapest to turn away: the load count
+   * and mac1 (one keyed hash) first; under load mac2 (a message without a valid one gets a
+   * cookie reply, at most RATELIMIT_PACKETS_PER_SECOND per source) and the source's handshake
+   * rate. What passes is processed at once while the handshake budget allows (always when not
+   * under load), else queued fairly by source (see handshakequeue.ts) for tick().
+   */
+  private receiveHandshake(type: HandshakeType, data: Uint8Array, from: Endpoint): void {
     const now = this.clock.now();
     const underLoad = this.measureLoad(now);
-    const identity = this.identity;
-    if (identity === null) {
+    if (this.identity === null) {
       this.drops['no-private-key']++;
       return;
     }
@@ -551,22 +744,85 @@ export class Device {
       this.drops['invalid-mac1']++;
       return;
     }
-    if (underLoad) {
-      const { ip, source } = endpointBytes(from);
-      if (!this.checker.checkMac2(data, source, now)) {
-        const reply = this.checker.createReply(data, readU32(data, 4), source, now);
-        if (reply) {
-          this.stats.cookieRepliesOut++;
-          this.transmit(reply, from);
-        }
-        this.drops['cookie-sent']++;
-        return;
-      }
-      if (!this.ratelimiter.allow(ip, now)) {
-        this.drops.ratelimited++;
-        return;
-      }
+    if (!underLoad) {
+      this.processHandshake(type, data, from, now);
+      return;
     }
+    const src = this.sourceOf(from);
+    const zero = zeroMac2(data);
+    // A source that has used up both its handshakes and its cookie replies gets nothing
+    // whatever its mac2 says: no need to compute it.
+    if (!zero && !this.ratelimiter.wouldAllow(src.key, now) && !this.cookieLimiter.wouldAllow(src.key, now)) {
+      this.drops.ratelimited++;
+      return;
+    }
+    // A sender without a cookie sends mac2 as zeros: no need to compute a MAC to know.
+    if (zero || !this.checker.checkMac2(data, src.cookieInput, now, src.cookie)) {
+      if (!this.cookieLimiter.allow(src.ip, now, src.key)) {
+        this.drops['cookie-ratelimited']++;
+        return;
+      }
+      const reply = this.checker.createReply(data, readU32(data, 4), src.cookieInput, now, src.cookie);
+      if (reply) {
+        this.stats.cookieRepliesOut++;
+        this.transmit(reply, from);
+      }
+      this.drops['cookie-sent']++;
+      return;
+    }
+    const quiet = this.ratelimiter.isQuiet(src.key, now);
+    if (!this.ratelimiter.allow(src.ip, now, src.key)) {
+      this.drops.ratelimited++;
+      return;
+    }
+    const lane = this.isExpected(type, data, from, now) ? LANE_EXPECTED : quiet ? LANE_QUIET : LANE_REST;
+    if (this.queue.size(lane) === 0 && this.budget.allows(now)) {
+      this.processMeasured(type, data, from, now);
+      return;
+    }
+    if (!this.queue.push(src.key, { type, data: data.slice(), from }, lane)) this.drops['handshake-queue-full']++;
+  }
+
+  /**
+   * Under load, messages we have reason to expect are served first: from a source that is a
+   * peer's endpoint (configured or learned), and a response whose receiver index is a handshake
+   * we started.
+   */
+  private isExpected(type: HandshakeType, data: Uint8Array, from: Endpoint, now: number): boolean {
+    if (type === MESSAGE_RESPONSE) {
+      const e = this.indices.get(readU32(data, RESPONSE.receiver));
+      if (e !== undefined && e.kind === 'handshake') return true;
+    }
+    if (this.knownEndpoints === null || now - this.knownEndpointsAt >= KNOWN_ENDPOINTS_REFRESH) {
+      const known = new Set<string>();
+      for (const p of this.peers.values()) if (p.endpoint !== null) known.add(endpointKey(p.endpoint));
+      this.knownEndpoints = known;
+      this.knownEndpointsAt = now;
+    }
+    return this.knownEndpoints.has(endpointKey(from));
+  }
+
+  /** Process one admitted handshake message and charge its cost to the budget. */
+  private processMeasured(type: HandshakeType, data: Uint8Array, from: Endpoint, now: number): void {
+    this.processHandshake(type, data, from, now);
+    this.budget.spend(this.clock.now() - now);
+  }
+
+  /** Queued handshake messages, while the budget allows. */
+  private drainQueue(): void {
+    for (;;) {
+      const now = this.clock.now();
+      if (!this.budget.allows(now)) return;
+      const q = this.queue.shift();
+      if (q === undefined) return;
+      if (this.identity === null) this.drops['no-private-key']++;
+      else this.processMeasured(q.type, q.data, q.from, now);
+    }
+  }
+
+  /** An initiation or response whose MACs (and, under load, cookie and rate) were checked. */
+  private processHandshake(type: HandshakeType, data: Uint8Array, from: Endpoint, now: number): void {
+    const identity = this.identity!;
     if (type === MESSAGE_INITIATION) {
       const msg = parseInitiation(data);
       if (typeof msg === 'string') {
@@ -590,6 +846,7 @@ export class Device {
       this.stats.handshakesIn++;
       this.logger.verbose(`${peerName(r.peer.publicKey)} - Received handshake initiation`);
       r.peer.initiationConsumed(from, data.length);
+      this.rememberRemoteIndex(msg.sender, r.peer);
     } else {
       const msg = parseResponse(data);
       if (typeof msg === 'string') {
@@ -607,7 +864,18 @@ export class Device {
       }
       this.stats.handshakesIn++;
       this.logger.verbose(`${peerName(entry.peer.publicKey)} - Received handshake response`);
+      this.rememberRemoteIndex(msg.sender, entry.peer);
     }
+  }
+
+  /** What the cookie and the rate limits need of a source, computed once per Endpoint object. */
+  private sourceOf(from: Endpoint): SourceInfo {
+    let s = this.sourceInfo.get(from);
+    if (s === undefined) {
+      s = sourceInfoOf(from);
+      this.sourceInfo.set(from, s);
+    }
+    return s;
   }
 
   private receiveCookieReply(data: Uint8Array): void {
@@ -686,6 +954,10 @@ export class Device {
     this.indices.clear();
     this.allowedIps.clear();
     this.ratelimiter.clear();
+    this.cookieLimiter.clear();
+    this.loops.clear();
+    this.remoteIndices.clear();
+    this.drops.closed += this.queue.clear().length;
     this.checker.zero();
     this.identity?.zero();
     this.identity = null;

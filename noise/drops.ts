@@ -12,6 +12,8 @@ export const DROP_REASONS = [
   'invalid-mac1', // mac1 does not match our public key
   'cookie-sent', // under load without a valid mac2: answered with a cookie reply instead
   'ratelimited', // under load, valid mac2, but the source exceeded its handshake rate
+  'cookie-ratelimited', // under load without a valid mac2, and the source had its share of cookie replies
+  'handshake-queue-full', // under load, admitted, but its source's (or the) handshake queue was full
   'invalid-initiation', // does not decrypt, or a low-order key (all-zero DH)
   'unknown-peer', // the initiator's static key is not one of our peers
   'stale-timestamp', // TAI64N not newer than the last accepted from that peer (replay)
@@ -29,10 +31,12 @@ export const DROP_REASONS = [
   'invalid-outbound-packet', // not an IPv4/IPv6 packet, or too large to encapsulate
   'no-route', // no peer's allowed IPs contain the destination
   'no-endpoint', // the peer has no endpoint yet
+  'routing-loop', // one of our own datagrams (or a fragment of one) came back: its route leads into us
   // Packets that were waiting for a session.
   'staged-overflow', // MAX_STAGED_PACKETS were waiting; the oldest was dropped
   'handshake-gave-up', // no session after REKEY_ATTEMPT_TIME (or keys zeroed, peer removed)
-  // Anything after close(); sinks that threw; a bug caught at the API boundary (never expected).
+  // Anything after close() (or queued when it came); sinks that threw; a bug caught at the API
+  // boundary (never expected).
   'closed',
   'sink-error',
   'internal-error',

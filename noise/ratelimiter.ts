@@ -28,10 +28,12 @@ export class Ratelimiter {
     return s;
   }
 
-  /** Whether one more handshake message from `address` is allowed at `now` (and take a token). */
-  allow(address: Uint8Array, now: number): boolean {
+  /**
+   * Whether one more handshake message from `address` is allowed at `now` (and take a token).
+   * `key` is `keyOf(address)`, for a caller that keeps it.
+   */
+  allow(address: Uint8Array, now: number, key: string = Ratelimiter.keyOf(address)): boolean {
     this.gc(now);
-    const key = Ratelimiter.keyOf(address);
     const b = this.table.get(key);
     if (!b) {
       if (this.table.size >= RATELIMIT_MAX_ENTRIES) return false;
@@ -43,6 +45,22 @@ export class Ratelimiter {
     const ok = tokens >= PACKET_COST;
     b.tokens = ok ? tokens - PACKET_COST : tokens;
     return ok;
+  }
+
+  /** Whether `allow` would allow a message from the source of `key` at `now` (taking nothing). */
+  wouldAllow(key: string, now: number): boolean {
+    const b = this.table.get(key);
+    if (!b) return this.table.size < RATELIMIT_MAX_ENTRIES;
+    return Math.min(TOKEN_MAX, b.tokens + Math.max(0, now - b.last)) >= PACKET_COST;
+  }
+
+  /**
+   * Whether the source of `key` is quiet: no bucket, or a full one (it took no token for at
+   * least RATELIMIT_PACKETS_BURST / RATELIMIT_PACKETS_PER_SECOND seconds).
+   */
+  isQuiet(key: string, now: number): boolean {
+    const b = this.table.get(key);
+    return b === undefined || b.tokens + Math.max(0, now - b.last) >= TOKEN_MAX;
   }
 
   get size(): number {

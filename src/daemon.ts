@@ -7,6 +7,7 @@ import type { Logger } from '../noise/types.js';
 import { ifnameProblem } from '../tun/ifname.js';
 import { interfaceIndex } from '../tun/ip.js';
 import { selectSuite } from '../tun/openssl.js';
+import { RouteMonitor } from '../tun/rtmon.js';
 import { DEFAULT_MTU, Tun } from '../tun/tun.js';
 import { UdpBind } from '../tun/udp.js';
 import { DeviceHost } from './device-host.js';
@@ -15,6 +16,7 @@ import { type MetricsServer, serveMetrics } from './metrics/server.js';
 import { addDeviceMetrics } from './metrics/wireguard.js';
 import { DEFAULT_SOCKET_DIR, formatGet, uapiSocketPath } from './uapi/protocol.js';
 import { serveUapi, type UapiServer } from './uapi/server.js';
+import { collectGarbage } from './warmup.js';
 
 export const DEFAULT_RUN_DIR = DEFAULT_SOCKET_DIR;
 
@@ -56,12 +58,15 @@ export class Daemon {
     const mtu = opts.mtu ?? DEFAULT_MTU;
     const tun = Tun.create(opts.ifname, { mtu, ...(opts.netnsPid !== undefined ? { netnsPid: opts.netnsPid } : {}) });
     const crypto = opts.crypto ?? selectSuite(undefined);
-    const host = new DeviceHost({ name: opts.ifname, logger: opts.logger, crypto, mtu }, { tun, openUdp: (port, o) => UdpBind.open(port, o) });
+    const host = new DeviceHost(
+      { name: opts.ifname, logger: opts.logger, crypto, mtu },
+      { tun, openUdp: (port, o) => UdpBind.open(port, o), openRouteMonitor: () => RouteMonitor.shared() },
+    );
     let uapi: UapiServer;
     try {
       uapi = await serveUapi(
         uapiSocketPath(opts.ifname, opts.runDir ?? DEFAULT_RUN_DIR),
-        { get: () => formatGet(host.status()), set: (change) => host.configure(change), zoneIndex: interfaceIndex },
+        { get: () => formatGet(host.status()), set: (change) => host.configure(change), zoneIndex: interfaceIndex, reclaim: () => void collectGarbage() },
         opts.logger,
       );
     } catch (e) {

@@ -3,13 +3,14 @@
  *
  * Two "sites" are network namespaces joined by a veth pair (192.168.77.1 <-> 192.168.77.2);
  * each has a "container", a process in a network namespace of its own. bin/cwg runs inside
- * each site (so its daemon and UDP port live there) and puts the device into the container.
+ * each site: the first command there starts the site's host service (whose UDP ports live in
+ * the site), which puts the device into the container.
  * Container B serves a page over the tunnel and container A fetches it. Everything made here
  * is removed at the end, after an error, and on SIGINT/SIGTERM.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostAddress } from './cwg/addressing.js';
@@ -90,6 +91,31 @@ interface Container {
   inode: number;
 }
 
+/** Where each site's host service keeps its records (src/cli/service.ts). */
+const STATE_BASE = '/run/wireguard-ts';
+
+function netnsInode(ns: string): number | null {
+  try {
+    return statSync(`/run/netns/${ns}`).ino;
+  } catch {
+    return null;
+  }
+}
+
+/** The host services (pids) running in the network namespace `inode`. */
+function servicesIn(inode: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    try {
+      if (statSync(`/proc/${d}/ns/net`).ino === inode && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('cli/service.js')) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 class Demo {
   private readonly id = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
   private readonly sites: Site[] = [];
@@ -161,7 +187,16 @@ class Demo {
     for (const c of this.containers) {
       if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
     }
-    // The daemons notice their containers are gone and exit, removing their sockets.
+    // Each site's host service removes a device when its container goes; then the services stop.
+    for (const s of this.sites) {
+      const inode = netnsInode(s.ns);
+      if (inode === null) continue;
+      for (let i = 0; i < 40 && dirEntries(join(STATE_BASE, String(inode))) > 0; i++) await sleep(50);
+      for (const pid of servicesIn(inode)) process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 40 && servicesIn(inode).length > 0; i++) await sleep(50);
+      for (const pid of servicesIn(inode)) process.kill(pid, 'SIGKILL');
+      rmSync(join(STATE_BASE, String(inode)), { recursive: true, force: true });
+    }
     for (const c of this.containers) {
       const dir = join(RUN_BASE, String(c.inode));
       for (let i = 0; i < 100 && dirEntries(dir) > 0; i++) await sleep(50);
@@ -196,8 +231,8 @@ async function main(): Promise<void> {
       return;
     }
   }
-  if (!existsSync(new URL('./daemon.js', import.meta.url))) {
-    process.stderr.write("demo: the daemon is not built; run 'npm ci' first\n");
+  if (!existsSync(new URL('./cli/service.js', import.meta.url))) {
+    process.stderr.write("demo: the host service is not built; run 'npm ci' first\n");
     process.exitCode = 1;
     return;
   }
@@ -295,7 +330,7 @@ async function main(): Promise<void> {
     await demo.cwg(s1, ['cwg_destroy', String(ctA.pid), String(net), '0']);
     await demo.cwg(s2, ['cwg_destroy', String(ctB.pid), String(net), '1']);
     await demo.cleanup();
-    console.log('  done: devices, daemons, containers and sites removed.');
+    console.log('  done: devices, host services, containers and sites removed.');
   } catch (e) {
     if (interrupted) return; // the signal handler cleans up and exits
     const msg = e instanceof Error ? e.message : String(e);

@@ -6,18 +6,32 @@
  *
  * Data path (no thread-pool job per packet):
  *   TUN batch  -> Device.sendPacket()      -> UdpBind.send() ... UdpBind.flush() (sendmmsg)
- *   UDP batch  -> Device.receiveDatagram() -> Tun.write() / UdpBind.send() ... flush()
+ *   UDP batch  -> Device.receiveDatagram() -> Tun.queue() / UdpBind.send() ... flush()
  *   timer      -> Device.tick()            -> UdpBind.send() ... flush()
+ * Device sees one inner packet per call either way; the TUN and UDP layers segment what the
+ * kernel hands over in super-packets, and coalesce what a batch queued (docs/IO.md).
  * Every path that can send ends in flush(), so the UDP binds are opened with autoFlush off.
  */
 import type { CryptoSuite } from '../crypto/suite.js';
 import { Device } from '../noise/device.js';
+import { OwnDatagrams } from '../noise/loopguard.js';
 import type { DeviceMetrics } from '../noise/metrics.js';
 import type { Scratch } from '../noise/scratch.js';
 import type { DeviceChange, DeviceStatus, Endpoint, Logger } from '../noise/types.js';
 import { Errno } from '../tun/errno.js';
+import type { RouteMonitor } from '../tun/rtmon.js';
 import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
 import type { UdpBind, UdpBindOptions } from '../tun/udp.js';
+import { StickyRoutes } from './sticky-routes.js';
+
+/**
+ * The UDP ports of every interface of this process: a packet from one's TUN that is another's
+ * datagram is nesting, or, if it leads back, a routing loop (noise/loopguard.ts).
+ */
+const OWN_DATAGRAMS = new OwnDatagrams();
+
+/** Sticky endpoints not seen before get their route check this often at most. */
+const STICKY_CHECK_MS = 1000;
 
 /** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
 const MAX_TICK_MS = 250;
@@ -28,6 +42,11 @@ export interface DeviceHostIo {
   readonly tun: Tun;
   /** Bind the UDP port (called for the first bind and for every port change). Throws with `.code`. */
   openUdp(port: number, options: UdpBindOptions): UdpBind;
+  /**
+   * A route monitor in the UDP sockets' namespace, so that sticky sources follow route changes
+   * (sticky-routes.ts). Without one they are given up only when a send fails. Throws with `.code`.
+   */
+  openRouteMonitor?(): RouteMonitor;
 }
 
 export interface DeviceHostOptions {
@@ -51,7 +70,13 @@ export class DeviceHost {
   private fwmark = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerDue = Number.POSITIVE_INFINITY;
+  private immediate: NodeJS.Immediate | null = null;
   private closed = false;
+  private readonly routes: RouteMonitor | null = null;
+  private readonly sticky: StickyRoutes | null = null;
+  private routesChanged = false;
+  private stopRoutes: (() => void) | null = null;
+  private lastStickyCheck = Number.NEGATIVE_INFINITY;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
 
   /** Wires the TUN to the engine and starts reading it; the UDP port is bound by the first configure. */
@@ -63,11 +88,12 @@ export class DeviceHost {
       logger: opts.logger,
       crypto: opts.crypto,
       mtu: opts.mtu ?? DEFAULT_MTU,
+      ownDatagrams: OWN_DATAGRAMS,
       ...(opts.scratch !== undefined ? { scratch: opts.scratch } : {}),
       sinks: {
         sendDatagram: (data, to) => this.sendDatagram(data, to),
         writePacket: (packet) => {
-          this.io.tun.write(packet);
+          this.io.tun.queue(packet);
         },
       },
     });
@@ -81,6 +107,23 @@ export class DeviceHost {
       (pkt) => this.device.sendPacket(pkt),
       () => this.guarded(this.afterBatch),
     );
+    if (io.openRouteMonitor) {
+      try {
+        this.routes = io.openRouteMonitor();
+        this.sticky = new StickyRoutes(this.device, this.routes, () => this.fwmark, this.logger);
+        this.stopRoutes = this.routes.onChange(() => {
+          // Notifications come in bursts: one check after the burst's batch.
+          if (this.routesChanged) return;
+          this.routesChanged = true;
+          setImmediate(() => {
+            this.routesChanged = false;
+            if (!this.closed) void this.sticky?.routesChanged();
+          });
+        });
+      } catch (e) {
+        this.logger.error(`Route monitor unavailable (${(e as Error).message}): sticky sources follow only failed sends`);
+      }
+    }
     this.scheduleTick(MAX_TICK_MS);
   }
 
@@ -152,6 +195,7 @@ export class DeviceHost {
       this.udp?.close();
       this.udp = bind;
       this.listenPort = bind.port;
+      this.device.setBoundPort(bind.port);
       bind.onStickyFailure((ep) => this.device.clearEndpointSource(ep));
       bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
       bind.start(
@@ -174,6 +218,7 @@ export class DeviceHost {
   }
 
   private flush(): void {
+    this.io.tun.flush();
     this.udp?.flush();
   }
 
@@ -181,8 +226,23 @@ export class DeviceHost {
   private afterBatch(): void {
     const next = this.device.tick();
     this.flush();
-    if (performance.now() + next < this.timerDue) this.scheduleTick(next);
+    if (next === 0) this.soon();
+    else if (performance.now() + next < this.timerDue) this.scheduleTick(next);
   }
+
+  /**
+   * The engine has queued handshakes it may process now (tick() returned 0): tick again in the
+   * loop's next check phase, after the poll phase has read what else arrived, so that queued
+   * handshakes never hold up the sockets.
+   */
+  private soon(): void {
+    if (this.immediate === null && !this.closed) this.immediate = setImmediate(this.onImmediate);
+  }
+
+  private readonly onImmediate = (): void => {
+    this.immediate = null;
+    this.guarded(this.afterBatch);
+  };
 
   /** Arm the timer for `ms` from now (at most MAX_TICK_MS, so clock jumps are caught up quickly). */
   private scheduleTick(ms: number): void {
@@ -202,7 +262,15 @@ export class DeviceHost {
   private timerTick(): void {
     const next = this.device.tick();
     this.flush();
-    this.scheduleTick(next);
+    if (this.sticky !== null) {
+      const now = performance.now();
+      if (now - this.lastStickyCheck >= STICKY_CHECK_MS) {
+        this.lastStickyCheck = now;
+        void this.sticky.checkNew();
+      }
+    }
+    if (next === 0) this.soon();
+    this.scheduleTick(next === 0 ? MAX_TICK_MS : next);
   }
 
   /**
@@ -215,7 +283,11 @@ export class DeviceHost {
     this.logger.verbose(`Device closing: ${reason}`);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
     this.udp?.close();
+    this.stopRoutes?.();
+    this.routes?.release();
     this.io.tun.close();
     this.device.close();
     for (const w of this.closeWaiters.splice(0)) w(reason);

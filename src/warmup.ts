@@ -39,6 +39,7 @@ import { parseCidr } from '../noise/iptext.js';
 import { ipv4Packet, ipv6Packet } from '../noise/packets.js';
 import { type Endpoint, endpointOf, type Logger } from '../noise/types.js';
 import { selectSuite } from '../tun/openssl.js';
+import { RouteMonitor } from '../tun/rtmon.js';
 import { Tun } from '../tun/tun.js';
 import { UdpBind, type UdpBindOptions } from '../tun/udp.js';
 import { DeviceHost } from './device-host.js';
@@ -264,7 +265,12 @@ async function warmHosts(rounds: number, crypto: CryptoSuite, retained: object[]
   const tuns: Tun[] = [];
   const daemons: DeviceHost[] = [];
   // The daemon's own UDP factory, bound to loopback: nothing reaches or leaves the host.
-  const io = (tun: Tun) => ({ tun, openUdp: (port: number, o: UdpBindOptions) => UdpBind.open(port, { ...o, loopback: true }) });
+  // The daemon's own I/O factories (its route monitor included), with UDP bound to loopback.
+  const io = (tun: Tun) => ({
+    tun,
+    openUdp: (port: number, o: UdpBindOptions) => UdpBind.open(port, { ...o, loopback: true }),
+    openRouteMonitor: () => RouteMonitor.shared(),
+  });
   let delivered = 0;
   let wake: (() => void) | null = null;
   try {

@@ -21,6 +21,38 @@ export interface PollHandle {
 /** Poll modes of `pollStart`. */
 export const POLL_TUN = 0;
 export const POLL_UDP = 1;
+/** Netlink datagrams (csrc/rtmon.c), described like TUN packets: [offset, length]. */
+export const POLL_NETLINK = 3;
+/** Room per netlink datagram read. */
+export const RTMON_SLOT = 32768;
+/** A TUN fd opened with IFF_VNET_HDR: super-packets are segmented, partial checksums completed. */
+export const POLL_TUN_VNET = 2;
+
+/** Offload bits of `tunOpen` (asked, and granted in its third result). */
+export const TUN_OFF_TSO = 1;
+export const TUN_OFF_USO = 2;
+export const TUN_OFF_VNET = 4;
+/** Granted only: the kernel takes UDP GSO packets written to a TUN (it has USO, Linux 6.2). */
+export const TUN_OFF_USO_KERNEL = 8;
+/** `tunWriteBatch` modes: -1 plain fd; on a vnet fd, coalescing flags (0: none). */
+export const TUN_WRITE_PLAIN = -1;
+export const GRO_TCP = 1;
+export const GRO_UDP = 2;
+/** Packets per `tunWriteBatch` call at most. */
+export const GRO_MAX_BATCH = 1024;
+/** Counters of a vnet TUN reader (`pollStart`'s last argument): indices. */
+export const TUN_C_BAD = 0;
+export const TUN_C_SPLIT = 1;
+export const TUN_C_SEGS = 2;
+export const TUN_C_CSUM = 3;
+export const TUN_COUNTERS = 4;
+/** Most segments one super-packet may have; a vnet reader's meta needs room for that many. */
+export const GSO_MAX_SEGS = 1400;
+/** Bytes of the virtio_net_hdr in front of each packet on a vnet TUN fd. */
+export const VNET_HDR_LEN = 10;
+/** `gsoSplit` results below zero. */
+export const GSO_EBADHDR = -1;
+export const GSO_ENOROOM = -2;
 
 /** Int32 units per TUN packet descriptor: [offset, length]. */
 export const TUN_META_STRIDE = 2;
@@ -44,6 +76,13 @@ export const UDP_M_ADDR_BYTE = 24;
 /** Byte offset of the 16-byte local address inside a descriptor. */
 export const UDP_M_LOCAL_BYTE = 40;
 export const UDP_M_STATUS = 14;
+/** Receive: the UDP GRO segment size of a coalesced datagram (0: a single datagram). */
+export const UDP_M_GSO = 15;
+/** `udpSetOffload` result bits. */
+export const UDP_OFF_GSO = 1;
+export const UDP_OFF_GRO = 2;
+/** Datagrams per `udpSendBatch` call at most. */
+export const UDP_SEND_MAX = 128;
 /** Receive slot size: any UDP datagram fits. */
 export const UDP_SLOT = 65536;
 
@@ -69,8 +108,12 @@ export interface CtlPacket {
 }
 
 export interface WgtsAddon {
-  /** Opens /dev/net/tun as `name` (IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL), non-blocking, CLOEXEC. */
-  tunOpen(name: string): [fd: number, name: string];
+  /**
+   * Opens /dev/net/tun as `name` (IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL), non-blocking, CLOEXEC;
+   * with offloads (TUN_OFF_*) also IFF_VNET_HDR and TUNSETOFFLOAD, negotiated: `granted` says
+   * what the kernel took (0: a plain fd, as without offloads).
+   */
+  tunOpen(name: string, offloads?: number): [fd: number, name: string, granted: number];
   /** SIOCSIFMTU in the current network namespace. */
   tunSetMtu(name: string, mtu: number): void;
   /** TUNGETIFF: the device's current name, or -errno (-EBADFD once the device is gone). */
@@ -83,13 +126,32 @@ export interface WgtsAddon {
   ifIndex(name: string): number;
   /** write(2): bytes written or -errno. */
   fdWrite(fd: number, data: Uint8Array): number;
+  /** One packet on a vnet TUN fd, behind an all-zero virtio header: its bytes written or -errno. */
+  tunWrite(fd: number, data: Uint8Array): number;
+  /**
+   * Writes `count` packets ((offset, length) pairs in meta) from `area`; mode TUN_WRITE_PLAIN
+   * for a plain fd, else GRO_* flags for a vnet fd (coalesced; headers rewritten in `area`).
+   * stats: [packets written, write calls, super-packets, last -errno]. Returns packets written.
+   */
+  tunWriteBatch(fd: number, area: Uint8Array, meta: Int32Array, count: number, mode: number, stats: Int32Array): number;
+  /** Segments one virtio header + packet (tests, benchmarks): segments, 0 (checksum completed in place) or < 0. */
+  gsoSplit(input: Uint8Array, out: Uint8Array, meta: Int32Array): number;
+  /** Coalesces packets as a TUN write would (tests): outputs as (offset, length, members) in outMeta. */
+  groCoalesce(area: Uint8Array, meta: Int32Array, count: number, flags: number, out: Uint8Array, outMeta: Int32Array): number;
+  /** The folded ones' complement sum of data (benchmarks). */
+  csum(data: Uint8Array): number;
   /** close(2): 0 or -errno. */
   fdClose(fd: number): number;
   /** Binds IPv4 and IPv6 (V6ONLY) sockets on one port: [fd4, fd6, port]; -1 for a missing family. */
   udpOpen(port: number, fwmark: number, loopback: boolean): [fd4: number, fd6: number, port: number];
   sockSetMark(fd: number, mark: number): void;
-  /** sendmmsg per run of one family; statuses in meta; returns how many were sent. */
-  udpSendBatch(fd4: number, fd6: number, data: Uint8Array, meta: Int32Array, count: number): number;
+  /**
+   * sendmmsg per run of one family; statuses in meta; returns how many were sent. ctl:
+   * [GSO bits (1: IPv4, 2: IPv6; cleared when the kernel refuses), GSO messages, their datagrams].
+   */
+  udpSendBatch(fd4: number, fd6: number, data: Uint8Array, meta: Int32Array, count: number, ctl?: Int32Array): number;
+  /** Probes UDP GSO and turns UDP GRO on (if asked): UDP_OFF_* bits. */
+  udpSetOffload(fd: number, gro: boolean): number;
   /**
    * Starts a level-triggered uv_poll_t reader; cb(count, errno, fromPoll) once per batch.
    * fromPoll: errno is libuv's report of POLLERR on the fd (the watcher is stopped then).
@@ -101,6 +163,7 @@ export interface WgtsAddon {
     meta: Int32Array,
     maxPerWake: number,
     cb: (count: number, errno: number, fromPoll: boolean) => void,
+    counters?: Int32Array,
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
@@ -126,6 +189,10 @@ export interface WgtsAddon {
   ctlSend(fd: number, data: Uint8Array, passFd: number): number;
   /** TUNGETDEVNETNS: a new fd of the namespace the TUN device of `tunFd` lives in now. */
   tunNetns(tunFd: number): number;
+  /** A non-blocking rtnetlink socket subscribed to IPv4 and IPv6 route changes: [fd, its netlink port id]. */
+  rtmonOpen(): [fd: number, portId: number];
+  /** Asks for the route to `dst` (from `src`, with fwmark `mark`); the answer comes on the socket with `seq`. 0 or -errno. */
+  rtmonQuery(fd: number, seq: number, family: 4 | 6, dst: Uint8Array, src: Uint8Array | null, mark: number): number;
   /** setns(2) of the calling thread into /proc/PID/ns/net; returns the previous namespace's fd. */
   netnsEnter(pid: number): number;
   /** setns(2) back to a namespace saved by netnsEnter; closes the fd. */

@@ -1,19 +1,55 @@
 /**
  * TUN devices (IFF_TUN | IFF_NO_PI) read in batches by a uv_poll_t inside the addon: no
- * thread-pool job per packet. See docs/IO.md.
+ * thread-pool job per packet. With offloads (IFF_VNET_HDR + TUNSETOFFLOAD, negotiated) the
+ * kernel hands TCP/UDP super-packets, which the addon segments before JavaScript sees them, and
+ * queued writes are coalesced into super-packets again. Either way the handlers see one IP
+ * packet at a time. See docs/IO.md.
  */
 import { randomBytes } from 'node:crypto';
-import { native, POLL_TUN, type PollHandle, TUN_MAX_PACKET, TUN_META_STRIDE } from './addon.js';
+import {
+  GRO_TCP,
+  GRO_UDP,
+  native,
+  POLL_TUN,
+  POLL_TUN_VNET,
+  type PollHandle,
+  TUN_C_BAD,
+  TUN_C_CSUM,
+  TUN_C_SEGS,
+  TUN_C_SPLIT,
+  TUN_COUNTERS,
+  TUN_MAX_PACKET,
+  TUN_META_STRIDE,
+  TUN_OFF_TSO,
+  TUN_OFF_USO,
+  TUN_OFF_USO_KERNEL,
+  TUN_OFF_VNET,
+  TUN_WRITE_PLAIN,
+} from './addon.js';
 import { Errno, errnoName } from './errno.js';
 import { checkIfName } from './ifname.js';
 import { setMtu as ipSetMtu, linkExists, moveLink, netnsInode } from './ip.js';
 import * as nl from './netlink.js';
+import { type OffloadSettings, offloadSettings } from './offload.js';
 
 export const DEFAULT_MTU = 1420;
-/** Packets read per event-loop wake-up at most (fairness towards the UDP side and timers). */
-export const TUN_BATCH = 128;
-/** Read area: 2 MiB holds 128 packets of up to ~16 KiB, and at least 32 of 64 KiB. */
+/**
+ * Reads per event-loop wake-up at most. Small, because a read can be a 64 KiB super-packet:
+ * every ready descriptor gets one batch per loop iteration, so the batch bounds how long one
+ * interface holds the loop, which is what shares the CPU fairly between the interfaces of the
+ * host service (bench/service-link.ts: ten links' slowest/fastest 0.27 with 128, 0.72 with 8)
+ * and keeps the UDP side and timers served; one link's throughput is the same
+ * (docs/BENCHMARKS.md).
+ */
+export const TUN_BATCH = 8;
+/** Packets per batch after segmentation (room for the worst super-packet, the addon's GSO_MAX_SEGS). */
+const TUN_SEGS = 2048;
+/** Read area: 2 MiB holds 128 packets of up to ~16 KiB, and at least 32 of 64 KiB; with
+ * offloads, ~30 super-packets of 64 KiB and their segments. */
 const READ_AREA = 2 << 20;
+/** Queued writes (`queue`/`flush`): packets and bytes per flush at most. */
+const WRITE_BATCH = 512;
+const WRITE_AREA = 1 << 20;
 /** How often the fd is probed with TUNGETIFF (removal detection when the fd stays silent). */
 const PROBE_MS = 250;
 
@@ -28,12 +64,66 @@ export interface TunOptions {
   netnsFd?: number;
   /** MTU to set at creation (default 1420). It may be changed later with `ip link set mtu`. */
   mtu?: number;
+  /**
+   * Offloads to ask for (default: `offloadSettings()`, i.e. all but what WGTS_DISABLE_OFFLOAD
+   * switches off); false for none. What the kernel granted is in `tun.offload`.
+   */
+  offload?: Partial<Pick<OffloadSettings, 'tso' | 'uso' | 'tunGro'>> | false;
 }
 
 export interface TunStats {
   rxPackets: number;
   txPackets: number;
   writeErrors: number;
+  /** Super-packets the kernel handed over, and the segments made of them (in rxPackets). */
+  rxSuperPackets: number;
+  rxSegments: number;
+  /** Reads dropped because their virtio header did not describe the packet. */
+  rxBadOffload: number;
+  /** Write calls, and the super-packets among them (coalesced from txPackets). */
+  txWrites: number;
+  txSuperPackets: number;
+}
+
+/** What a Tun's fd does, as negotiated with the kernel. */
+export interface TunOffload {
+  /** The fd carries a virtio_net_hdr per packet (IFF_VNET_HDR). */
+  readonly vnet: boolean;
+  /** The kernel hands TCP / UDP super-packets. */
+  readonly tso: boolean;
+  readonly uso: boolean;
+  /** Queued writes are coalesced: TCP, and UDP (kernels that take UDP GSO packets). */
+  readonly tcpGro: boolean;
+  readonly udpGro: boolean;
+}
+
+const NO_OFFLOAD: TunOffload = { vnet: false, tso: false, uso: false, tcpGro: false, udpGro: false };
+
+/**
+ * The data areas every Tun of the process shares: one reader runs at a time on the event loop
+ * and hands its whole batch over before it returns, and queued writes belong to one Tun until
+ * it flushes (a Tun that queues while another's writes wait flushes those first). A host
+ * service with a thousand interfaces holds one set instead of a thousand.
+ */
+const areas = {
+  read: null as Uint8Array | null,
+  /** Room for a vnet reader's segments (a plain reader uses the first TUN_BATCH entries). */
+  meta: null as Int32Array | null,
+  write: null as Uint8Array | null,
+  wmeta: null as Int32Array | null,
+  /** The Tun whose writes are queued, their number and the bytes they take. */
+  owner: null as Tun | null,
+  count: 0,
+  off: 0,
+};
+
+/** The shared areas, made on first use (a process with no TUN needs none). */
+function sharedAreas(): { read: Uint8Array; meta: Int32Array } {
+  areas.read ??= new Uint8Array(READ_AREA);
+  areas.meta ??= new Int32Array(TUN_SEGS * TUN_META_STRIDE);
+  areas.write ??= new Uint8Array(WRITE_AREA);
+  areas.wmeta ??= new Int32Array(WRITE_BATCH * 2);
+  return { read: areas.read, meta: areas.meta };
 }
 
 export class Tun {
@@ -44,6 +134,14 @@ export class Tun {
   #meta: Int32Array | null = null;
   #onPacket: ((pkt: Uint8Array) => void) | null = null;
   #onBatchEnd: (() => void) | null = null;
+  // The vnet reader's counters; a plain Tun keeps zeros, read all the same so that both run
+  // the same code (the JIT warm-up runs plain Tuns, see src/warmup.ts).
+  #counters = new Int32Array(TUN_COUNTERS);
+  #seenSplit = 0;
+  #seenSegs = 0;
+  #seenBad = 0;
+  #wstats = new Int32Array(4);
+  readonly #wmode: number;
   #removedCbs: ((reason: string) => void)[] = [];
   #removed: string | null = null;
   #mtu = 0;
@@ -52,10 +150,13 @@ export class Tun {
   #closed = false;
   #ref = true;
   readonly netnsPid: number | undefined;
-  readonly stats: TunStats = { rxPackets: 0, txPackets: 0, writeErrors: 0 };
+  readonly stats: TunStats = { rxPackets: 0, txPackets: 0, writeErrors: 0, rxSuperPackets: 0, rxSegments: 0, rxBadOffload: 0, txWrites: 0, txSuperPackets: 0 };
+  readonly offload: TunOffload;
 
-  private constructor(fd: number, name: string, netnsPid: number | undefined, mtu: number, probe = true) {
+  private constructor(fd: number, name: string, netnsPid: number | undefined, mtu: number, probe = true, offload: TunOffload = NO_OFFLOAD) {
     this.#fd = fd;
+    this.offload = offload;
+    this.#wmode = !offload.vnet ? TUN_WRITE_PLAIN : (offload.tcpGro ? GRO_TCP : 0) | (offload.udpGro ? GRO_UDP : 0);
     this.#mtu = mtu;
     this.#name = name;
     this.netnsPid = netnsPid;
@@ -83,27 +184,28 @@ export class Tun {
     const mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new Error(`invalid MTU: ${String(mtu)}`);
     const addon = native();
+    const want = wantedOffload(opts.offload);
     if (opts.netnsFd !== undefined) {
       if (opts.netnsPid !== undefined) throw new Error(`TUN ${name}: netnsPid and netnsFd are exclusive`);
-      return Tun.#createByFd(name, opts.netnsFd, mtu);
+      return Tun.#createByFd(name, opts.netnsFd, mtu, want);
     }
     let pid = opts.netnsPid;
     if (pid !== undefined && netnsInode(pid) === netnsInode('self')) pid = undefined; // already there
     if (pid === undefined) {
-      const [fd, actual] = openTun(name, '');
+      const [fd, actual, granted] = openTun(name, '', want.bits);
       try {
         addon.tunSetMtu(actual, mtu);
       } catch (e) {
         addon.fdClose(fd);
         throw new Error(`TUN ${name}: cannot set MTU ${mtu}: ${(e as Error).message}`);
       }
-      return new Tun(fd, actual, undefined, mtu);
+      return new Tun(fd, actual, undefined, mtu, true, grantedOffload(granted, want.gro));
     }
     if (linkExists(name, { netnsPid: pid })) {
       throw new Error(`TUN ${name}: a device of that name already exists in the network namespace of pid ${pid}`);
     }
     const tmp = tempName();
-    const [fd, actual] = openTun(tmp, name);
+    const [fd, actual, granted] = openTun(tmp, name, want.bits);
     try {
       addon.tunSetMtu(actual, mtu);
       moveLink(actual, pid, name);
@@ -111,7 +213,7 @@ export class Tun {
       addon.fdClose(fd); // not persistent: closing the last fd deletes the device
       throw new Error(`TUN ${name}: cannot move it into the network namespace of pid ${pid}: ${(e as Error).message}`);
     }
-    return new Tun(fd, name, pid, mtu);
+    return new Tun(fd, name, pid, mtu, true, grantedOffload(granted, want.gro));
   }
 
   /**
@@ -119,9 +221,9 @@ export class Tun {
    * (tun/netlink.ts moveLink: EEXIST, with nothing left anywhere, when the name is taken there).
    * The Error keeps the errno name in `code`.
    */
-  static #createByFd(name: string, nsFd: number, mtu: number): Tun {
+  static #createByFd(name: string, nsFd: number, mtu: number, want: { bits: number; gro: boolean }): Tun {
     const addon = native();
-    const [fd, actual] = openTun(tempName(), name);
+    const [fd, actual, granted] = openTun(tempName(), name, want.bits);
     try {
       addon.tunSetMtu(actual, mtu);
       nl.moveLink(nl.linkIndex(nl.CURRENT_NETNS, actual), nsFd, name);
@@ -131,7 +233,7 @@ export class Tun {
       const why = code === 'EEXIST' ? 'a device of that name already exists there' : (e as Error).message;
       throw Object.assign(new Error(`TUN ${name}: cannot create it in the network namespace of fd ${nsFd}: ${why}`), { code });
     }
-    return new Tun(fd, name, undefined, mtu);
+    return new Tun(fd, name, undefined, mtu, true, grantedOffload(granted, want.gro));
   }
 
   /** The device's name (kept up to date if someone renames it). */
@@ -159,9 +261,14 @@ export class Tun {
     if (this.#removed !== null) throw new Error(`TUN ${this.#name}: device removed (${this.#removed})`);
     this.#onPacket = onPacket;
     this.#onBatchEnd = onBatchEnd;
-    this.#buf ??= new Uint8Array(READ_AREA);
-    this.#meta ??= new Int32Array(TUN_BATCH * TUN_META_STRIDE);
-    this.#poll = native().pollStart(this.#fd, POLL_TUN, this.#buf, this.#meta, TUN_BATCH, this.#onBatch);
+    const { read, meta } = sharedAreas();
+    this.#buf = read;
+    this.#meta = meta;
+    if (this.offload.vnet) {
+      this.#poll = native().pollStart(this.#fd, POLL_TUN_VNET, this.#buf, this.#meta, TUN_BATCH, this.#onBatch, this.#counters);
+    } else {
+      this.#poll = native().pollStart(this.#fd, POLL_TUN, this.#buf, this.#meta, TUN_BATCH, this.#onBatch);
+    }
     if (!this.#ref) native().pollRef(this.#poll, false);
   }
 
@@ -183,6 +290,7 @@ export class Tun {
         onPacket(buf.subarray(off, off + len));
       }
       this.stats.rxPackets += i;
+      this.#readCounters();
       if (i > 0 && this.#onBatchEnd) this.#onBatchEnd();
     }
     if (errno !== 0) {
@@ -194,16 +302,38 @@ export class Tun {
     }
   };
 
+  /** The addon's counters of the vnet reader into `stats` (they only grow). */
+  #readCounters(): void {
+    const c = this.#counters;
+    const split = c[TUN_C_SPLIT]!;
+    if (split !== this.#seenSplit) {
+      this.stats.rxSuperPackets += split - this.#seenSplit;
+      this.stats.rxSegments += c[TUN_C_SEGS]! - this.#seenSegs;
+      this.#seenSplit = split;
+      this.#seenSegs = c[TUN_C_SEGS]!;
+    }
+    if (c[TUN_C_BAD] !== this.#seenBad) {
+      this.stats.rxBadOffload += c[TUN_C_BAD]! - this.#seenBad;
+      this.#seenBad = c[TUN_C_BAD]!;
+    }
+  }
+
+  /** Partial checksums the addon completed (the kernel leaves TCP/UDP ones to us with offloads). */
+  get checksumsCompleted(): number {
+    return this.#counters[TUN_C_CSUM]!;
+  }
+
   /**
-   * Writes one IP packet; synchronous, never blocks. False if dropped (device down, removed,
-   * malformed packet, ...); `stats.writeErrors` counts those.
+   * Writes one IP packet now; synchronous, never blocks. False if dropped (device down,
+   * removed, malformed packet, ...); `stats.writeErrors` counts those.
    */
   write(pkt: Uint8Array): boolean {
     if (this.#closed || this.#removed !== null) {
       this.stats.writeErrors++;
       return false;
     }
-    const n = native().fdWrite(this.#fd, pkt);
+    const n = this.offload.vnet ? native().tunWrite(this.#fd, pkt) : native().fdWrite(this.#fd, pkt);
+    this.stats.txWrites++;
     if (n < 0) {
       this.stats.writeErrors++;
       if (n === -Errno.EBADFD) this.#check(`write failed: ${errnoName(n)}`);
@@ -211,6 +341,60 @@ export class Tun {
     }
     this.stats.txPackets++;
     return true;
+  }
+
+  /**
+   * Queues one IP packet (copied) for `flush()`, which writes the queue coalesced into
+   * super-packets where offloads allow (one write per flow run instead of one per packet). A
+   * full queue flushes by itself. Returns false if the packet cannot be written at all.
+   */
+  queue(pkt: Uint8Array): boolean {
+    const len = pkt.length;
+    if (this.#closed || this.#removed !== null || len > TUN_MAX_PACKET) {
+      this.stats.writeErrors++;
+      return false;
+    }
+    const a = areas;
+    if (a.owner !== this) {
+      a.owner?.flush();
+      a.owner = this;
+    }
+    if (a.count === WRITE_BATCH || a.off + len > WRITE_AREA) this.flush();
+    if (a.write === null) sharedAreas();
+    const off = a.off;
+    a.write!.set(pkt, off);
+    const i = a.count++ * 2;
+    const meta = a.wmeta!;
+    meta[i] = off;
+    meta[i + 1] = len;
+    a.off = off + ((len + 15) & ~15);
+    a.owner = this; // again: a flush above gave the area up
+    return true;
+  }
+
+  /** Writes what `queue` queued. Returns the packets written. */
+  flush(): number {
+    const a = areas;
+    if (a.owner !== this) return 0;
+    const count = a.count;
+    a.owner = null;
+    if (count === 0) return 0;
+    a.count = 0;
+    a.off = 0;
+    if (this.#closed || this.#removed !== null) {
+      this.stats.writeErrors += count;
+      return 0;
+    }
+    const st = this.#wstats;
+    const ok = native().tunWriteBatch(this.#fd, a.write!, a.wmeta!, count, this.#wmode, st);
+    this.stats.txPackets += ok;
+    this.stats.txWrites += st[1]!;
+    this.stats.txSuperPackets += st[2]!;
+    if (ok < count) {
+      this.stats.writeErrors += count - ok;
+      if (st[3] === -Errno.EBADFD) this.#check(`write failed: ${errnoName(st[3])}`);
+    }
+    return ok;
   }
 
   /**
@@ -289,6 +473,11 @@ export class Tun {
     this.#fd = -1;
     this.#removedCbs = [];
     this.#mtuCbs = [];
+    if (areas.owner === this) {
+      areas.owner = null;
+      areas.count = 0;
+      areas.off = 0;
+    }
   }
 
   /** Probes the fd with TUNGETIFF; a failure means the device is gone. */
@@ -327,9 +516,30 @@ export function tempPrefixPid(): string {
   return process.pid.toString(36).padStart(5, '0').slice(-5);
 }
 
-function openTun(name: string, finalName: string): [number, string] {
+/** The tunOpen bits and the coalescing wanted, from TunOptions.offload and the environment. */
+function wantedOffload(opt: TunOptions['offload']): { bits: number; gro: boolean } {
+  if (opt === false) return { bits: 0, gro: false };
+  const env = offloadSettings();
+  const tso = opt?.tso ?? env.tso;
+  const uso = opt?.uso ?? env.uso;
+  const gro = opt?.tunGro ?? env.tunGro;
+  return { bits: (tso ? TUN_OFF_TSO : 0) | (uso ? TUN_OFF_USO : 0) | (gro ? TUN_OFF_VNET : 0), gro };
+}
+
+function grantedOffload(granted: number, gro: boolean): TunOffload {
+  if ((granted & TUN_OFF_VNET) === 0) return NO_OFFLOAD;
+  return {
+    vnet: true,
+    tso: (granted & TUN_OFF_TSO) !== 0,
+    uso: (granted & TUN_OFF_USO) !== 0,
+    tcpGro: gro,
+    udpGro: gro && (granted & TUN_OFF_USO_KERNEL) !== 0,
+  };
+}
+
+function openTun(name: string, finalName: string, offloads: number): [number, string, number] {
   try {
-    return native().tunOpen(name);
+    return native().tunOpen(name, offloads);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const shown = finalName || name;

@@ -3,7 +3,9 @@
  * read in batches with recvmmsg by a uv_poll_t inside the addon, written in batches with
  * sendmmsg. Sticky source: every received Endpoint carries the local address the datagram was
  * sent to (IP_PKTINFO / IPV6_PKTINFO) and its ifindex; replies to such an Endpoint leave from
- * that address. See docs/IO.md.
+ * that address. Offloads (negotiated per socket, see tun/offload.ts): UDP GSO sends a run of
+ * equal-size datagrams to one endpoint as one message, UDP GRO receives a run from one source
+ * as one buffer, split here; the handlers still see one datagram at a time. See docs/IO.md.
  */
 
 import { MAX_DATAGRAM_SIZE } from '../noise/constants.js';
@@ -15,6 +17,7 @@ import {
   type PollHandle,
   UDP_M_ADDR_BYTE,
   UDP_M_FAMILY,
+  UDP_M_GSO,
   UDP_M_HASLOCAL,
   UDP_M_IFINDEX,
   UDP_M_LEN,
@@ -24,15 +27,29 @@ import {
   UDP_M_PORT,
   UDP_M_STATUS,
   UDP_META_STRIDE,
+  UDP_OFF_GRO,
+  UDP_OFF_GSO,
+  UDP_SEND_MAX,
   UDP_SLOT,
 } from './addon.js';
 import { errnoName } from './errno.js';
 import { inNetns } from './netns.js';
+import { type OffloadSettings, offloadSettings } from './offload.js';
 
-/** Datagrams per recvmmsg / sendmmsg (and per event-loop wake-up). */
-export const UDP_BATCH = 64;
+/**
+ * Messages per recvmmsg (and per event-loop wake-up); with GRO each may hold many datagrams.
+ * A compromise measured both ways: small, as tun.ts's TUN_BATCH, so that one batch per ready
+ * socket per loop iteration shares the CPU between interfaces (ten links' slowest/fastest:
+ * 0.27 at 64, 0.58 at 16, 0.72 at 8), yet large enough to drain a socket under a handshake
+ * flood (kernel drops 0.9 % at 64, 1.3 % at 16, 5.9 % at 8, where the legitimate handshake
+ * started to miss its first retry). docs/BENCHMARKS.md.
+ */
+export const UDP_BATCH = 16;
+/** Datagrams queued per flush at most (one udpSendBatch call). */
+export const UDP_SEND_BATCH = UDP_SEND_MAX;
 const SEND_AREA = 1 << 20;
-const CACHE_SIZE = 16; // received-Endpoint cache, direct-mapped
+const CACHE_BITS = 10;
+const CACHE_SIZE = 1 << CACHE_BITS; // received-Endpoint cache, direct-mapped (many sources: a handshake flood)
 const KEY_FIRST = UDP_M_FAMILY;
 const KEY_LAST = UDP_M_LOCAL + 3; // family, port, ifindex, hasLocal, address, local address
 
@@ -49,6 +66,20 @@ export interface UdpBindOptions {
   autoFlush?: boolean;
   /** Bind 127.0.0.1 and ::1 instead of every address (tests, the JIT warm-up). */
   loopback?: boolean;
+  /**
+   * Offloads to ask for (default: `offloadSettings()`, all but what WGTS_DISABLE_OFFLOAD
+   * switches off); false for none. What the kernel granted is in `bind.offload`.
+   */
+  offload?: Partial<Pick<OffloadSettings, 'udpGso' | 'udpGro'>> | false;
+}
+
+/** What a UdpBind's sockets do, as negotiated with the kernel. */
+export interface UdpOffload {
+  /** UDP GSO on sends, per family (turned off for good when the kernel refuses it with EIO). */
+  readonly gso4: boolean;
+  readonly gso6: boolean;
+  /** UDP GRO on receives. */
+  readonly gro: boolean;
 }
 
 export interface UdpStats {
@@ -58,6 +89,11 @@ export interface UdpStats {
   sendErrors: number;
   /** Sends whose sticky source the kernel rejected (then sent without it). */
   stickyFailures: number;
+  /** GSO sends, and the datagrams that left in them (in txDatagrams). */
+  txGsoSends: number;
+  txGsoDatagrams: number;
+  /** Received buffers that the kernel had coalesced (GRO), split into rxDatagrams. */
+  rxGroBuffers: number;
 }
 
 /** Error thrown by `UdpBind.open`, with the errno name in `code` (e.g. 'EADDRINUSE'). */
@@ -71,11 +107,41 @@ interface Target {
   local: Uint8Array | null;
 }
 
+/**
+ * The data areas every UdpBind of the process shares (as tun.ts's Tun areas): receive batches
+ * are handed over whole, one at a time, before the next read; the received-Endpoint cache holds
+ * sources whatever bind they came to (Endpoints are immutable); and queued sends belong to one
+ * bind until it flushes (a bind that sends while another's datagrams wait flushes those first).
+ */
+const shared = {
+  rbuf: null as Uint8Array | null,
+  rmeta: null as Int32Array | null,
+  rmeta8: null as Uint8Array | null,
+  cacheKeys: new Int32Array(CACHE_SIZE * (KEY_LAST - KEY_FIRST + 1)),
+  cacheEps: new Array<Endpoint | null>(CACHE_SIZE).fill(null),
+  sbuf: null as Uint8Array | null,
+  smeta: null as Int32Array | null,
+  smeta8: null as Uint8Array | null,
+  seps: new Array<Endpoint | null>(UDP_SEND_BATCH).fill(null),
+  /** The bind whose datagrams are queued, their number and the bytes they take. */
+  owner: null as UdpBind | null,
+  count: 0,
+  off: 0,
+};
+
+function sendAreas(): void {
+  shared.sbuf ??= new Uint8Array(SEND_AREA);
+  shared.smeta ??= new Int32Array(UDP_SEND_BATCH * UDP_META_STRIDE);
+  shared.smeta8 ??= new Uint8Array(shared.smeta.buffer);
+}
+
 export class UdpBind {
   readonly port: number;
   /** Which families are bound (an IPv6-less kernel gives only IPv4, and vice versa). */
   readonly families: { readonly v4: boolean; readonly v6: boolean };
-  readonly stats: UdpStats = { rxDatagrams: 0, txDatagrams: 0, sendErrors: 0, stickyFailures: 0 };
+  readonly stats: UdpStats = { rxDatagrams: 0, txDatagrams: 0, sendErrors: 0, stickyFailures: 0, txGsoSends: 0, txGsoDatagrams: 0, rxGroBuffers: 0 };
+  #ctl = new Int32Array(3); // [GSO bits, GSO sends, their datagrams], updated by the addon
+  #gro = false;
 
   #fd4: number;
   #fd6: number;
@@ -88,15 +154,8 @@ export class UdpBind {
   #rmeta8: Uint8Array | null = null;
   #onDatagram: ((data: Uint8Array, from: Endpoint) => void) | null = null;
   #onBatchEnd: (() => void) | null = null;
-  #cacheKeys = new Int32Array(CACHE_SIZE * (KEY_LAST - KEY_FIRST + 1));
-  #cacheEps: (Endpoint | null)[] = new Array<Endpoint | null>(CACHE_SIZE).fill(null);
-  // send side
-  #sbuf = new Uint8Array(SEND_AREA);
-  #smeta = new Int32Array(UDP_BATCH * UDP_META_STRIDE);
-  #smeta8 = new Uint8Array(this.#smeta.buffer);
-  #seps: (Endpoint | null)[] = new Array<Endpoint | null>(UDP_BATCH).fill(null);
-  #scount = 0;
-  #soff = 0;
+  #cacheKeys = shared.cacheKeys;
+  #cacheEps = shared.cacheEps;
   #flushQueued = false;
   readonly #autoFlushOn: boolean;
   #targets = new WeakMap<Endpoint, Target>();
@@ -132,7 +191,37 @@ export class UdpBind {
       out.code = code;
       throw out;
     }
-    return new UdpBind(r[0], r[1], r[2], opts.autoFlush ?? true);
+    const bind = new UdpBind(r[0], r[1], r[2], opts.autoFlush ?? true);
+    bind.#negotiate(opts.offload);
+    return bind;
+  }
+
+  /** Asks each socket for the offloads wanted; what a kernel lacks stays off. */
+  #negotiate(opt: UdpBindOptions['offload']): void {
+    if (opt === false) return;
+    const env = offloadSettings();
+    const gso = opt?.udpGso ?? env.udpGso;
+    const gro = opt?.udpGro ?? env.udpGro;
+    if (!gso && !gro) return;
+    let bits = 0;
+    let groOn = this.#fd4 >= 0 || this.#fd6 >= 0;
+    for (const [fd, bit] of [
+      [this.#fd4, 1],
+      [this.#fd6, 2],
+    ] as const) {
+      if (fd < 0) continue;
+      const got = native().udpSetOffload(fd, gro);
+      if (gso && (got & UDP_OFF_GSO) !== 0) bits |= bit;
+      if ((got & UDP_OFF_GRO) === 0) groOn = false;
+    }
+    this.#ctl[0] = bits;
+    this.#gro = gro && groOn;
+  }
+
+  /** The offloads in use now. */
+  get offload(): UdpOffload {
+    const bits = this.#ctl[0]!;
+    return { gso4: (bits & 1) !== 0, gso6: (bits & 2) !== 0, gro: this.#gro };
   }
 
   /**
@@ -145,9 +234,13 @@ export class UdpBind {
     if (this.#polls.length) throw new Error('UDP bind already started');
     this.#onDatagram = onDatagram;
     this.#onBatchEnd = onBatchEnd;
-    this.#rbuf ??= new Uint8Array(UDP_BATCH * UDP_SLOT);
-    this.#rmeta ??= new Int32Array(UDP_BATCH * UDP_META_STRIDE);
-    this.#rmeta8 ??= new Uint8Array(this.#rmeta.buffer);
+    shared.rbuf ??= new Uint8Array(UDP_BATCH * UDP_SLOT);
+    shared.rmeta ??= new Int32Array(UDP_BATCH * UDP_META_STRIDE);
+    shared.rmeta8 ??= new Uint8Array(shared.rmeta.buffer);
+    this.#rbuf = shared.rbuf;
+    this.#rmeta = shared.rmeta;
+    this.#rmeta8 = shared.rmeta8;
+    sendAreas();
     const addon = native();
     for (const fd of [this.#fd4, this.#fd6]) {
       if (fd < 0) continue;
@@ -178,15 +271,29 @@ export class UdpBind {
     const meta = this.#rmeta!;
     const onDatagram = this.#onDatagram;
     let i = 0;
+    let n = 0;
     if (onDatagram) {
       for (; i < count && !this.#closed && this.#polls.length > 0; i++) {
         const base = i * UDP_META_STRIDE;
         const off = meta[base + UDP_M_OFF]!;
         const len = meta[base + UDP_M_LEN]!;
-        onDatagram(buf.subarray(off, off + len), this.#endpoint(base));
+        const gso = meta[base + UDP_M_GSO]!;
+        if (gso === 0) {
+          onDatagram(buf.subarray(off, off + len), this.#endpoint(base));
+          n++;
+          continue;
+        }
+        // A GRO buffer: datagrams of `gso` bytes from one source, the last one maybe shorter.
+        const ep = this.#endpoint(base);
+        const end = off + len;
+        this.stats.rxGroBuffers++;
+        for (let o = off; o < end && !this.#closed && this.#polls.length > 0; o += gso) {
+          onDatagram(buf.subarray(o, Math.min(o + gso, end)), ep);
+          n++;
+        }
       }
     }
-    this.stats.rxDatagrams += i;
+    this.stats.rxDatagrams += n;
     if (i > 0 && this.#onBatchEnd) this.#onBatchEnd();
     if (errno !== 0) {
       const err = new Error(fromPoll ? 'UDP socket: POLLERR (no longer read)' : `UDP receive: ${errnoName(errno)}`) as UdpBindError;
@@ -199,7 +306,10 @@ export class UdpBind {
   #endpoint(base: number): Endpoint {
     const meta = this.#rmeta!;
     const port = meta[base + UDP_M_PORT]!;
-    const slot = (port ^ meta[base + UDP_M_ADDR_BYTE / 4 + 3]! ^ meta[base + UDP_M_ADDR_BYTE / 4]!) & (CACHE_SIZE - 1);
+    // A multiplicative hash of all the address words: IPv4 addresses of one subnet differ in
+    // their last byte, which is the top byte of the little-endian word.
+    const w = base + UDP_M_ADDR_BYTE / 4;
+    const slot = Math.imul(port ^ meta[w]! ^ meta[w + 1]! ^ meta[w + 2]! ^ meta[w + 3]!, 0x9e3779b1) >>> (32 - CACHE_BITS);
     const keys = this.#cacheKeys;
     const kb = slot * (KEY_LAST - KEY_FIRST + 1);
     const cached = this.#cacheEps[slot];
@@ -239,12 +349,19 @@ export class UdpBind {
       this.stats.sendErrors++;
       return false;
     }
-    if (this.#scount === UDP_BATCH || this.#soff + len > SEND_AREA) this.flush();
-    const i = this.#scount++;
-    const off = this.#soff;
-    this.#sbuf.set(data, off);
-    this.#soff = off + ((len + 7) & ~7);
-    const m = this.#smeta;
+    const a = shared;
+    if (a.owner !== this) {
+      a.owner?.flush();
+      a.owner = this;
+    }
+    if (a.count === UDP_SEND_BATCH || a.off + len > SEND_AREA) this.flush();
+    if (a.sbuf === null) sendAreas();
+    a.owner = this; // again: a flush above gave the area up
+    const i = a.count++;
+    const off = a.off;
+    a.sbuf!.set(data, off);
+    a.off = off + ((len + 7) & ~7);
+    const m = a.smeta!;
     const base = i * UDP_META_STRIDE;
     m[base + UDP_M_OFF] = off;
     m[base + UDP_M_LEN] = len;
@@ -253,9 +370,10 @@ export class UdpBind {
     m[base + UDP_M_IFINDEX] = to.ifindex ?? 0;
     m[base + UDP_M_HASLOCAL] = t.local ? 1 : 0;
     m[base + UDP_M_STATUS] = 0;
-    this.#smeta8.set(t.addr, base * 4 + UDP_M_ADDR_BYTE);
-    if (t.local) this.#smeta8.set(t.local, base * 4 + UDP_M_LOCAL_BYTE);
-    this.#seps[i] = to;
+    const m8 = a.smeta8!;
+    m8.set(t.addr, base * 4 + UDP_M_ADDR_BYTE);
+    if (t.local) m8.set(t.local, base * 4 + UDP_M_LOCAL_BYTE);
+    a.seps[i] = to;
     if (!this.#flushQueued && this.#autoFlushOn) {
       this.#flushQueued = true;
       queueMicrotask(this.#autoFlush);
@@ -265,7 +383,7 @@ export class UdpBind {
 
   #autoFlush = (): void => {
     this.#flushQueued = false;
-    if (this.#scount > 0) this.flush();
+    this.flush();
   };
 
   #target(to: Endpoint): Target | null {
@@ -288,18 +406,27 @@ export class UdpBind {
 
   /** Sends what `send` queued (sendmmsg). Returns how many datagrams left. */
   flush(): number {
-    const count = this.#scount;
+    const a = shared;
+    if (a.owner !== this) return 0;
+    a.owner = null;
+    const count = a.count;
+    a.count = 0;
+    a.off = 0;
     if (count === 0 || this.#closed) return 0;
-    const m = this.#smeta;
-    const sent = native().udpSendBatch(this.#fd4, this.#fd6, this.#sbuf, m, count);
-    this.#scount = 0;
-    this.#soff = 0;
+    const m = a.smeta!;
+    const ctl = this.#ctl;
+    const sent = native().udpSendBatch(this.#fd4, this.#fd6, a.sbuf!, m, count, ctl);
     this.stats.txDatagrams += sent;
+    if (ctl[1] !== 0) {
+      this.stats.txGsoSends += ctl[1]!;
+      this.stats.txGsoDatagrams += ctl[2]!;
+      ctl[1] = ctl[2] = 0;
+    }
     this.stats.sendErrors += count - sent;
     for (let i = 0; i < count; i++) {
       const base = i * UDP_META_STRIDE;
-      const ep = this.#seps[i]!;
-      this.#seps[i] = null;
+      const ep = a.seps[i]!;
+      a.seps[i] = null;
       if (m[base + UDP_M_HASLOCAL] === 2) {
         this.stats.stickyFailures++;
         if (this.#onSticky) this.#onSticky(ep);
@@ -334,8 +461,12 @@ export class UdpBind {
     if (this.#closed) return;
     this.stop();
     this.#closed = true;
-    this.#scount = 0;
-    this.#seps.fill(null);
+    if (shared.owner === this) {
+      shared.owner = null;
+      shared.count = 0;
+      shared.off = 0;
+      shared.seps.fill(null);
+    }
     if (this.#fd4 >= 0) native().fdClose(this.#fd4);
     if (this.#fd6 >= 0) native().fdClose(this.#fd6);
     this.#fd4 = this.#fd6 = -1;

@@ -70,7 +70,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     const a = argv[i]!;
     const value = (): string => {
       const v = argv[++i];
-      if (v === undefined) throw new UsageError(`option ${a} needs a value`);
+      if (v === undefined) throw new UsageError(`option ${quote(a, "'")} needs a value`);
       return v;
     };
     if (a === '-h' || a === '--help') return 'help';
@@ -78,14 +78,14 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     else if (a === '-f' || a === '--foreground') foreground = true;
     else if (a === '--netns-pid') {
       const v = value();
-      if (!/^[1-9][0-9]{0,9}$/.test(v) || Number(v) > 4194304) throw new UsageError(`invalid pid '${v}'`);
+      if (!/^[1-9][0-9]{0,9}$/.test(v) || Number(v) > 4194304) throw new UsageError(`invalid pid ${quote(v, "'")}`);
       netnsPid = Number(v);
     } else if (a === '--run-dir') {
       runDir = value();
       if (!runDir.startsWith('/')) throw new UsageError(`--run-dir must be an absolute path`);
     } else if (a === '--metrics') metricsText = value();
     else if (a === '--metrics-allow-public') allowPublic = true;
-    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option '${a}'`);
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${quote(a, "'")}`);
     else rest.push(a);
   }
   if (rest.length !== 1) throw new UsageError(rest.length === 0 ? 'missing interface name' : 'too many arguments');
@@ -110,8 +110,11 @@ function version(): string {
   }
 }
 
+/** `msg` as one line: control characters (from arguments, or from other programs' messages) shown as '?'. */
+const oneLine = (msg: string): string => msg.replace(/[\x00-\x1f\x7f]/g, '?');
+
 function fail(msg: string): never {
-  process.stderr.write(`${PROG}: ${msg}\n`);
+  process.stderr.write(`${PROG}: ${oneLine(msg)}\n`);
   process.exit(1);
 }
 
@@ -143,7 +146,7 @@ async function runForeground(args: Args): Promise<void> {
     });
   } catch (e) {
     const msg = (e as Error).message;
-    report(`ERROR ${msg}`);
+    report(`ERROR ${oneLine(msg)}`);
     fail(msg);
   }
   const stop = (why: string) => {

@@ -9,6 +9,7 @@ export interface IpAddress {
   readonly bytes: Uint8Array;
 }
 
+import type { RouteMonitor } from '../../tun/rtmon.js';
 import type { Tun } from '../../tun/tun.js';
 import type { UdpBind, UdpBindOptions } from '../../tun/udp.js';
 
@@ -36,6 +37,8 @@ export interface ServiceOs {
   setUp(nsFd: number, name: string): void;
   /** Delete link `name` of that namespace (absent: no error). */
   deleteLink(nsFd: number, name: string): void;
+  /** The process's route monitor, shared by every device (sticky sources follow route changes); absent: none. */
+  openRouteMonitor?(): RouteMonitor;
   /** Bind a UDP port in the service's own namespace. Throws with `.code` (EADDRINUSE). */
   openUdp(port: number, options: UdpBindOptions): UdpBind;
 }

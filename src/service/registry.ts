@@ -167,7 +167,7 @@ export class Registry {
       const tun = os.createTun(nsFd, spec.name, DEFAULT_MTU);
       host = new DeviceHost(
         { name: spec.name, logger: dlog, crypto: this.opts.crypto, mtu: DEFAULT_MTU, scratch: this.scratch },
-        { tun, openUdp: (port, o) => os.openUdp(port, o) },
+        { tun, openUdp: (port, o) => os.openUdp(port, o), ...(os.openRouteMonitor ? { openRouteMonitor: () => os.openRouteMonitor!() } : {}) },
       );
       const [addrText, prefixText] = spec.cidr.split('/') as [string, string];
       const addr = parseIp(addrText);
@@ -289,6 +289,7 @@ export class Registry {
       d.host.close('service stopping');
     }
     await Promise.all(all.map((d) => d.uapi.close()));
+    for (const d of all) removeDirIfEmpty(this.runDir(d.snapshot().nsInode));
   }
 
   private removed(device: ServiceDevice, reason: string, runDir: string): void {

@@ -7,6 +7,7 @@
 
 import { formatIp } from '../../noise/iptext.js';
 import * as nl from '../../tun/netlink.js';
+import { RouteMonitor } from '../../tun/rtmon.js';
 import { Tun } from '../../tun/tun.js';
 import { UdpBind } from '../../tun/udp.js';
 import type { ServiceOs } from './os.js';
@@ -32,5 +33,6 @@ export function productionOs(): ServiceOs {
       nl.deleteLink(nsFd, name, { ifExists: true });
     },
     openUdp: (port, options) => UdpBind.open(port, options),
+    openRouteMonitor: () => RouteMonitor.shared(),
   };
 }

@@ -111,6 +111,78 @@ describe.skipIf(skip)(`sticky source address${skip ? ` (skipped: ${skip})` : ''}
 });
 
 /**
+ * The sticky source follows route changes, with no send failing: a has two links to b
+ * (192.168.250.0/24 and 192.168.251.0/24) and answers from the address b sent to, until a better
+ * route to b appears through the other link (then from that link's address), or a route with
+ * another preferred source (then from that one). b roams to each.
+ */
+describe.skipIf(skip)(`sticky source address on route changes${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  const { nss, tmp } = lab('sroute');
+
+  it("leaves from the new route's source as soon as the route changes", async () => {
+    const { hostA, hostB, ctA, ctB, la, lb, ifa, ifb } = await linkedHosts(nss, 'r');
+    const [la2, lb2] = [`${la}2`, `${lb}2`];
+    await runOk('ip', ['link', 'add', la2, 'netns', hostA, 'type', 'veth', 'peer', 'name', lb2, 'netns', hostB]);
+    await ipAll([
+      [hostA, ['addr', 'add', '192.168.250.2/24', 'dev', la]],
+      [hostA, ['addr', 'add', '192.168.250.3/24', 'dev', la]],
+      [hostA, ['addr', 'add', '192.168.251.2/24', 'dev', la2]],
+      [hostA, ['link', 'set', la, 'up']],
+      [hostA, ['link', 'set', la2, 'up']],
+      [hostB, ['addr', 'add', '192.168.250.10/24', 'dev', lb]],
+      [hostB, ['addr', 'add', '192.168.251.10/24', 'dev', lb2]],
+      [hostB, ['link', 'set', lb, 'up']],
+      [hostB, ['link', 'set', lb2, 'up']],
+    ]);
+    // b takes a's packets for 192.168.250.10 on its other link too (weak host, no reverse-path filter).
+    for (const ns of [hostA, hostB]) for (const k of ['all', 'default']) await nsRun(ns, 'sysctl', ['-qw', `net.ipv4.conf.${k}.rp_filter=0`]);
+    await nsRun(hostB, 'sysctl', ['-qw', `net.ipv4.conf.${lb2}.rp_filter=0`]);
+    const k = await keys(tmp());
+    await nsRun(hostA, 'wg', ['set', ifa, 'private-key', k.a.privFile, 'listen-port', '51820', 'peer', k.b.pub, 'allowed-ips', '192.168.247.2/32']);
+    await nsRun(hostB, 'wg', [
+      'set',
+      ifb,
+      'private-key',
+      k.b.privFile,
+      'listen-port',
+      '51821',
+      'peer',
+      k.a.pub,
+      'allowed-ips',
+      '192.168.247.1/32',
+      'endpoint',
+      '192.168.250.2:51820',
+    ]);
+    await addressUp(ctA, ifa, '192.168.247.1/24');
+    await addressUp(ctB, ifb, '192.168.247.2/24');
+    const endpointAtB = async () => (await nsRun(hostB, 'wg', ['show', ifb, 'endpoints'])).stdout.trim().split('\t')[1];
+
+    expect(await ping(ctB, '192.168.247.1')).toBe(true);
+    expect(await ping(ctA, '192.168.247.2')).toBe(true);
+    expect(await endpointAtB()).toBe('192.168.250.2:51820');
+
+    // A better route to b through the other link: a's source 192.168.250.2 would still work
+    // there (nothing fails), but its replies now leave from the new route's 192.168.251.2.
+    await runOk('ip', ['-n', hostA, 'route', 'add', '192.168.250.10/32', 'via', '192.168.251.10', 'dev', la2]);
+    await sleep(300);
+    expect(await ping(ctA, '192.168.247.2')).toBe(true);
+    expect(await endpointAtB()).toBe('192.168.251.2:51820');
+    expect(await ping(ctB, '192.168.247.1')).toBe(true);
+
+    // Back to the first link, then a route there with another preferred source.
+    await runOk('ip', ['-n', hostA, 'route', 'del', '192.168.250.10/32']);
+    await sleep(300);
+    expect(await ping(ctA, '192.168.247.2')).toBe(true);
+    expect(await endpointAtB()).toBe('192.168.250.2:51820');
+    await runOk('ip', ['-n', hostA, 'route', 'add', '192.168.250.10/32', 'dev', la, 'src', '192.168.250.3']);
+    await sleep(300);
+    expect(await ping(ctA, '192.168.247.2')).toBe(true);
+    expect(await endpointAtB()).toBe('192.168.250.3:51820');
+    expect(await ping(ctB, '192.168.247.1')).toBe(true);
+  }, 60_000);
+});
+
+/**
  * Two hosts that share only a link, reached by IPv6 link-local address: the endpoint needs its
  * zone ("[fe80::b%veth]:port"), as `wg` passes it. b has no endpoint and learns a's, zone and all.
  */

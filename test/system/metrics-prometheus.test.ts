@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DROP_REASONS } from '../../noise/drops.js';
 import { uapiGetRaw } from '../../src/uapi/client.js';
 import { nsPids, nsRun, skipReason } from '../helpers/netns.js';
 import { pidAlive, type RunResult, run, sleep, WG_TS, waitFor, waitUntil, which } from '../helpers/proc.js';
@@ -22,7 +23,7 @@ import { type Impl, iperf, Pair } from '../helpers/tunnel.js';
 const tools = ['wg', 'ping', 'iperf3', 'curl', 'prometheus', 'promtool'];
 const skip = skipReason(...tools);
 const skipService = e2eSkipReason(['curl', 'prometheus', 'promtool', 'ping']);
-const DROP_REASON_COUNT = 27;
+const DROP_REASON_COUNT = DROP_REASONS.length;
 
 /** Start `wireguard-ts ARGS IFNAME` in `ns0`, then move its device into `target`. */
 async function startDaemonWith(ns0: string, args: string[], ifname: string, target: string): Promise<void> {

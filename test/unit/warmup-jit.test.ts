@@ -8,10 +8,10 @@
  */
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DATA_PATH } from '../helpers/jit.js';
+import { DAEMON_WATCHED, DATA_PATH, DATA_WATCHED, defines, missingFrom } from '../helpers/jit.js';
 
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
 const built = existsSync(`${dist}src/warmup.js`);
@@ -51,14 +51,27 @@ console.log('delivered', delivered);
 `;
 
 describe('JIT warm-up', () => {
+  it.skipIf(!built)('watches functions that exist: every watched name is still defined where the guards say', () => {
+    const gone = DAEMON_WATCHED.filter((x) => !defines(readFileSync(`${dist}${x.file}`, 'utf8'), x.name)).map((x) => `${x.file}: ${x.name}`);
+    expect(gone).toEqual([]);
+    // The check itself: a name that is not there is found missing.
+    expect(defines(readFileSync(`${dist}noise/device.js`, 'utf8'), 'sendPackets')).toBe(false);
+  });
+
   it.skipIf(!built)(
     'leaves optimized data-path code that real-shaped traffic does not throw away',
     async () => {
       const out = await new Promise<string>((resolve, reject) =>
-        execFile(process.execPath, ['--trace-deopt', '--input-type=module', '-e', script], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout) =>
-          err ? reject(err) : resolve(stdout),
+        execFile(
+          process.execPath,
+          ['--trace-opt', '--trace-turbo-inlining', '--trace-deopt', '--input-type=module', '-e', script],
+          { timeout: 60_000, maxBuffer: 256 << 20 },
+          (err, stdout) => (err ? reject(err) : resolve(stdout)),
         ),
       );
+      // Every watched function was optimized (or inlined into what was) by the warm-up: a
+      // renamed one is missing here instead of silently leaving the check below.
+      expect(missingFrom(out.slice(0, out.indexOf('--- traffic')), DATA_WATCHED)).toEqual([]);
       const after = out.slice(out.indexOf('--- traffic'));
       expect(after).toMatch(/delivered 80\b/);
       const deopts = after.split('\n').filter((l) => l.includes('bailout') && DATA_PATH.test(l));
