@@ -87,7 +87,7 @@ describe('the programs refuse a bad --metrics with one line and exit 1', () => {
     ],
     [WG_TS, ['--metrics', 'localhost:1', 'wg0'], /^wireguard-ts: invalid --metrics "localhost:1": /],
     [WG_TS, ['--metrics-allow-public', 'wg0'], /^wireguard-ts: --metrics-allow-public without --metrics/],
-    [WG_TS, ['wg0', '--metrics'], /^wireguard-ts: option --metrics needs a value/],
+    [WG_TS, ['wg0', '--metrics'], /^wireguard-ts: option '--metrics' needs a value/],
     [service, ['--metrics', '192.0.2.1:9586'], /^wireguard-ts-service: invalid --metrics "192.0.2.1:9586": .*not a loopback address/],
     [service, ['--metrics'], /^wireguard-ts-service: option --metrics needs an address/],
   ];
