@@ -13,6 +13,10 @@
  * - Every branch real traffic takes has run: IPv4 and IPv6 inside and outside, packets with no
  *   route (a link coming up sends IPv6 router and multicast-listener packets), two packets in a
  *   row, endpoints made by `endpointOf` (the shapes the UDP layer makes).
+ * - Handshakes are many (24 per throw-away pair, each after both sides removed and re-added
+ *   their peer): the first real ping waits for one, and in V8's baseline tier it costs ~1.5×
+ *   what it costs optimized. Each is followed by packets of every kind, as a pair's later rounds
+ *   carry, so that the data path is not optimized on narrower feedback than real traffic gives.
  * - The Device's sink call sites have seen closures from two places (sinksA, sinksB), so V8
  *   compiles them as generic calls and the daemon's own sinks are no surprise.
  * - The work runs in slices with pauses, so the concurrent compiler finishes and installs what
@@ -34,10 +38,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { CryptoSuite } from '../crypto/suite.js';
 import { generatePrivateKey, publicKey } from '../crypto/x25519.js';
+import { UNDER_LOAD_HANDSHAKES_PER_SECOND } from '../noise/constants.js';
 import { Device, type DeviceSinks } from '../noise/device.js';
 import { parseCidr } from '../noise/iptext.js';
 import { ipv4Packet, ipv6Packet } from '../noise/packets.js';
-import { type Endpoint, endpointOf, type Logger } from '../noise/types.js';
+import { type Endpoint, endpointOf, type Logger, type PeerChange } from '../noise/types.js';
 import { selectSuite } from '../tun/openssl.js';
 import { RouteMonitor } from '../tun/rtmon.js';
 import { Tun } from '../tun/tun.js';
@@ -61,8 +66,14 @@ export interface WarmUpOptions {
   udpRounds?: number;
   /** Packets each way through the last pair (default 1500). */
   rounds?: number;
-  /** Pairs of Devices taken through a handshake (default 8). */
+  /** Pairs of Devices taken through handshakes (default 8). */
   handshakes?: number;
+  /**
+   * Handshakes per pair (default 24), each after both sides removed and re-added their peer,
+   * as `wg set` does: a real handshake then runs optimized code. Fewer than half of
+   * UNDER_LOAD_HANDSHAKES_PER_SECOND, so that no device of the warm-up goes under load.
+   */
+  handshakesPerPair?: number;
   /** Rounds per slice (default 100); 0 runs everything at once, synchronously. */
   slice?: number;
   /** Pause between slices in ms (default 2). */
@@ -104,6 +115,7 @@ class Pair {
   private readonly eps: [Endpoint, Endpoint];
   private readonly packets: Array<readonly [Uint8Array, Uint8Array]>;
   private readonly noRoute = [v4(84, 1, 99), v6(76, 1, 0)];
+  private readonly peers: [PeerChange, PeerChange];
 
   constructor(v6Outer: boolean, crypto: CryptoSuite) {
     const keys = [generatePrivateKey(), generatePrivateKey()] as const;
@@ -115,18 +127,13 @@ class Pair {
       new Device({ logger, crypto, sinks: sinksA(1, this.pending, this.count) }),
       new Device({ logger, crypto, sinks: sinksB(0, this.pending, this.count) }),
     ];
-    for (const [i, d] of this.devices.entries()) {
-      d.apply({
-        privateKey: keys[i],
-        peers: [
-          {
-            publicKey: publicKey(keys[1 - i]!),
-            endpoint: this.eps[1 - i]!,
-            allowedIps: [parseCidr(`10.255.0.${2 - i}/32`), parseCidr(`fd00::${2 - i}/128`)],
-          },
-        ],
-      });
-    }
+    const peer = (i: number): PeerChange => ({
+      publicKey: publicKey(keys[1 - i]!),
+      endpoint: this.eps[1 - i]!,
+      allowedIps: [parseCidr(`10.255.0.${2 - i}/32`), parseCidr(`fd00::${2 - i}/128`)],
+    });
+    this.peers = [peer(0), peer(1)];
+    for (const [i, d] of this.devices.entries()) d.apply({ privateKey: keys[i], peers: [this.peers[i]!] });
     this.packets = [64, 576, 1420].flatMap((n) => [[v4(n, 1, 2), v4(n, 2, 1)] as const, [v6(n, 1, 2), v6(n, 2, 1)] as const]);
   }
 
@@ -153,6 +160,15 @@ class Pair {
     if (r % 16 === 0) a.sendPacket(this.noRoute[(r >> 4) & 1]!);
   }
 
+  /** Both sides forget their peer and learn it again: the next round starts with a handshake. */
+  forget(): void {
+    for (const [i, d] of this.devices.entries()) {
+      const p = this.peers[i]!;
+      d.apply({ peers: [{ publicKey: p.publicKey, remove: true, allowedIps: [] }] });
+      d.apply({ peers: [p] });
+    }
+  }
+
   close(): void {
     for (const d of this.devices) d.close();
   }
@@ -176,6 +192,7 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<WarmUpResult> {
   const crypto = opts.crypto ?? selectSuite(undefined);
   const rounds = opts.rounds ?? 1500;
   const handshakes = Math.max(1, opts.handshakes ?? 8);
+  const perPair = Math.min(Math.max(1, opts.handshakesPerPair ?? 24), UNDER_LOAD_HANDSHAKES_PER_SECOND >> 1);
   const slice = opts.slice ?? 100;
   const pauseMs = opts.pauseMs ?? 2;
   let delivered = 0;
@@ -190,8 +207,12 @@ export async function warmUp(opts: WarmUpOptions = {}): Promise<WarmUpResult> {
   };
   for (let i = 1; i < handshakes; i++) {
     const p = new Pair(i % 2 === 0, crypto);
-    p.round(0);
-    p.round(1);
+    for (let j = 0; j < perPair; j++) {
+      if (j > 0) p.forget();
+      p.round(2 * j);
+      p.round(2 * j + 1);
+      await step(5);
+    }
     p.close();
     delivered += p.count.delivered;
     await step(10);

@@ -41,8 +41,8 @@ drive it. Without --foreground it runs in the background once the device is read
                        metrics show every peer's public key and endpoint)
   --version            print the version
 Environment: LOG_LEVEL=verbose|error|silent (default error).
-  WG_TS_WARMUP=0       no JIT warm-up after start-up (it costs ~0.25 s of CPU and
-                       makes the first packets as fast as the later ones)
+  WG_TS_WARMUP=0       no JIT warm-up after start-up (it costs ~0.4 s of CPU and
+                       makes the first packets and handshakes as fast as later ones)
   WG_TS_CRYPTO=NAME    crypto suite: openssl (the addon; the default when built), js
                        (node:crypto and @noble) or noble (pure JavaScript)
   WG_TS_READY_FD=N     for supervisors: run in the foreground and write "READY" (or
