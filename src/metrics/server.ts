@@ -1,22 +1,7 @@
-/**
- * The metrics endpoint: HTTP/1.1 on a loopback address or a UNIX socket, answering `GET
- * /metrics` with the exposition text and nothing else. Every input is bounded:
- * - at most `maxConnections` connections at once (more are closed at accept);
- * - request headers of at most `maxHeaderBytes` (431), no request body (400), one request a
- *   connection (every answer closes it), GET only (405), the metrics path only (404);
- * - every connection is closed `deadlineMs` after it was accepted, whatever it is doing, so a
- *   client that sends slowly or never reads its answer holds a connection that long at most.
- * Requests within 250 ms share one rendering and its buffer, so that neither CPU nor memory
- * grows with the number of clients. Every refusal is counted by outcome, and the counts are
- * part of the exposition.
- * A UNIX socket is created mode 0600 (root's tools read it); a stale one is replaced, a live
- * one or anything that is not a socket is refused.
- */
-import { chmodSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createConnection, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import type { Socket } from 'node:net';
 import { type Logger, silentLogger } from '../../noise/types.js';
+import { bindPathFor, claimSocketPath, publishSocket, removeIfOurs } from '../socket-file.js';
 import { formatMetricsAddress, type MetricsAddress } from './address.js';
 import { CONTENT_TYPE, Exposition } from './exposition.js';
 import { addProcessMetrics } from './process.js';
@@ -59,38 +44,11 @@ export type Collector = (x: Exposition) => void | Promise<void>;
  */
 const SHARE_MS = 250;
 
-/** Is something accepting connections on this UNIX socket path? */
-function socketAlive(path: string, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection(path);
-    const done = (alive: boolean) => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(alive);
-    };
-    const t = setTimeout(() => done(true), timeoutMs);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
 /** Clear the way for a UNIX socket at `path`, or throw saying why not. */
 async function prepareSocketPath(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  let isSocket: boolean;
-  try {
-    isSocket = lstatSync(path).isSocket();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  if (!isSocket) throw new Error(`metrics socket ${path}: something else than a socket is there; refusing to replace it`);
-  if (await socketAlive(path)) throw new Error(`metrics socket ${path} is in use by another process`);
-  try {
-    unlinkSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
+  const state = await claimSocketPath(path);
+  if (state === 'not-a-socket') throw new Error(`metrics socket ${path}: something else than a socket is there; refusing to replace it`);
+  if (state === 'live') throw new Error(`metrics socket ${path} is in use by another process`);
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 431: 'Request Header Fields Too Large' };
@@ -229,15 +187,7 @@ export async function serveMetrics(
   let bindPath = '';
   if (addr.kind === 'unix') {
     await prepareSocketPath(addr.path);
-    const tmp = `${addr.path}.${process.pid}~`;
-    bindPath = Buffer.byteLength(tmp) <= 107 ? tmp : addr.path;
-    if (bindPath === tmp) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        /* not there */
-      }
-    }
+    bindPath = bindPathFor(addr.path);
   }
   await new Promise<void>((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) => {
@@ -268,15 +218,9 @@ export async function serveMetrics(
     }
   });
   let ident: string | null = null;
-  const identOf = (path: string): string => {
-    const st = lstatSync(path, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
-  };
   if (addr.kind === 'unix') {
     try {
-      chmodSync(bindPath, 0o600);
-      if (bindPath !== addr.path) renameSync(bindPath, addr.path);
-      ident = identOf(addr.path);
+      ident = publishSocket(bindPath, addr.path);
     } catch (e) {
       server.close();
       throw new Error(`metrics socket ${addr.path}: ${(e as Error).message}`);
@@ -298,13 +242,7 @@ export async function serveMetrics(
     },
     close(): Promise<void> {
       if (closing) return closing;
-      if (addr.kind === 'unix') {
-        try {
-          if (identOf(addr.path) === ident) unlinkSync(addr.path);
-        } catch {
-          /* already gone */
-        }
-      }
+      if (addr.kind === 'unix') removeIfOurs(addr.path, ident);
       closing = new Promise((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

@@ -1,30 +1,7 @@
-/**
- * The UAPI UNIX socket server (/var/run/wireguard/IFNAME.sock), as wireguard-go's ipc package:
- * the directory is created 0755, a stale socket is replaced, a live one is left alone, the
- * socket is created with umask 077 (under a temporary name), set to 0600 and renamed into
- * place, and close() removes it (only if it is still ours).
- *
- * Per connection, requests are handled in order:
- *   "get=1\n\n"                     -> handler.get() text, then "errno=0\n\n"
- *   "set=1\n" key=value lines "\n"  -> SetParser line by line; at the blank line, if every
- *                                      line was valid, handler.set(change); "errno=N\n\n"
- * A request may arrive in any number of reads and several may share a connection. A set is
- * validated line by line as it arrives and only the validated change is kept; after an invalid
- * line the rest of the transaction is read and dropped, and nothing of it is applied (a set is
- * all or nothing). Errnos are written negated, as wireguard-go does (see protocol.ts).
- * Requests of all connections are serialized.
- *
- * Every input is bounded (UapiServerOptions): the length of a line, the bytes and lines of one
- * set transaction, the bytes all connections together hold (open transactions, partial lines,
- * answers a client has not read yet), the number of connections, and the time a connection may
- * stay idle. Over a limit the connection is answered with an errno (EPROTO, EMSGSIZE, ENOBUFS,
- * EBUSY, ETIMEDOUT) and closed, and what it held is released.
- */
-import { chmodSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { ZoneResolver } from '../../noise/iptext.js';
 import { type DeviceChange, type Logger, silentLogger } from '../../noise/types.js';
+import { bindPathFor, claimSocketPath, publishSocket, removeIfOurs } from '../socket-file.js';
 import { EBUSY, EINVAL, EIO, EMSGSIZE, ENOANO, ENOBUFS, EPROTO, ETIMEDOUT, formatErrno, SetParser } from './protocol.js';
 
 export interface UapiHandler {
@@ -112,22 +89,6 @@ const WRITE_PIECE = 64 * 1024;
 const RECLAIM_BYTES = 16 * 1024 * 1024;
 const RECLAIM_DELAY_MS = 200;
 const RECLAIM_INTERVAL_MS = 1000;
-
-/** Is something accepting connections on this UNIX socket path? */
-function socketAlive(path: string, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection(path);
-    const done = (alive: boolean) => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(alive);
-    };
-    // A connect that neither succeeds nor fails: someone holds it; do not steal the path.
-    const t = setTimeout(() => done(true), timeoutMs);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
 function listenOnce(server: Server, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -571,7 +532,6 @@ export async function serveUapi(socketPath: string, handler: UapiHandler, logger
   const shared: Shared = { handler, logger, mutex: new Mutex(), budget: new Budget(limits.maxBufferedBytes, handler.reclaim, logger), limits };
   let refused = 0;
   let refusedLogged = 0;
-  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
 
   const conns = new Set<Connection>();
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
@@ -593,53 +553,22 @@ export async function serveUapi(socketPath: string, handler: UapiHandler, logger
     conns.add(c);
   });
 
-  // What is at the path now: a live daemon (refuse), or leftovers (remove).
-  let exists = true;
-  try {
-    lstatSync(socketPath);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    exists = false;
-  }
-  if (exists) {
-    if (await socketAlive(socketPath)) throw new UapiSocketInUseError(socketPath);
-    logger.verbose(`UAPI: removing stale socket ${socketPath}`);
-    try {
-      unlinkSync(socketPath);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-  }
-
-  // Bind a temporary name, make it 0600, then rename it into place: clients never see a
-  // socket with other permissions, and libuv's unlink-on-close hits the temporary name, never
-  // a socket some other process has put at socketPath meanwhile.
-  const tmp = `${socketPath}.${process.pid}~`;
-  const viaTmp = Buffer.byteLength(tmp) <= 107; // sun_path limit
-  const bindPath = viaTmp ? tmp : socketPath;
-  if (viaTmp) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // not there
-    }
-  }
+  // What is at the path now: a live daemon (refuse), or leftovers (remove). Then bind a
+  // temporary name and publish it 0600 (src/socket-file.ts).
+  const state = await claimSocketPath(socketPath, true);
+  if (state === 'live') throw new UapiSocketInUseError(socketPath);
+  if (state === 'stale-removed') logger.verbose(`UAPI: removed stale socket ${socketPath}`);
+  const bindPath = bindPathFor(socketPath);
+  const viaTmp = bindPath !== socketPath;
   try {
     await listenOnce(server, bindPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && !viaTmp) throw new UapiSocketInUseError(socketPath);
     throw e;
   }
-  // Identity of our socket file (inode numbers alone get reused at once on tmpfs).
   let ident: string;
-  const identOf = (): string => {
-    const st = lstatSync(socketPath, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
-  };
   try {
-    chmodSync(bindPath, 0o600);
-    if (viaTmp) renameSync(tmp, socketPath);
-    ident = identOf();
+    ident = publishSocket(bindPath, socketPath);
   } catch (e) {
     server.close();
     throw e;
@@ -653,11 +582,7 @@ export async function serveUapi(socketPath: string, handler: UapiHandler, logger
     close(): Promise<void> {
       if (closing) return closing;
       // Remove the path first (only if it is still our socket), so a successor can bind at once.
-      try {
-        if (identOf() === ident) unlinkSync(socketPath);
-      } catch {
-        // already gone
-      }
+      removeIfOurs(socketPath, ident);
       closing = new Promise((resolve) => {
         server.close(() => resolve());
         for (const c of conns) c.destroy();
