@@ -37,7 +37,7 @@ import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, innerPacketLength, ipFamily } f
 import { parseIp } from './iptext.js';
 import { CARRIED, LOOP, LoopGuard, type LoopParty, OwnDatagrams } from './loopguard.js';
 import { messageType, parseCookieReply, parseInitiation, parseResponse, RESPONSE, readU32, readU64, TRANSPORT } from './messages.js';
-import { type DeviceMetrics, type PeerMetrics, peerMetrics } from './metrics.js';
+import { type DeviceMetrics, type DeviceStats, type PeerMetrics, peerMetrics } from './metrics.js';
 import { Peer, type PeerHost } from './peer.js';
 import { Ratelimiter } from './ratelimiter.js';
 import { Scratch } from './scratch.js';
@@ -101,29 +101,6 @@ export interface DeviceOptions {
    * loop through several of them is found too (see loopguard.ts; default: this device's own).
    */
   ownDatagrams?: OwnDatagrams;
-}
-
-/** Counters of the device's traffic (all monotonic). */
-export interface DeviceStats {
-  /** Datagrams offered to receiveDatagram, and their bytes. */
-  datagramsIn: number;
-  bytesIn: number;
-  /** Datagrams handed to sinks.sendDatagram, and their bytes. */
-  datagramsOut: number;
-  bytesOut: number;
-  /** Packets offered to sendPacket, and their bytes. */
-  packetsIn: number;
-  packetBytesIn: number;
-  /** Packets handed to sinks.writePacket, and their bytes. */
-  packetsOut: number;
-  packetBytesOut: number;
-  /** Authenticated keepalives received. */
-  keepalivesIn: number;
-  /** Handshake messages consumed (valid initiations and responses). */
-  handshakesIn: number;
-  /** Cookie replies sent (under load) and accepted. */
-  cookieRepliesOut: number;
-  cookieRepliesIn: number;
 }
 
 /** Introspection of one peer's protocol state (tests, debugging). Contains no key material. */

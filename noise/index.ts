@@ -12,11 +12,11 @@ export { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, KeyFormat
 export { deterministicRng, type Rng, systemRng } from '../crypto/random.js';
 export { type CryptoSuite, jsSuite, nobleSuite } from '../crypto/suite.js';
 export { generatePrivateKey, publicKey, type X25519Provider } from '../crypto/x25519.js';
-export { Device, type DeviceOptions, type DeviceSinks, type DeviceStats, DROP_REASONS, type DropReason, type PeerState } from './device.js';
+export { Device, type DeviceOptions, type DeviceSinks, DROP_REASONS, type DropReason, type PeerState } from './device.js';
 export type { HandshakeState } from './handshake.js';
 export { formatCidr, formatEndpoint, formatIp, parseCidr, parseEndpoint, parseIp, type ZoneResolver } from './iptext.js';
 export { type Datagram, FakeClock, MemoryNetwork } from './memnet.js';
-export type { DeviceMetrics, KeypairAges, PeerMetrics } from './metrics.js';
+export type { DeviceMetrics, DeviceStats, KeypairAges, PeerMetrics } from './metrics.js';
 export { icmpEcho, ipChecksum, ipv4Packet, ipv6Packet } from './packets.js';
 export {
   type Cidr,

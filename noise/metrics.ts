@@ -3,11 +3,33 @@
  * Prometheus text). Taken on demand, never on the data path: the data path only increments the
  * plain numbers this reads. It holds no key material but public keys.
  */
-import type { DeviceStats } from './device.js';
 import type { DropReason } from './drops.js';
 import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';
 import type { Endpoint } from './types.js';
+
+/** Counters of the device's traffic (all monotonic). */
+export interface DeviceStats {
+  /** Datagrams offered to receiveDatagram, and their bytes. */
+  datagramsIn: number;
+  bytesIn: number;
+  /** Datagrams handed to sinks.sendDatagram, and their bytes. */
+  datagramsOut: number;
+  bytesOut: number;
+  /** Packets offered to sendPacket, and their bytes. */
+  packetsIn: number;
+  packetBytesIn: number;
+  /** Packets handed to sinks.writePacket, and their bytes. */
+  packetsOut: number;
+  packetBytesOut: number;
+  /** Authenticated keepalives received. */
+  keepalivesIn: number;
+  /** Handshake messages consumed (valid initiations and responses). */
+  handshakesIn: number;
+  /** Cookie replies sent (under load) and accepted. */
+  cookieRepliesOut: number;
+  cookieRepliesIn: number;
+}
 
 export interface KeypairAges {
   /** Seconds since each slot's keypair was derived; null for an empty slot. */
