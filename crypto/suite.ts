@@ -6,7 +6,8 @@
  */
 import { type AeadProvider, nobleAead, nodeAead } from './aead.js';
 import { type Blake2sProvider, nobleBlake2s, nodeBlake2s } from './blake2s.js';
-import { nobleX25519, nodeX25519, type X25519Provider } from './x25519.js';
+import { nodeX25519, type X25519Provider } from './x25519.js';
+import { nobleX25519 } from './x25519-noble.js';
 
 export interface CryptoSuite {
   readonly name: string;

@@ -1,10 +1,10 @@
 /**
  * X25519 (RFC 7748) behind `X25519Provider`. Here: `nodeX25519` (OpenSSL through node:crypto
- * KeyObjects) and `nobleX25519` (@noble/curves, pure JS); tun/openssl.ts adds the addon's. Key
- * generation and clamping as `wg genkey` does them.
+ * KeyObjects); x25519-noble.ts has `nobleX25519` (@noble/curves, pure JS: a module of its own,
+ * since loading @noble/curves costs ~40 ms, which a cwg command would pay for nothing);
+ * tun/openssl.ts adds the addon's. Key generation and clamping as `wg genkey` does them.
  */
 import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject, timingSafeEqual } from 'node:crypto';
-import { x25519 } from '@noble/curves/ed25519.js';
 import { type Rng, systemRng } from './random.js';
 
 export const KEY_LEN = 32;
@@ -16,18 +16,6 @@ export interface X25519Provider {
   /** DH(private, public); null when the result is all zeros (a low-order public key). */
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
 }
-
-export const nobleX25519: X25519Provider = {
-  name: 'noble',
-  publicKey: (privateKey) => x25519.getPublicKey(privateKey),
-  dh(privateKey, peerPublicKey) {
-    try {
-      return x25519.getSharedSecret(privateKey, peerPublicKey);
-    } catch {
-      return null; // noble throws on an all-zero result
-    }
-  },
-};
 
 // DER framings of a raw X25519 key (RFC 8410): node:crypto imports keys only in a container.
 const PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');

@@ -16,7 +16,8 @@ import { decodeBase64Key, decodeHexKey, encodeBase64Key, encodeHexKey, equalByte
 import { deterministicRng, randomU16Pool } from '../../crypto/random.js';
 import { type CryptoSuite, jsSuite, nobleSuite } from '../../crypto/suite.js';
 import { compareTai64n, TAI64N_LEN, tai64n } from '../../crypto/tai64n.js';
-import { clampPrivateKey, generatePrivateKey, nobleX25519, nodeX25519, publicKey, type X25519Provider } from '../../crypto/x25519.js';
+import { clampPrivateKey, generatePrivateKey, nodeX25519, publicKey, type X25519Provider } from '../../crypto/x25519.js';
+import { nobleX25519 } from '../../crypto/x25519-noble.js';
 import { opensslSuite } from '../../tun/openssl.js';
 import { concat } from '../helpers/whitepaper.js';
 
