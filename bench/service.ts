@@ -6,7 +6,8 @@
  *   2. 100 cwg_create at once (all must succeed);
  *   3. DEVICES (default 1000) devices in as many containers (`unshare -n` processes), connected in
  *      pairs over the site's loopback, every pair pinged once; the time to create and connect
- *      them, and the service's RSS with one device and with all (and per device beyond the first).
+ *      them, the service's RSS with one device and with all (and per device beyond the first),
+ *      and its CPU while all are up and quiet.
  * Everything it made is removed at the end, also on failure.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -25,6 +26,12 @@ const IP = tool('ip');
 const UNSHARE = tool('unshare');
 const NSENTER = tool('nsenter');
 const PING = tool('ping');
+/**
+ * The idle CPU is measured over IDLE_MS with every device up and quiet, from SETTLE_MS after the
+ * pings: until then the service still collects the garbage of the set-up and compiles.
+ */
+const SETTLE_MS = 10_000;
+const IDLE_MS = 20_000;
 
 interface Result {
   code: number;
@@ -151,6 +158,13 @@ function readdirProc(): string[] {
     .filter((n) => /^[0-9]+$/.test(n));
 }
 
+/** User + system CPU seconds of a process so far (/proc/PID/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -259,9 +273,15 @@ async function main(): Promise<void> {
     await sleep(2000);
     const rssAll = rssKiB(svc);
     const perDevice = (rssAll - rssOne) / (devices - 1);
+    // What the devices cost while nothing flows: timers, the TUN probes.
+    await sleep(SETTLE_MS);
+    const cpu0 = cpuSeconds(svc);
+    await sleep(IDLE_MS);
+    const idleCpu = (cpuSeconds(svc) - cpu0) / (IDLE_MS / 1000);
     console.log(
       `${devices} devices: created in ${(createMs / 1000).toFixed(1)} s, connected in ${(connectMs / 1000).toFixed(1)} s, ${devices / 2} pairs pinged in ${(pingMs / 1000).toFixed(1)} s (${lost} without an answer); ` +
-        `service RSS ${(rssBase / 1024).toFixed(0)} MB idle, ${(rssOne / 1024).toFixed(0)} MB with one device, ${(rssAll / 1024).toFixed(0)} MB with ${devices} (${(perDevice / 1024).toFixed(3)} MB per device beyond the first)`,
+        `service RSS ${(rssBase / 1024).toFixed(0)} MB idle, ${(rssOne / 1024).toFixed(0)} MB with one device, ${(rssAll / 1024).toFixed(0)} MB with ${devices} (${(perDevice / 1024).toFixed(3)} MB per device beyond the first); ` +
+        `idle CPU ${(100 * idleCpu).toFixed(1)} % of a core (${((1e6 * idleCpu) / devices).toFixed(0)} µs a second per device)`,
     );
   } finally {
     await site.cleanup();

@@ -33,8 +33,12 @@ const OWN_DATAGRAMS = new OwnDatagrams();
 /** Sticky endpoints not seen before get their route check this often at most. */
 const STICKY_CHECK_MS = 1000;
 
-/** Timers are served with this resolution at worst (boringtun uses 250 ms too). */
-const MAX_TICK_MS = 250;
+/**
+ * The longest the timer sleeps: the engine's deadlines are exact (every batch and every change
+ * recomputes the next one), so this is a safety net, and the rate at which an idle device
+ * wakes. bench/service.ts measures what idle devices cost (docs/BENCHMARKS.md).
+ */
+const MAX_TICK_MS = 1000;
 
 /** The OS side of a DeviceHost. */
 export interface DeviceHostIo {
@@ -244,7 +248,7 @@ export class DeviceHost {
     this.guarded(this.afterBatch);
   };
 
-  /** Arm the timer for `ms` from now (at most MAX_TICK_MS, so clock jumps are caught up quickly). */
+  /** Arm the timer for `ms` from now (at most MAX_TICK_MS). */
   private scheduleTick(ms: number): void {
     if (this.closed) return;
     if (this.timer) clearTimeout(this.timer);

@@ -50,8 +50,21 @@ const READ_AREA = 2 << 20;
 /** Queued writes (`queue`/`flush`): packets and bytes per flush at most. */
 const WRITE_BATCH = 512;
 const WRITE_AREA = 1 << 20;
-/** How often the fd is probed with TUNGETIFF (removal detection when the fd stays silent). */
-const PROBE_MS = 250;
+/**
+ * How often each fd is probed with TUNGETIFF: removal while the fd is not read (a read fd hears
+ * of it at once, by POLLERR), and the current name. One timer probes every Tun of the process,
+ * a twentieth of them each PROBE_MS / PROBE_SLICES: a wake-up costs more than the probe (a
+ * timer interrupt and a VM exit on this kind of host), and a slice keeps the event loop's
+ * pause short with 1000 devices.
+ */
+const PROBE_MS = 1000;
+const PROBE_SLICES = 20;
+/**
+ * Every this many probes, the MTU is read too: that takes a socket made in the device's
+ * namespace for one ioctl (~0.1 ms), which every idle device of a host service would otherwise
+ * pay each second (bench/service.ts: 100 devices idle at 3 % of a core with it every second).
+ */
+const MTU_EVERY = 4;
 
 export interface TunOptions {
   /** Create the device in the network namespace of this process (moved there atomically). */
@@ -146,7 +159,8 @@ export class Tun {
   #removed: string | null = null;
   #mtu = 0;
   #mtuCbs: ((mtu: number) => void)[] = [];
-  #probe: NodeJS.Timeout | null;
+  /** Probes so far, from a phase that spreads the MTU reads of many Tuns (see MTU_EVERY). */
+  #probes: number;
   #closed = false;
   #ref = true;
   readonly netnsPid: number | undefined;
@@ -160,9 +174,38 @@ export class Tun {
     this.#mtu = mtu;
     this.#name = name;
     this.netnsPid = netnsPid;
-    this.#probe = probe ? setInterval(() => this.#check(), PROBE_MS) : null;
-    this.#probe?.unref();
+    this.#probes = Tun.#phase++;
+    if (probe) Tun.#watch(this);
   }
+
+  /** Every Tun the shared probe watches, and its timer (unref'd: it keeps no process alive). */
+  static readonly #probed = new Set<Tun>();
+  static #timer: NodeJS.Timeout | null = null;
+  static #turn = 0;
+  static #phase = 0;
+
+  static #watch(t: Tun): void {
+    Tun.#probed.add(t);
+    if (Tun.#timer === null) {
+      Tun.#timer = setInterval(Tun.#probeSlice, PROBE_MS / PROBE_SLICES);
+      Tun.#timer.unref();
+    }
+  }
+
+  static #unwatch(t: Tun): void {
+    Tun.#probed.delete(t);
+    if (Tun.#probed.size === 0 && Tun.#timer !== null) {
+      clearInterval(Tun.#timer);
+      Tun.#timer = null;
+    }
+  }
+
+  /** One slice of the shared probe: every PROBE_SLICES-th Tun (a Tun may leave the set meanwhile). */
+  static #probeSlice = (): void => {
+    const slice = Tun.#turn++ % PROBE_SLICES;
+    let k = 0;
+    for (const t of Tun.#probed) if (k++ % PROBE_SLICES === slice) t.#check();
+  };
 
   /**
    * Two Tuns over the ends of a SOCK_SEQPACKET pair (one packet per read and per write, as on a
@@ -412,7 +455,7 @@ export class Tun {
 
   /**
    * The device's MTU as last seen, wherever it lives now: set at creation, then read again on
-   * every probe (every 250 ms); `onMtuChange` hears about changes (`ip link set mtu`).
+   * every fourth probe (every 4 s); `onMtuChange` hears about changes (`ip link set mtu`).
    */
   get mtu(): number {
     return this.#mtu;
@@ -467,8 +510,7 @@ export class Tun {
     if (this.#closed) return;
     this.#closed = true;
     this.stop();
-    if (this.#probe) clearInterval(this.#probe);
-    this.#probe = null;
+    Tun.#unwatch(this);
     native().fdClose(this.#fd);
     this.#fd = -1;
     this.#removedCbs = [];
@@ -487,7 +529,7 @@ export class Tun {
     if (typeof r === 'string') {
       this.#name = r;
       if (hint === undefined) {
-        this.#readMtu();
+        if (++this.#probes % MTU_EVERY === 0) this.#readMtu();
         return;
       }
       // A read/write error although the device still exists: report it, the fd is unusable.
@@ -498,8 +540,7 @@ export class Tun {
         : `device ${this.#name} removed (TUNGETIFF: ${errnoName(r)}${hint ? `; ${hint}` : ''})`;
     this.#removed = reason;
     this.stop();
-    if (this.#probe) clearInterval(this.#probe);
-    this.#probe = null;
+    Tun.#unwatch(this);
     const cbs = this.#removedCbs;
     this.#removedCbs = [];
     for (const cb of cbs) setImmediate(() => cb(reason));

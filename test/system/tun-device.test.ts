@@ -185,7 +185,7 @@ describe.skipIf(!canRun)('Tun moved while in use' + why, () => {
       const ping = await runIn(ns.pid, ['/usr/bin/ping', '-n', '-c', '1', '-W', '2', '10.78.0.2']);
       expect(ping.code).toBe(0);
       expect(echoes).toBe(1);
-      await sleep(400); // the TUNGETIFF probe runs every 250 ms
+      await sleep(1300); // the TUNGETIFF probe runs every second
       expect(t.name).toBe('moved0');
       expect(t.removed).toBeNull();
     } finally {
