@@ -75,6 +75,24 @@ export function bindPathFor(path: string): string {
   return tmp;
 }
 
+/**
+ * Run `bind` (a listen() on a path: bind(2) happens synchronously inside it) with umask 077, so
+ * the socket file is created 0700 at most before `publishSocket` sets its mode.
+ */
+export function withPrivateUmask<T>(bind: () => T): T {
+  let old: number | undefined;
+  try {
+    old = process.umask(0o077);
+  } catch {
+    old = undefined; // worker threads cannot change the umask; publishSocket's chmod still applies
+  }
+  try {
+    return bind();
+  } finally {
+    if (old !== undefined) process.umask(old);
+  }
+}
+
 /** Identity of a socket file (inode numbers alone get reused at once on tmpfs). */
 function identOf(path: string): string {
   const st = lstatSync(path, { bigint: true });

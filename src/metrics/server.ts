@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Logger, silentLogger } from '../../noise/types.js';
-import { bindPathFor, claimSocketPath, publishSocket, removeIfOurs } from '../socket-file.js';
+import { bindPathFor, claimSocketPath, publishSocket, removeIfOurs, withPrivateUmask } from '../socket-file.js';
 import { formatMetricsAddress, type MetricsAddress } from './address.js';
 import { CONTENT_TYPE, Exposition } from './exposition.js';
 import { addProcessMetrics } from './process.js';
@@ -205,17 +205,7 @@ export async function serveMetrics(
     // Bound under a temporary name with umask 077, made 0600 and renamed into place (below):
     // clients never see other permissions, and libuv's unlink on close hits the temporary
     // name, never a socket that a successor has put at the path meanwhile.
-    let old: number | undefined;
-    try {
-      old = process.umask(0o077);
-    } catch {
-      old = undefined; // worker threads cannot change the umask; the chmod below still applies
-    }
-    try {
-      server.listen({ path: bindPath }, ready);
-    } finally {
-      if (old !== undefined) process.umask(old);
-    }
+    withPrivateUmask(() => server.listen({ path: bindPath }, ready));
   });
   let ident: string | null = null;
   if (addr.kind === 'unix') {

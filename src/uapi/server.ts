@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ZoneResolver } from '../../noise/iptext.js';
 import { type DeviceChange, type Logger, silentLogger } from '../../noise/types.js';
-import { bindPathFor, claimSocketPath, publishSocket, removeIfOurs } from '../socket-file.js';
+import { bindPathFor, claimSocketPath, publishSocket, removeIfOurs, withPrivateUmask } from '../socket-file.js';
 import { EBUSY, EINVAL, EIO, EMSGSIZE, ENOANO, ENOBUFS, EPROTO, ETIMEDOUT, formatErrno, SetParser } from './protocol.js';
 
 export interface UapiHandler {
@@ -102,18 +102,7 @@ function listenOnce(server: Server, path: string): Promise<void> {
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    // bind(2) happens synchronously inside listen(): the socket file is created 0700 at most.
-    let old: number | undefined;
-    try {
-      old = process.umask(0o077);
-    } catch {
-      old = undefined; // worker threads cannot change the umask; the chmod below still applies
-    }
-    try {
-      server.listen(path);
-    } finally {
-      if (old !== undefined) process.umask(old);
-    }
+    withPrivateUmask(() => server.listen(path));
   });
 }
 
