@@ -4,7 +4,7 @@
  * inside them, and a cleanup that leaves nothing behind.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,48 @@ export const PROGRAMS = { ts: WG_TS, go: '/usr/bin/wireguard-go' } as const;
 export type Impl = keyof typeof PROGRAMS;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The repository root (the package root: build/, bin/ are under it). */
+export const ROOT = packageRoot();
+
+/** The absolute path of a system tool, from the usual directories; throws when it is not installed. */
+export const tool = (name: string): string => {
+  const p = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
+  if (!p) throw new Error(`${name} is not installed`);
+  return p;
+};
+
+/** What `run` saw of a process: its exit status (1 when killed), its output, the wall time. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Run `file` with `args`; `input`, when given, is written to its stdin (else stdin is /dev/null). */
+export function run(file: string, args: readonly string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const c = spawn(file, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr, ms: performance.now() - t0 }));
+    if (c.stdin) {
+      c.stdin.on('error', () => {});
+      c.stdin.end(input);
+    }
+  });
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 export async function sh(cmd: string, args: string[], input?: string): Promise<string> {
   const p = execFileP(cmd, args, { timeout: 30_000, maxBuffer: 16 << 20 });

@@ -9,17 +9,12 @@
  * and the slowest against the fastest. Prints medians and ratios (service / daemon).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { hostAddress } from '../src/cwg/addressing.js';
+import { median, ROOT, run, sleep, tool } from './lab.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const tool = (name: string): string => {
-  const p = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
-  if (!p) throw new Error(`${name} is not installed`);
-  return p;
-};
 const IP = tool('ip');
 const NSENTER = tool('nsenter');
 const UNSHARE = tool('unshare');
@@ -29,32 +24,10 @@ const WG = tool('wg');
 const CLIENT = join(ROOT, 'build', 'Release', 'net-admin-helper');
 const DAEMON = join(ROOT, 'bin', 'wireguard-ts');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function run(file: string, args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    c.stdin.on('error', () => {});
-    c.stdin.end(input ?? '');
-  });
-}
-
 async function ok(file: string, args: readonly string[], input?: string): Promise<string> {
-  const r = await run(file, args, input);
+  const r = await run(file, args, input ?? ''); // stdin: a pipe, closed after the input
   if (r.code !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr.trim()}`);
   return r.stdout;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 interface Site {
@@ -105,7 +78,7 @@ class Lab {
   }
 
   in(pid: number, file: string, args: readonly string[]) {
-    return run(NSENTER, ['-t', String(pid), '-n', file, ...args]);
+    return run(NSENTER, ['-t', String(pid), '-n', file, ...args], '');
   }
 
   async cleanup(): Promise<void> {
@@ -125,11 +98,6 @@ class Lab {
       rmSync(`/run/wireguard-ts/${s.inode}`, { recursive: true, force: true });
     }
   }
-}
-
-function addr(net: number, host: number): string {
-  const o = 2 * net + host;
-  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
 }
 
 interface Link {
@@ -152,8 +120,8 @@ async function serviceLink(lab: Lab, a: Site, b: Site, net: number, port: number
     cb,
     net,
     teardown: async () => {
-      await run(IP, ['netns', 'exec', a.ns, CLIENT, 'cwg_destroy', String(ca), String(net), '0']);
-      await run(IP, ['netns', 'exec', b.ns, CLIENT, 'cwg_destroy', String(cb), String(net), '1']);
+      await run(IP, ['netns', 'exec', a.ns, CLIENT, 'cwg_destroy', String(ca), String(net), '0'], '');
+      await run(IP, ['netns', 'exec', b.ns, CLIENT, 'cwg_destroy', String(cb), String(net), '1'], '');
     },
   };
 }
@@ -171,7 +139,7 @@ async function daemonLink(lab: Lab, a: Site, b: Site, net: number, port: number)
   ] as const;
   for (const [i, [site, c, host]] of sides.entries()) {
     await ok(IP, ['netns', 'exec', site.ns, DAEMON, '--netns-pid', String(c), names[i]!]);
-    const conf = `[Interface]\nPrivateKey = ${keys[i]!.trim()}\nListenPort = ${i === 0 ? port : port + 1}\n\n[Peer]\nPublicKey = ${pubs[1 - i]!.trim()}\nEndpoint = ${sides[i]![3].addr}:${sides[i]![4]}\nAllowedIPs = ${addr(net, 0)}/31\n`;
+    const conf = `[Interface]\nPrivateKey = ${keys[i]!.trim()}\nListenPort = ${i === 0 ? port : port + 1}\n\n[Peer]\nPublicKey = ${pubs[1 - i]!.trim()}\nEndpoint = ${sides[i]![3].addr}:${sides[i]![4]}\nAllowedIPs = ${hostAddress(net, 0)}/31\n`;
     const file = join(tmpdir(), `wgbl-${lab.id}-${i}.conf`);
     writeFileSync(file, conf, { mode: 0o600 });
     try {
@@ -179,7 +147,7 @@ async function daemonLink(lab: Lab, a: Site, b: Site, net: number, port: number)
     } finally {
       rmSync(file, { force: true });
     }
-    await ok(NSENTER, ['-t', String(c), '-n', IP, 'addr', 'add', `${addr(net, host)}/31`, 'dev', names[i]!]);
+    await ok(NSENTER, ['-t', String(c), '-n', IP, 'addr', 'add', `${hostAddress(net, host)}/31`, 'dev', names[i]!]);
     await ok(NSENTER, ['-t', String(c), '-n', IP, 'link', 'set', names[i]!, 'up']);
   }
   return {
@@ -195,7 +163,7 @@ async function daemonLink(lab: Lab, a: Site, b: Site, net: number, port: number)
 }
 
 async function measure(lab: Lab, l: Link, secs: number): Promise<{ tcp: number; udp: number; ping: number }> {
-  const to = addr(l.net, 1);
+  const to = hostAddress(l.net, 1);
   await lab.in(l.ca, PING, ['-c', '1', '-W', '2', to]);
   const p = await lab.in(l.ca, PING, ['-c', '20', '-i', '0.05', '-W', '1', to]);
   const ping = Number(/= [0-9.]+\/([0-9.]+)\//.exec(p.stdout)?.[1] ?? Number.NaN);
@@ -205,9 +173,9 @@ async function measure(lab: Lab, l: Link, secs: number): Promise<{ tcp: number; 
 }
 
 async function iperf(lab: Lab, l: Link, secs: number, extra: string[], port = 5201): Promise<number> {
-  const server = spawn(NSENTER, ['-t', String(l.cb), '-n', IPERF, '-s', '-1', '-p', String(port), '-B', addr(l.net, 1)], { stdio: 'ignore' });
+  const server = spawn(NSENTER, ['-t', String(l.cb), '-n', IPERF, '-s', '-1', '-p', String(port), '-B', hostAddress(l.net, 1)], { stdio: 'ignore' });
   await sleep(300);
-  const r = await lab.in(l.ca, IPERF, ['-J', '-t', String(secs), '-p', String(port), '-c', addr(l.net, 1), ...extra]);
+  const r = await lab.in(l.ca, IPERF, ['-J', '-t', String(secs), '-p', String(port), '-c', hostAddress(l.net, 1), ...extra]);
   server.kill();
   const j = JSON.parse(r.stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number; lost_percent: number } } };
   if (extra.includes('-u')) return (j.end.sum!.bits_per_second * (1 - j.end.sum!.lost_percent / 100)) / 1e6;
@@ -246,7 +214,7 @@ async function main(): Promise<void> {
     const links: Link[] = [];
     for (let i = 0; i < 10; i++) links.push(await serviceLink(lab, a, b, 500 + i, 50000 + 2 * i));
     await sleep(1000);
-    for (const l of links) await lab.in(l.ca, PING, ['-c', '1', '-W', '2', addr(l.net, 1)]);
+    for (const l of links) await lab.in(l.ca, PING, ['-c', '1', '-W', '2', hostAddress(l.net, 1)]);
     const alone = await iperf(lab, links[0]!, secs, []);
     const together = await Promise.all(links.map((l, i) => iperf(lab, l, secs, [], 5300 + i)));
     const sum = together.reduce((x, y) => x + y, 0);

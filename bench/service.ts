@@ -13,15 +13,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { hostAddress } from '../src/cwg/addressing.js';
+import { median, type RunResult as Result, ROOT, run, sleep, tool } from './lab.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLIENT = join(ROOT, 'build', 'Release', 'net-admin-helper');
-const tool = (name: string): string => {
-  const p = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
-  if (!p) throw new Error(`${name} is not installed`);
-  return p;
-};
 const IP = tool('ip');
 const UNSHARE = tool('unshare');
 const NSENTER = tool('nsenter');
@@ -32,26 +27,6 @@ const PING = tool('ping');
  */
 const SETTLE_MS = 10_000;
 const IDLE_MS = 20_000;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function run(file: string, args: readonly string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr, ms: performance.now() - t0 }));
-  });
-}
 
 /** Run `jobs` with at most `width` at a time. */
 async function pool<T>(jobs: Array<() => Promise<T>>, width: number): Promise<T[]> {
@@ -67,14 +42,6 @@ async function pool<T>(jobs: Array<() => Promise<T>>, width: number): Promise<T[
   );
   return out;
 }
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class Site {
   readonly ns = `wgbs-${process.pid}`;
@@ -153,9 +120,7 @@ class Site {
 }
 
 function readdirProc(): string[] {
-  return spawnSync('/bin/ls', ['/proc'], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .filter((n) => /^[0-9]+$/.test(n));
+  return readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n));
 }
 
 /** User + system CPU seconds of a process so far (/proc/PID/stat, clock ticks of 1/100 s). */
@@ -168,11 +133,6 @@ function cpuSeconds(pid: number): number {
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
-}
-
-function addr(net: number, host: number): string {
-  const o = 2 * net + host;
-  return `10.${(o >>> 16) & 255}.${(o >>> 8) & 255}.${o & 255}`;
 }
 
 async function main(): Promise<void> {
@@ -265,7 +225,10 @@ async function main(): Promise<void> {
     if (connectFailed.length) throw new Error(`${connectFailed.length} connects failed; first: ${connectFailed[0]!.stderr.trim()}`);
     const tPing = performance.now();
     const pinged = await pool(
-      Array.from({ length: devices / 2 }, (_, k) => () => run(NSENTER, ['-t', String(pids[2 * k]!), '-n', PING, '-c', '1', '-W', '3', addr(1000 + k, 1)])),
+      Array.from(
+        { length: devices / 2 },
+        (_, k) => () => run(NSENTER, ['-t', String(pids[2 * k]!), '-n', PING, '-c', '1', '-W', '3', hostAddress(1000 + k, 1)]),
+      ),
       8,
     );
     const pingMs = performance.now() - tPing;

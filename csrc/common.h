@@ -79,15 +79,15 @@ int wgts_socket_in_netns(int nsfd, int domain, int type, int protocol);
 /* Aborts the process: the thread could not return to its own network namespace. */
 void wgts_netns_restore_failed(int err);
 
-/* Poll reader used by poll.c: fills the batch, returns the count; *err gets a fatal errno or 0. */
-int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
-                        int *err);
+/* Poll reader used by poll.c for a plain TUN fd (slot TUN_MAX_PACKET) and the route monitor
+ * (slot RTMON_SLOT): fills the batch, returns the count; *err gets a fatal errno or 0. tun.c. */
+int wgts_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts, size_t slot,
+                    int *err);
 /* A vnet TUN reader's state across batches: a super-packet that did not fit, and counters. */
 #define WGTS_TUN_C_BAD 0   /* packets dropped: virtio header that does not fit the packet */
 #define WGTS_TUN_C_SPLIT 1 /* super-packets segmented */
 #define WGTS_TUN_C_SEGS 2  /* segments made of them */
-#define WGTS_TUN_C_CSUM 3  /* partial checksums completed */
-#define WGTS_TUN_COUNTERS 4
+#define WGTS_TUN_COUNTERS 3
 struct wgts_tun_vnet {
   uint8_t *pending; /* TUN_MAX_PACKET + 10 bytes */
   size_t pending_len;
@@ -97,6 +97,5 @@ int wgts_tun_read_vnet(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_
                        size_t maxreads, struct wgts_tun_vnet *st, int *err);
 int wgts_udp_recv_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
                         int *err);
-int wgts_rtmon_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts, int *err);
 
 #endif

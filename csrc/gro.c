@@ -43,15 +43,6 @@ struct group {
   uint8_t psh, ended;
 };
 
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void put16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static inline uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void classify(const uint8_t *p, size_t len, int flags, struct info *in) {
   memset(in, 0, sizeof *in);
   if (len < 28 || len > MAX_TOTAL) return;
@@ -232,7 +223,6 @@ void wgts_gro_write(uint8_t *area, const int32_t *meta, int count, int flags, wg
         put16(p + 4, total - 40);
       } else {
         put16(p + 2, total);
-        put16(p + 10, 0);
         put16(p + 10, wgts_ipv4_hdr_csum(p, 20));
       }
       uint8_t *t = p + ih->l4;

@@ -29,21 +29,6 @@ void wgts_vnet_hdr_write(uint8_t *p, const struct wgts_vnet_hdr *h) {
   memcpy(p + 8, &h->csum_offset, 2);
 }
 
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void put16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static inline uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
 /* IPv6: whether the extension headers from 40 lead to `proto` exactly at `l4off`. Only
  * hop-by-hop, routing and destination options may stand between (a fragment header cannot
  * be in a super-packet). */
@@ -133,7 +118,6 @@ int wgts_gso_split(uint8_t *pkt, size_t len, const struct wgts_vnet_hdr *h, uint
     if (v == 4) {
       put16(s + 2, (uint32_t)total);
       put16(s + 4, (uint16_t)(id + i));
-      put16(s + 10, 0);
       put16(s + 10, wgts_ipv4_hdr_csum(s, l4));
     } else {
       put16(s + 4, (uint32_t)(total - 40));

@@ -41,6 +41,22 @@ struct wgts_vnet_hdr {
 #define WGTS_GSO_EBADHDR -1 /* the virtio header does not describe this packet */
 #define WGTS_GSO_ENOROOM -2 /* the segments do not fit in the room given (try again with more) */
 
+/* Big-endian (network order) loads and stores, for gso.c and gro.c. */
+static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline void put16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static inline uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
 /* --- csum.c ---------------------------------------------------------------------------- */
 
 /* Ones' complement sum of n bytes, as the sum of big-endian 16-bit words, folded to 16 bits

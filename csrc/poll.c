@@ -98,13 +98,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       status = 0;
       uv_poll_stop(&p->handle);
     } else if (p->mode == MODE_TUN) {
-      count = wgts_tun_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+      count = wgts_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, TUN_MAX_PACKET, &err);
     } else if (p->mode == MODE_TUN_VNET) {
       count = wgts_tun_read_vnet(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, p->maxreads, &p->vnet, &err);
     } else if (p->mode == MODE_UDP) {
       count = wgts_udp_recv_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
     } else {
-      count = wgts_rtmon_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, &err);
+      count = wgts_read_batch(p->fd, p->buf, p->buflen, p->meta, p->maxpkts, RTMON_SLOT, &err);
     }
     if (count == 0 && err == 0) continue;
     if (err != 0 && (p->mode == MODE_TUN || p->mode == MODE_TUN_VNET)) uv_poll_stop(&p->handle); /* fatal for a TUN fd */

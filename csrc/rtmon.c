@@ -104,27 +104,6 @@ static napi_value rtmon_query(napi_env env, napi_callback_info info) {
   return wgts_i32(env, r < 0 ? -errno : 0);
 }
 
-/* poll.c's reader for MODE_NETLINK: whole datagrams until EAGAIN, the batch full, or an error. */
-int wgts_rtmon_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts, int *err) {
-  size_t off = 0;
-  int count = 0;
-  *err = 0;
-  while ((size_t)count < maxpkts && buflen - off >= RTMON_SLOT) {
-    ssize_t n = recv(fd, buf + off, RTMON_SLOT, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
-      break;
-    }
-    if (n == 0) break;
-    meta[count * TUN_META_STRIDE] = (int32_t)off;
-    meta[count * TUN_META_STRIDE + 1] = (int32_t)n;
-    count++;
-    off += ((size_t)n + 15) & ~(size_t)15;
-  }
-  return count;
-}
-
 napi_status wgts_init_rtmon(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"rtmonOpen", NULL, rtmon_open, NULL, NULL, NULL, napi_enumerable, NULL},

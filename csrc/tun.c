@@ -184,8 +184,9 @@ static napi_value tun_probe(napi_env env, napi_callback_info info) {
   return name;
 }
 
-/* fdWrite(fd, bytes) -> bytes written or -errno (never blocks: the fd is non-blocking). */
-static napi_value fd_write(napi_env env, napi_callback_info info) {
+/* fdWrite and tunWrite: one packet on fd, behind `vh` (vhlen bytes, 0 for none). Returns the
+ * bytes of the packet written or -errno (never blocks: the fd is non-blocking). */
+static napi_value write_packet(napi_env env, napi_callback_info info, const uint8_t *vh, size_t vhlen) {
   napi_value argv[2];
   int32_t fd;
   uint8_t *data;
@@ -193,30 +194,24 @@ static napi_value fd_write(napi_env env, napi_callback_info info) {
   if (wgts_get_args(env, info, 2, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0 ||
       wgts_get_bytes(env, argv[1], &data, &len) < 0)
     return NULL;
+  struct iovec iov[2] = {{(void *)vh, vhlen}, {data, len}};
   ssize_t n;
   do {
-    n = write(fd, data, len);
+    n = vhlen ? writev(fd, iov, 2) : write(fd, data, len);
   } while (n < 0 && errno == EINTR);
-  return wgts_i32(env, n < 0 ? -errno : (int32_t)n);
+  return wgts_i32(env, n < 0 ? -errno : (int32_t)(n - (ssize_t)vhlen));
+}
+
+/* fdWrite(fd, bytes) -> bytes written or -errno (never blocks: the fd is non-blocking). */
+static napi_value fd_write(napi_env env, napi_callback_info info) {
+  return write_packet(env, info, NULL, 0);
 }
 
 /* tunWrite(fd, bytes) -> bytes of the packet written or -errno: one packet on a vnet TUN fd,
  * behind an all-zero virtio header (no GSO, checksum complete). */
 static napi_value tun_write(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int32_t fd;
-  uint8_t *data;
-  size_t len;
-  if (wgts_get_args(env, info, 2, argv) < 0 || wgts_get_i32(env, argv[0], &fd) < 0 ||
-      wgts_get_bytes(env, argv[1], &data, &len) < 0)
-    return NULL;
-  uint8_t vh[WGTS_VNET_HDR_LEN] = {0};
-  struct iovec iov[2] = {{vh, sizeof vh}, {data, len}};
-  ssize_t n;
-  do {
-    n = writev(fd, iov, 2);
-  } while (n < 0 && errno == EINTR);
-  return wgts_i32(env, n < 0 ? -errno : (int32_t)(n - (ssize_t)sizeof vh));
+  static const uint8_t vh[WGTS_VNET_HDR_LEN] = {0};
+  return write_packet(env, info, vh, sizeof vh);
 }
 
 static int fd_sink(void *ctx, const struct iovec *iov, int iovcnt, int members) {
@@ -292,13 +287,17 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return wgts_i32(env, r < 0 && errno != EINTR ? -errno : 0);
 }
 
-int wgts_tun_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts,
-                        int *err) {
+/* poll.c's reader for a plain TUN fd (slot TUN_MAX_PACKET) and the route monitor's netlink
+ * socket (slot RTMON_SLOT; non-blocking, so read() is recv(..., MSG_DONTWAIT)): whole packets
+ * or datagrams of at most `slot` bytes, at 16-byte aligned offsets, until EAGAIN, the batch
+ * full, or an error. */
+int wgts_read_batch(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_t maxpkts, size_t slot,
+                    int *err) {
   size_t off = 0;
   int count = 0;
   *err = 0;
-  while ((size_t)count < maxpkts && buflen - off >= TUN_MAX_PACKET) {
-    ssize_t n = read(fd, buf + off, TUN_MAX_PACKET);
+  while ((size_t)count < maxpkts && buflen - off >= slot) {
+    ssize_t n = read(fd, buf + off, slot);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
@@ -357,7 +356,6 @@ int wgts_tun_read_vnet(int fd, uint8_t *buf, size_t buflen, int32_t *meta, size_
     int r = wgts_gso_split(pkt, len, &h, buf + out, out < buflen ? buflen - out : 0, (int32_t)out,
                            meta + 2 * count, maxpkts - count, &need);
     if (r == 0) {
-      if (h.flags & WGTS_VNET_F_NEEDS_CSUM) st->counters[WGTS_TUN_C_CSUM]++;
       meta[2 * count] = (int32_t)(off + WGTS_VNET_HDR_LEN);
       meta[2 * count + 1] = (int32_t)len;
       count++;

@@ -313,13 +313,21 @@ static void set_status(int32_t **metas, struct send_msg *m, int32_t status) {
   for (int k = 0; k < m->n; k++) metas[m->first + k][UDP_M_STATUS] = status;
 }
 
+/* The sticky source of message m is gone (or unusable): its datagrams say so (HASLOCAL = 2),
+ * it goes on without one, and *dropped is set. */
+static void drop_source(int32_t **metas, struct send_msg *m, int *dropped) {
+  for (int k = 0; k < m->n; k++) metas[m->first + k][UDP_M_HASLOCAL] = 2;
+  m->pktinfo_len = 0;
+  *dropped = 1;
+}
+
 /* Sends messages msgs[0..n) (all on fd); statuses go to the datagrams' descriptors. *gso_off
  * is set when the kernel refused segmentation offload on this socket (EIO). Returns how many
  * datagrams were sent. */
 static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t n, struct iovec *iov,
                     int32_t **metas, int *gso_off, int32_t *gso_stats) {
   size_t j = 0;
-  int sent = 0;
+  int sent = 0, dropped = 0;
   while (j < n) {
     int r = sendmmsg(fd, hdrs + j, (unsigned)(n - j), 0);
     if (r > 0) {
@@ -352,8 +360,7 @@ static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t 
         int32_t *mk = metas[m->first + k];
         int rr = send_one(fd, m, iov, k);
         if (rr < 0 && m->pktinfo_len != 0 && (rr == -ENETUNREACH || rr == -EINVAL || rr == -EADDRNOTAVAIL)) {
-          for (int d = 0; d < m->n; d++) metas[m->first + d][UDP_M_HASLOCAL] = 2;
-          m->pktinfo_len = 0;
+          drop_source(metas, m, &dropped);
           rr = send_one(fd, m, iov, k);
         }
         mk[UDP_M_STATUS] = rr < 0 ? rr : 0;
@@ -361,10 +368,9 @@ static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t 
       }
     } else if (m->pktinfo_len != 0 && (e == ENETUNREACH || e == EINVAL || e == EADDRNOTAVAIL)) {
       /* The sticky source is gone (or unusable): let the routing table choose, and say so. */
-      for (int k = 0; k < m->n; k++) metas[m->first + k][UDP_M_HASLOCAL] = 2;
       size_t seg = h->msg_controllen - m->pktinfo_len;
       if (seg) memmove(m->ctrl.buf, m->ctrl.buf + m->pktinfo_len, seg);
-      m->pktinfo_len = 0;
+      drop_source(metas, m, &dropped);
       h->msg_control = seg ? m->ctrl.buf : NULL;
       h->msg_controllen = seg;
       continue; /* again from this message, without the source */
@@ -373,19 +379,26 @@ static int send_run(int fd, struct mmsghdr *hdrs, struct send_msg *msgs, size_t 
     }
     j++;
   }
-  /* Datagrams sent after dropping the sticky source report 1. */
-  for (size_t k = 0; k < n; k++)
-    for (int d = 0; d < msgs[k].n; d++) {
-      int32_t *md = metas[msgs[k].first + d];
-      if (md[UDP_M_HASLOCAL] == 2 && md[UDP_M_STATUS] == 0) md[UDP_M_STATUS] = 1;
-    }
+  /* Datagrams sent after dropping the sticky source report 1. HASLOCAL is 2 only where
+   * drop_source put it (JavaScript writes 0 or 1), so nothing to do when none was dropped. */
+  if (dropped)
+    for (size_t k = 0; k < n; k++)
+      for (int d = 0; d < msgs[k].n; d++) {
+        int32_t *md = metas[msgs[k].first + d];
+        if (md[UDP_M_HASLOCAL] == 2 && md[UDP_M_STATUS] == 0) md[UDP_M_STATUS] = 1;
+      }
   return sent;
 }
 
-/* Whether descriptors a and b name the same destination and source (family .. local address). */
+/* Whether descriptors a and b name the same destination and source: family .. peer address
+ * always, the local address only when they have one (without, JavaScript leaves stale bytes
+ * there, which fill_dest never reads). */
 static int same_dest(const int32_t *a, const int32_t *b) {
-  for (int k = UDP_M_FAMILY; k < UDP_M_STATUS; k++)
+  for (int k = UDP_M_FAMILY; k < UDP_M_LOCAL; k++)
     if (a[k] != b[k]) return 0;
+  if (a[UDP_M_HASLOCAL] != 0)
+    for (int k = UDP_M_LOCAL; k < UDP_M_STATUS; k++)
+      if (a[k] != b[k]) return 0;
   return 1;
 }
 

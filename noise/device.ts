@@ -340,7 +340,10 @@ export class Device {
     const k = key && key.length === 32 && !isZero(key) ? clampPrivateKey(key.slice()) : null;
     const old = this.identity;
     if (old === null && k === null) return;
-    if (old !== null && k !== null && equalBytes(old.privateKey, k)) return;
+    if (old !== null && k !== null && equalBytes(old.privateKey, k)) {
+      k.fill(0); // our clamped copy: the key in use stays
+      return;
+    }
     const identity = k ? new StaticIdentity(k, this.crypto) : null;
     if (identity) {
       const same = this.peers.get(keyId(identity.publicKey));
@@ -575,9 +578,7 @@ export class Device {
    * for in packets from the TUN (see loopguard.ts). The owner of the socket tells it.
    */
   setBoundPort(port: number): void {
-    if (this.closed) return;
-    if (port > 0) this.loops.registry.bind(this.loopParty, port);
-    else this.loops.registry.unbind(this.loopParty);
+    if (!this.closed) this.loops.registry.bind(this.loopParty, port); // port 0 unbinds
   }
 
   /** Whether the WireGuard message at `w[off..]` is one this device sent (loopguard.ts, step 3). */
@@ -589,21 +590,13 @@ export class Device {
     if (type !== MESSAGE_TRANSPORT) return false;
     const peer = this.remoteIndices.get(index | 0);
     if (peer === undefined) return false;
-    const counter = readU64(w, off + 8);
-    const kps = peer.keypairs;
-    for (const kp of [kps.current, kps.previous, kps.next]) {
-      if (kp !== null && kp.remoteIndex === index && counter < kp.sendCounter) return true;
-    }
-    return false;
+    return peer.keypairs.sent(index, readU64(w, off + 8));
   }
 
   /** A new session's remote index, for ownsMessage; stale entries go when the map outgrows the peers. */
   private rememberRemoteIndex(index: number, peer: Peer): void {
     if (this.remoteIndices.size >= 4 * this.peers.size + 64) {
-      for (const [i, p] of this.remoteIndices) {
-        const k = p.keypairs;
-        if (![k.current, k.previous, k.next].some((kp) => kp !== null && kp.remoteIndex === i >>> 0)) this.remoteIndices.delete(i);
-      }
+      for (const [i, p] of this.remoteIndices) if (!p.keypairs.hasRemoteIndex(i >>> 0)) this.remoteIndices.delete(i);
     }
     this.remoteIndices.set(index | 0, peer);
   }

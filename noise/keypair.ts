@@ -54,12 +54,24 @@ export class Keypair {
   }
 }
 
+const sentWith = (kp: Keypair | null, index: number, counter: number): boolean => kp !== null && kp.remoteIndex === index && counter < kp.sendCounter;
+
 export class Keypairs {
   previous: Keypair | null = null;
   current: Keypair | null = null;
   next: Keypair | null = null;
 
   constructor(private readonly release: (kp: Keypair) => void) {}
+
+  /** Whether a keypair has remote index `index` (uint32). */
+  hasRemoteIndex(index: number): boolean {
+    return this.current?.remoteIndex === index || this.previous?.remoteIndex === index || this.next?.remoteIndex === index;
+  }
+
+  /** Whether transport message (remote index `index`, `counter`) was sent with one of these keypairs. */
+  sent(index: number, counter: number): boolean {
+    return sentWith(this.current, index, counter) || sentWith(this.previous, index, counter) || sentWith(this.next, index, counter);
+  }
 
   private drop(kp: Keypair | null): void {
     if (!kp) return;

@@ -107,13 +107,12 @@ export class LoopGuard {
    */
   check(packet: Uint8Array, fam: 4 | 6, n: number): number {
     let udp: number; // offset of the UDP header; -1 for a non-first fragment
-    let fragKey: string | null = null;
+    let frag = false;
     if (fam === 4) {
       if (packet[9] !== 17) return NOT_OURS;
       const ihl = (packet[0]! & 0x0f) * 4;
       const offset = ((packet[6]! & 0x1f) << 8) | packet[7]!;
-      const more = (packet[6]! & 0x20) !== 0;
-      if (offset !== 0 || more) fragKey = `4 ${readU32(packet, 12)} ${readU32(packet, 16)} ${(packet[4]! << 8) | packet[5]!}`;
+      frag = offset !== 0 || (packet[6]! & 0x20) !== 0;
       udp = offset !== 0 ? -1 : ihl;
     } else if (packet[6] === 17) {
       udp = 40;
@@ -121,13 +120,12 @@ export class LoopGuard {
       // A fragment header first: next header, reserved, offset (13 bits) and M, identification.
       if (n < 48) return NOT_OURS;
       const offset = ((packet[42]! << 8) | packet[43]!) >>> 3;
-      let key = '6';
-      for (let i = 8; i < 40; i += 4) key += ` ${readU32(packet, i)}`;
-      fragKey = `${key} ${readU32(packet, 44)}`;
       if (offset === 0 && packet[40] !== 17) return NOT_OURS;
+      frag = true;
       udp = offset !== 0 ? -1 : 48;
     }
-    if (udp < 0) return this.fragmentVerdict(fragKey!);
+    // The key of a fragment's datagram is built only where a verdict is looked up or kept.
+    if (udp < 0) return this.fragKeys.length === 0 ? NOT_OURS : this.fragmentVerdict(fragmentKey(packet, fam));
     const w = udp + 8;
     if (w + WG_HEADER > n) return NOT_OURS;
     const parties = this.registry.partiesOn((packet[udp]! << 8) | packet[udp + 1]!);
@@ -150,7 +148,7 @@ export class LoopGuard {
         break;
       }
     }
-    if (fragKey !== null && verdict !== NOT_OURS) this.rememberFragment(fragKey, verdict, carry);
+    if (frag && verdict !== NOT_OURS) this.rememberFragment(fragmentKey(packet, fam), verdict, carry);
     this.pending = verdict === CARRIED ? carry : null;
     return verdict;
   }
@@ -196,4 +194,12 @@ export class LoopGuard {
     this.carries.clear();
     this.pending = null;
   }
+}
+
+/** What identifies the datagram a fragment belongs to: family, addresses, identification. */
+function fragmentKey(packet: Uint8Array, fam: 4 | 6): string {
+  if (fam === 4) return `4 ${readU32(packet, 12)} ${readU32(packet, 16)} ${(packet[4]! << 8) | packet[5]!}`;
+  let key = '6';
+  for (let i = 8; i < 40; i += 4) key += ` ${readU32(packet, i)}`;
+  return `${key} ${readU32(packet, 44)}`;
 }

@@ -14,7 +14,7 @@ import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 
 /** Longest path a sockaddr_un holds (108 bytes with the terminating NUL). */
-const SUN_PATH_MAX = 107;
+export const SUN_PATH_MAX = 107;
 
 /** What was at a socket's path: `free` (nothing, or a stale socket that was removed). */
 export type SocketPathState = 'free' | 'stale-removed' | 'live' | 'not-a-socket';

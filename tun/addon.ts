@@ -38,18 +38,11 @@ export const TUN_OFF_USO_KERNEL = 8;
 export const TUN_WRITE_PLAIN = -1;
 export const GRO_TCP = 1;
 export const GRO_UDP = 2;
-/** Packets per `tunWriteBatch` call at most. */
-export const GRO_MAX_BATCH = 1024;
 /** Counters of a vnet TUN reader (`pollStart`'s last argument): indices. */
 export const TUN_C_BAD = 0;
 export const TUN_C_SPLIT = 1;
 export const TUN_C_SEGS = 2;
-export const TUN_C_CSUM = 3;
-export const TUN_COUNTERS = 4;
-/** Most segments one super-packet may have; a vnet reader's meta needs room for that many. */
-export const GSO_MAX_SEGS = 1400;
-/** Bytes of the virtio_net_hdr in front of each packet on a vnet TUN fd. */
-export const VNET_HDR_LEN = 10;
+export const TUN_COUNTERS = 3;
 /** `gsoSplit` results below zero. */
 export const GSO_EBADHDR = -1;
 export const GSO_ENOROOM = -2;

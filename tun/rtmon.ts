@@ -7,6 +7,7 @@
  */
 import { formatIp, parseIp } from '../noise/iptext.js';
 import { native, POLL_NETLINK, type PollHandle, RTMON_SLOT, TUN_META_STRIDE } from './addon.js';
+import { Errno } from './errno.js';
 
 // linux/netlink.h, linux/rtnetlink.h
 const NLMSG_ERROR = 2;
@@ -19,7 +20,6 @@ const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
 const RTA_PREFSRC = 7;
 const RTA_TABLE = 15;
-const ENOBUFS = 105;
 
 /** What the kernel answered to a route lookup. */
 export interface RouteAnswer {
@@ -98,7 +98,7 @@ export function parseNetlink(b: Uint8Array, off: number, len: number): NetlinkMe
 export type LookupResult = RouteAnswer | number;
 
 const LOOKUP_TIMEOUT_MS = 2000;
-export const ETIMEDOUT = 110;
+export const ETIMEDOUT = Errno.ETIMEDOUT;
 const BATCH = 16;
 
 export class RouteMonitor {
@@ -166,7 +166,7 @@ export class RouteMonitor {
   lookup(dst: string, src: string | null, mark: number): Promise<LookupResult> {
     const d = parseIp(dst);
     const s = src === null ? null : parseIp(src);
-    if (this.#fd < 0 || d === null || (s !== null && s.family !== d.family)) return Promise.resolve(22 /* EINVAL */);
+    if (this.#fd < 0 || d === null || (s !== null && s.family !== d.family)) return Promise.resolve(Errno.EINVAL);
     this.#seq = (this.#seq % 0x7fffffff) + 1;
     const seq = this.#seq;
     return new Promise((resolve) => {
@@ -185,7 +185,7 @@ export class RouteMonitor {
   }
 
   #onBatch = (count: number, errno: number): void => {
-    let changed = errno === ENOBUFS;
+    let changed = errno === Errno.ENOBUFS;
     for (let i = 0; i < count; i++) {
       const off = this.#meta[i * TUN_META_STRIDE]!;
       const len = this.#meta[i * TUN_META_STRIDE + 1]!;
@@ -194,13 +194,13 @@ export class RouteMonitor {
         if (waiting !== undefined) {
           this.#pending.delete(m.seq);
           clearTimeout(waiting.timer);
-          waiting.resolve(m.kind === 'route' ? m.route : m.kind === 'error' ? m.errno || 22 : 22);
+          waiting.resolve(m.kind === 'route' ? m.route : m.kind === 'error' ? m.errno || Errno.EINVAL : Errno.EINVAL);
         } else if (m.kind === 'route') {
           changed = true;
         }
       }
     }
-    if (errno !== 0 && errno !== ENOBUFS) this.close();
+    if (errno !== 0 && errno !== Errno.ENOBUFS) this.close();
     if (changed) for (const cb of this.#listeners) cb();
   };
 

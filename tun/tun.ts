@@ -14,7 +14,6 @@ import {
   POLL_TUN_VNET,
   type PollHandle,
   TUN_C_BAD,
-  TUN_C_CSUM,
   TUN_C_SEGS,
   TUN_C_SPLIT,
   TUN_COUNTERS,
@@ -42,7 +41,7 @@ export const DEFAULT_MTU = 1420;
  * (docs/BENCHMARKS.md).
  */
 export const TUN_BATCH = 8;
-/** Packets per batch after segmentation (room for the worst super-packet, the addon's GSO_MAX_SEGS). */
+/** Packets per batch after segmentation (room for the worst super-packet: WGTS_GSO_MAX_SEGS, 1400). */
 const TUN_SEGS = 2048;
 /** Read area: 2 MiB holds 128 packets of up to ~16 KiB, and at least 32 of 64 KiB; with
  * offloads, ~30 super-packets of 64 KiB and their segments. */
@@ -150,9 +149,6 @@ export class Tun {
   // The vnet reader's counters; a plain Tun keeps zeros, read all the same so that both run
   // the same code (the JIT warm-up runs plain Tuns, see src/warmup.ts).
   #counters = new Int32Array(TUN_COUNTERS);
-  #seenSplit = 0;
-  #seenSegs = 0;
-  #seenBad = 0;
   #wstats = new Int32Array(4);
   readonly #wmode: number;
   #removedCbs: ((reason: string) => void)[] = [];
@@ -307,11 +303,8 @@ export class Tun {
     const { read, meta } = sharedAreas();
     this.#buf = read;
     this.#meta = meta;
-    if (this.offload.vnet) {
-      this.#poll = native().pollStart(this.#fd, POLL_TUN_VNET, this.#buf, this.#meta, TUN_BATCH, this.#onBatch, this.#counters);
-    } else {
-      this.#poll = native().pollStart(this.#fd, POLL_TUN, this.#buf, this.#meta, TUN_BATCH, this.#onBatch);
-    }
+    // The counters are the vnet reader's; the plain reader ignores them.
+    this.#poll = native().pollStart(this.#fd, this.offload.vnet ? POLL_TUN_VNET : POLL_TUN, this.#buf, this.#meta, TUN_BATCH, this.#onBatch, this.#counters);
     if (!this.#ref) native().pollRef(this.#poll, false);
   }
 
@@ -345,25 +338,14 @@ export class Tun {
     }
   };
 
-  /** The addon's counters of the vnet reader into `stats` (they only grow). */
+  /** The addon's counters of the vnet reader, moved into `stats` (and zeroed: Int32 would wrap). */
   #readCounters(): void {
     const c = this.#counters;
-    const split = c[TUN_C_SPLIT]!;
-    if (split !== this.#seenSplit) {
-      this.stats.rxSuperPackets += split - this.#seenSplit;
-      this.stats.rxSegments += c[TUN_C_SEGS]! - this.#seenSegs;
-      this.#seenSplit = split;
-      this.#seenSegs = c[TUN_C_SEGS]!;
-    }
-    if (c[TUN_C_BAD] !== this.#seenBad) {
-      this.stats.rxBadOffload += c[TUN_C_BAD]! - this.#seenBad;
-      this.#seenBad = c[TUN_C_BAD]!;
-    }
-  }
-
-  /** Partial checksums the addon completed (the kernel leaves TCP/UDP ones to us with offloads). */
-  get checksumsCompleted(): number {
-    return this.#counters[TUN_C_CSUM]!;
+    if (c[TUN_C_SPLIT] === 0 && c[TUN_C_BAD] === 0) return;
+    this.stats.rxSuperPackets += c[TUN_C_SPLIT]!;
+    this.stats.rxSegments += c[TUN_C_SEGS]!;
+    this.stats.rxBadOffload += c[TUN_C_BAD]!;
+    c[TUN_C_SPLIT] = c[TUN_C_SEGS] = c[TUN_C_BAD] = 0;
   }
 
   /**

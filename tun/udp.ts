@@ -45,8 +45,6 @@ import { type OffloadSettings, offloadSettings } from './offload.js';
  * started to miss its first retry). docs/BENCHMARKS.md.
  */
 export const UDP_BATCH = 16;
-/** Datagrams queued per flush at most (one udpSendBatch call). */
-export const UDP_SEND_BATCH = UDP_SEND_MAX;
 const SEND_AREA = 1 << 20;
 const CACHE_BITS = 10;
 const CACHE_SIZE = 1 << CACHE_BITS; // received-Endpoint cache, direct-mapped (many sources: a handshake flood)
@@ -122,7 +120,7 @@ const shared = {
   sbuf: null as Uint8Array | null,
   smeta: null as Int32Array | null,
   smeta8: null as Uint8Array | null,
-  seps: new Array<Endpoint | null>(UDP_SEND_BATCH).fill(null),
+  seps: new Array<Endpoint | null>(UDP_SEND_MAX).fill(null),
   /** The bind whose datagrams are queued, their number and the bytes they take. */
   owner: null as UdpBind | null,
   count: 0,
@@ -131,7 +129,7 @@ const shared = {
 
 function sendAreas(): void {
   shared.sbuf ??= new Uint8Array(SEND_AREA);
-  shared.smeta ??= new Int32Array(UDP_SEND_BATCH * UDP_META_STRIDE);
+  shared.smeta ??= new Int32Array(UDP_SEND_MAX * UDP_META_STRIDE);
   shared.smeta8 ??= new Uint8Array(shared.smeta.buffer);
 }
 
@@ -354,7 +352,7 @@ export class UdpBind {
       a.owner?.flush();
       a.owner = this;
     }
-    if (a.count === UDP_SEND_BATCH || a.off + len > SEND_AREA) this.flush();
+    if (a.count === UDP_SEND_MAX || a.off + len > SEND_AREA) this.flush();
     if (a.sbuf === null) sendAreas();
     a.owner = this; // again: a flush above gave the area up
     const i = a.count++;

@@ -13,9 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { addonProblem } from '../../tun/addon.js';
 import { type DeviceCommand, parseDeviceArgs } from '../cwg/commands.js';
 import { CwgError, oneLine } from '../cwg/errors.js';
-import { failure, type RunResult, run } from '../cwg/run.js';
-
-const PROG = 'cwg';
+import { commandName, failure, PROG, type RunResult, run } from '../cwg/run.js';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
@@ -51,7 +49,7 @@ export function forService(argv: readonly string[]): boolean {
 
 /** Run the client with `argv` on our stdio; resolves with its exit status. */
 function viaClient(argv: readonly string[]): number {
-  const who = argv[0]!.startsWith('cwg_') ? argv[0]! : `${PROG} ${argv[0]}`;
+  const who = commandName(argv[0]!);
   // Without the addon there is no client either (one build makes both): say what to install.
   const noAddon = addonProblem();
   if (noAddon !== null) {
@@ -87,7 +85,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       parseDeviceArgs(cmd, argv.slice(1));
     } catch (e) {
       if (!(e instanceof CwgError)) throw e;
-      process.stderr.write(failure(cmd.startsWith('cwg_') ? cmd : `${PROG} ${cmd}`, e.message).stderr);
+      process.stderr.write(failure(commandName(cmd), e.message).stderr);
       process.exitCode = 1;
       return;
     }

@@ -13,6 +13,11 @@ import { type Command, commandUsage, isCommand, mainUsage, synopsis } from './us
 
 export const PROG = 'cwg';
 
+/** How a command names itself in its messages: "cwg_create", but "cwg show". */
+export function commandName(cmd: string): string {
+  return cmd.startsWith('cwg_') ? cmd : `${PROG} ${cmd}`;
+}
+
 /** What a run produced; `main` writes it, tests can call `run` directly. */
 export interface RunResult {
   code: 0 | 1;
@@ -28,8 +33,6 @@ export interface RunIo {
   env: NodeJS.ProcessEnv;
   /** Builds the context for the device commands (prefix, system); errors are CwgError. */
   context(): Promise<CwgContext>;
-  /** Aborted when the process is asked to stop (cwg_create undoes its work then). */
-  signal?: AbortSignal;
 }
 
 function ok(stdout = '', stderr = ''): RunResult {
@@ -70,7 +73,7 @@ export async function run(argv: readonly string[], io: RunIo): Promise<RunResult
     const ctx = await io.context();
     switch (cmd) {
       case 'cwg_create':
-        return ok(await cwgCreate({ ...ctx, ...(io.signal ? { signal: io.signal } : {}) }, rest));
+        return ok(await cwgCreate(ctx, rest));
       case 'cwg_connect':
         await cwgConnect(ctx, rest);
         return ok();
@@ -81,7 +84,7 @@ export async function run(argv: readonly string[], io: RunIo): Promise<RunResult
         return ok(await cwgShow(ctx, rest, { nowSec: Math.floor(Date.now() / 1000), color: wantColor(io.stdoutIsTty, io.env) }));
     }
   } catch (e) {
-    const who = cmd.startsWith('cwg_') ? cmd : `${PROG} ${cmd}`;
+    const who = commandName(cmd);
     if (e instanceof CwgError) return failure(who, e.message);
     return failure(who, `internal error: ${oneLine(e)}`);
   }

@@ -6,13 +6,11 @@
  */
 import { parseIp } from '../../noise/iptext.js';
 import { quote } from '../../noise/quote.js';
+import { SUN_PATH_MAX } from '../socket-file.js';
 
 export type MetricsAddress =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly family: 4 | 6 }
   | { readonly kind: 'unix'; readonly path: string };
-
-/** Longest UNIX socket path (sun_path is 108 bytes with its terminating NUL). */
-const SUN_PATH_MAX = 107;
 
 /** 127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104 (IPv4-mapped loopback). */
 export function isLoopback(family: 4 | 6, b: Uint8Array): boolean {

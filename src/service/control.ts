@@ -12,7 +12,6 @@ import type { Caller, NsInput } from './cwg-system.js';
 
 /** A connection as the transport (tun/control.ts) delivers it: the kernel's credentials, packets, close. */
 export interface ControlConnection {
-  readonly pid: number;
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];

@@ -4,6 +4,7 @@
  * administrator's policy, and the registry.
  */
 
+import { Errno, errnoName } from '../../tun/errno.js';
 import type { CreateSpec, CwgDevice, CwgNamespace, CwgSystem } from '../cwg/commands.js';
 import type { CwgConfig } from '../cwg/config.js';
 import { CwgError } from '../cwg/errors.js';
@@ -32,11 +33,6 @@ export interface RequestContext {
   readonly hostNamespaces: ReadonlyMap<string, string>;
 }
 
-const ENOENT = 2;
-const ESRCH = 3;
-const EACCES = 13;
-const EPERM = 1;
-
 export function authorized(caller: Caller, allowedGid: number | null): boolean {
   if (caller.uid === 0) return true;
   return allowedGid !== null && (caller.gid === allowedGid || caller.groups.includes(allowedGid));
@@ -56,9 +52,9 @@ export function requestSystem(rc: RequestContext): CwgSystem {
     namespace(pid) {
       const ns = rc.ns;
       if (ns.kind === 'errno') {
-        if (ns.errno === ENOENT || ns.errno === ESRCH) throw new CwgError(`no process with pid ${pid} (no /proc/${pid}/ns/net)`);
-        if (ns.errno === EACCES || ns.errno === EPERM) {
-          throw new CwgError(`cannot access the network namespace of pid ${pid} (${ns.errno === EACCES ? 'EACCES' : 'EPERM'})`);
+        if (ns.errno === Errno.ENOENT || ns.errno === Errno.ESRCH) throw new CwgError(`no process with pid ${pid} (no /proc/${pid}/ns/net)`);
+        if (ns.errno === Errno.EACCES || ns.errno === Errno.EPERM) {
+          throw new CwgError(`cannot access the network namespace of pid ${pid} (${errnoName(ns.errno)})`);
         }
         throw new CwgError(`cannot open /proc/${pid}/ns/net (errno ${ns.errno})`);
       }

@@ -138,12 +138,17 @@ export class Registry {
     return this.devices.size;
   }
 
+  /** The key of a device in `devices`: its namespace and its name. */
+  private static key(nsKey: string, name: string): string {
+    return `${nsKey}/${name}`;
+  }
+
   all(): ServiceDevice[] {
     return [...this.devices.values()];
   }
 
   get(nsKey: string, name: string): ServiceDevice | null {
-    return this.devices.get(`${nsKey}/${name}`) ?? null;
+    return this.devices.get(Registry.key(nsKey, name)) ?? null;
   }
 
   /** The run directory of a container namespace's UAPI sockets. */
@@ -157,7 +162,7 @@ export class Registry {
    */
   async create(nsFd: number, spec: DeviceSpec): Promise<ServiceDevice> {
     const { os, logger } = this.opts;
-    const id = `${spec.ns.key}/${spec.name}`;
+    const id = Registry.key(spec.ns.key, spec.name);
     if (this.devices.has(id)) throw new CwgError(`device ${spec.name} already exists`);
     const dlog = this.opts.deviceLogger?.(spec.name) ?? logger;
     let host: DeviceHost | null = null;
@@ -285,15 +290,15 @@ export class Registry {
   async closeAll(): Promise<void> {
     const all = this.all();
     for (const d of all) {
-      this.devices.delete(`${d.nsKey}/${d.name}`);
+      this.devices.delete(Registry.key(d.nsKey, d.name));
       d.host.close('service stopping');
     }
     await Promise.all(all.map((d) => d.uapi.close()));
-    for (const d of all) removeDirIfEmpty(this.runDir(d.snapshot().nsInode));
+    for (const d of all) removeDirIfEmpty(this.runDir(d.nsInode));
   }
 
   private removed(device: ServiceDevice, reason: string, runDir: string): void {
-    const id = `${device.nsKey}/${device.name}`;
+    const id = Registry.key(device.nsKey, device.name);
     if (this.devices.get(id) !== device) return; // closeAll: the record stays
     this.devices.delete(id);
     if (reason.startsWith('internal error')) this.stats.faults++;

@@ -5,7 +5,7 @@
  * file, fsync, rename), so a service killed at any moment leaves either the old record or the
  * new one. Private keys are stored here and nowhere else.
  */
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeHexKey, encodeHexKey } from '../../crypto/keys.js';
 
@@ -112,15 +112,6 @@ export class StateStore {
       }
     }
     return out;
-  }
-
-  /** Remove the directory if no record is left. */
-  removeIfEmpty(): void {
-    try {
-      rmdirSync(this.dir);
-    } catch {
-      /* not empty, or gone */
-    }
   }
 }
 

@@ -36,7 +36,6 @@ function adapt(sock: Socket): ControlConnection {
     if (ev.disconnected || ev.errno !== 0) hangUp();
   });
   return {
-    pid: sock.peer.pid,
     uid: sock.peer.uid,
     gid: sock.peer.gid,
     groups: sock.peer.groups,

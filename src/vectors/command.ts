@@ -6,8 +6,8 @@
  * bytes. Bad arguments and I/O errors are one line on `io.error` and exit status 1.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../../tun/addon.js';
 import { selectSuite } from '../../tun/openssl.js';
 import { serializeVectors } from './format.js';
 import { generateVectors } from './generate.js';
@@ -20,10 +20,7 @@ export interface CommandIo {
 }
 
 /** The repository root, from src/vectors/ or from its compiled copy in dist/src/vectors/. */
-export function repositoryRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  return resolve(here, here.split(/[\\/]/).includes('dist') ? '../../..' : '../..');
-}
+export const repositoryRoot = packageRoot;
 
 export const DEFAULT_OUT = join(repositoryRoot(), 'test', 'vectors', 'wireguard.json');
 

@@ -5,12 +5,13 @@
  * JSON numbers are not exact above 2^53.
  */
 
+import { encodeHexKey } from '../../crypto/keys.js';
+
 /** Lowercase hexadecimal, two digits per byte ("" for no bytes). */
 export type Hex = string;
 
-export function toHex(b: Uint8Array): Hex {
-  return Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
-}
+/** Lowercase hex of `b`, two digits per byte: the same text as a key's hex form. */
+export const toHex: (b: Uint8Array) => Hex = encodeHexKey;
 
 export function fromHex(s: Hex): Uint8Array {
   if (!/^(?:[0-9a-f]{2})*$/.test(s)) throw new Error(`not lowercase hex: ${s.slice(0, 40)}`);
