@@ -226,8 +226,13 @@ export class DeviceHost {
     this.udp?.flush();
   }
 
-  /** After an input batch: send what it produced, and run timers it may have made due. */
+  /**
+   * After an input batch: send what it produced, then run the timers it may have made due, and
+   * send what they produced. The batch's packets go first: the timers' work (and, under load,
+   * the queued handshakes tick() processes) is not on their latency path.
+   */
   private afterBatch(): void {
+    this.flush();
     const next = this.device.tick();
     this.flush();
     if (next === 0) this.soon();
