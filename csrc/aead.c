@@ -32,6 +32,8 @@
  *   mac(out16, key32, input)               MAC: keyed BLAKE2s, 16-byte output (BLAKE2SMAC)
  */
 #include <node_api.h>
+#include "chapoly.h"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -55,6 +57,8 @@ typedef struct {
   EVP_MD_CTX *mdctx;  /* reused for every digest */
   EVP_MAC *mac;       /* BLAKE2SMAC, NULL if this OpenSSL lacks it */
   EVP_MAC_CTX *macctx;
+  int direct;    /* seal/open on the primitives (chapoly.c): resolved and checked against EVP */
+  int force_evp; /* useEvp(true) */
 } aead_state;
 
 static const uint8_t ZEROS[TAG_LEN];
@@ -103,6 +107,71 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* EVP's ChaCha20-Poly1305 with the state's reused contexts; 1 on success. */
+static int evp_seal(aead_state *s, const uint8_t *key, const uint8_t *nonce, const uint8_t *pt, size_t plen, size_t padding,
+                    const uint8_t *aad, size_t alen, uint8_t *out) {
+  int n = 0, ok = EVP_EncryptInit_ex(s->enc, NULL, NULL, key, nonce);
+  size_t off = 0;
+  if (ok && alen) ok = EVP_EncryptUpdate(s->enc, NULL, &n, aad, (int)alen);
+  if (ok && plen) {
+    ok = EVP_EncryptUpdate(s->enc, out, &n, pt, (int)plen);
+    off += (size_t)n;
+  }
+  if (ok && padding) {
+    ok = EVP_EncryptUpdate(s->enc, out + off, &n, ZEROS, (int)padding);
+    off += (size_t)n;
+  }
+  if (ok) {
+    ok = EVP_EncryptFinal_ex(s->enc, out + off, &n);
+    off += (size_t)n;
+  }
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out + off);
+  return ok && off == plen + padding;
+}
+
+/* 1 when authentic (out holds the plaintext), 0 otherwise. */
+static int evp_open(aead_state *s, const uint8_t *key, const uint8_t *nonce, const uint8_t *ct, size_t clen, const uint8_t *aad,
+                    size_t alen, uint8_t *out) {
+  size_t plen = clen - TAG_LEN;
+  int n = 0, ok = EVP_DecryptInit_ex(s->dec, NULL, NULL, key, nonce);
+  /* The tag must not be modified by OpenSSL: copy it (it may alias `out`'s memory). */
+  uint8_t tag[TAG_LEN];
+  memcpy(tag, ct + plen, TAG_LEN);
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(s->dec, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag);
+  if (ok && alen) ok = EVP_DecryptUpdate(s->dec, NULL, &n, aad, (int)alen);
+  if (ok && plen) ok = EVP_DecryptUpdate(s->dec, out, &n, ct, (int)plen);
+  if (ok) ok = EVP_DecryptFinal_ex(s->dec, out + (plen ? (size_t)n : 0), &n);
+  return ok == 1;
+}
+
+/*
+ * Whether the direct path (chapoly.c) gives what EVP gives, byte for byte, on messages of every
+ * length class around the 16-byte MAC blocks and 64-byte ChaCha20 blocks, with and without aad
+ * and padding, and refuses each of them with one bit flipped. Any difference: EVP it is.
+ */
+static int direct_agrees(aead_state *s) {
+  static const size_t lens[] = {0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 1420};
+  uint8_t key[KEY_LEN], nonce[NONCE_LEN], aad[32], pt[1420], a[1420 + 2 * TAG_LEN], b[sizeof a], back[sizeof a];
+  for (size_t i = 0; i < sizeof key; i++) key[i] = (uint8_t)(i * 7 + 1);
+  for (size_t i = 0; i < sizeof nonce; i++) nonce[i] = (uint8_t)(i * 13 + 5);
+  for (size_t i = 0; i < sizeof aad; i++) aad[i] = (uint8_t)(i * 3 + 2);
+  for (size_t i = 0; i < sizeof pt; i++) pt[i] = (uint8_t)(i * 31 + 11);
+  for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+    for (int variant = 0; variant < 3; variant++) {
+      size_t plen = lens[l], alen = variant == 1 ? sizeof aad : 0, pad = variant == 2 ? 13 : 0, total = plen + pad + TAG_LEN;
+      if (!evp_seal(s, key, nonce, pt, plen, pad, aad, alen, a)) return 0;
+      wgts_chapoly_seal(key, nonce, pt, plen, pad, aad, alen, b);
+      if (memcmp(a, b, total) != 0) return 0;
+      if (!wgts_chapoly_open(key, nonce, b, total, aad, alen, back) || memcmp(back, pt, plen) != 0) return 0;
+      for (size_t i = 0; i < pad; i++)
+        if (back[plen + i] != 0) return 0;
+      b[total / 2] ^= 0x20;
+      if (wgts_chapoly_open(key, nonce, b, total, aad, alen, back)) return 0;
+    }
+  }
+  return 1;
+}
+
 static napi_value seal(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value a[6];
@@ -122,26 +191,10 @@ static napi_value seal(napi_env env, napi_callback_info info) {
     if (vt != napi_undefined && napi_get_value_uint32(env, a[5], &padding) != napi_ok) return throw_type(env, "seal: padding must be a number");
   }
   if (padding > TAG_LEN || plen > INT32_MAX - TAG_LEN * 2 || olen != plen + padding + TAG_LEN) return throw_type(env, "seal: out must be plaintext + padding + 16 bytes");
-  int n = 0, ok = EVP_EncryptInit_ex(s->enc, NULL, NULL, key, nonce);
-  size_t off = 0;
-  if (ok && alen) ok = EVP_EncryptUpdate(s->enc, NULL, &n, aad, (int)alen);
-  if (ok && plen) {
-    ok = EVP_EncryptUpdate(s->enc, out, &n, pt, (int)plen);
-    off += (size_t)n;
-  }
-  if (ok && padding) {
-    ok = EVP_EncryptUpdate(s->enc, out + off, &n, ZEROS, (int)padding);
-    off += (size_t)n;
-  }
-  if (ok) {
-    ok = EVP_EncryptFinal_ex(s->enc, out + off, &n);
-    off += (size_t)n;
-  }
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out + off);
-  if (!ok || off != plen + padding) {
+  if (s->direct && !s->force_evp)
+    wgts_chapoly_seal(key, nonce, pt, plen, padding, aad, alen, out);
+  else if (!evp_seal(s, key, nonce, pt, plen, padding, aad, alen, out))
     napi_throw_error(env, NULL, "seal: OpenSSL failure");
-    return NULL;
-  }
   return NULL;
 }
 
@@ -158,21 +211,23 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   if (optional_bytes(env, a[3], &aad, &alen)) return throw_type(env, "open: aad must be a Uint8Array or undefined");
   if (bytes_of(env, a[4], &out, &olen)) return throw_type(env, "open: out must be a Uint8Array");
   napi_value result;
-  if (clen < TAG_LEN || clen > INT32_MAX || olen != clen - TAG_LEN) {
-    napi_get_boolean(env, false, &result);
-    return result;
-  }
-  size_t plen = clen - TAG_LEN;
-  int n = 0, ok = EVP_DecryptInit_ex(s->dec, NULL, NULL, key, nonce);
-  /* The tag must not be modified by OpenSSL: copy it (it may alias `out`'s memory). */
-  uint8_t tag[TAG_LEN];
-  memcpy(tag, ct + plen, TAG_LEN);
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(s->dec, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag);
-  if (ok && alen) ok = EVP_DecryptUpdate(s->dec, NULL, &n, aad, (int)alen);
-  if (ok && plen) ok = EVP_DecryptUpdate(s->dec, out, &n, ct, (int)plen);
-  if (ok) ok = EVP_DecryptFinal_ex(s->dec, out + (plen ? (size_t)n : 0), &n);
-  napi_get_boolean(env, ok == 1, &result);
+  int ok = 0;
+  if (clen >= TAG_LEN && clen <= INT32_MAX && olen == clen - TAG_LEN)
+    ok = s->direct && !s->force_evp ? wgts_chapoly_open(key, nonce, ct, clen, aad, alen, out) : evp_open(s, key, nonce, ct, clen, aad, alen, out);
+  napi_get_boolean(env, ok, &result);
   return result;
+}
+
+/* useEvp(bool): route seal/open through EVP (true) or the direct path when it is available (tests, benchmarks). */
+static napi_value use_evp(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  aead_state *s;
+  bool on = false;
+  if (napi_get_cb_info(env, info, &argc, a, NULL, (void **)&s) != napi_ok || argc < 1 || napi_get_value_bool(env, a[0], &on) != napi_ok)
+    return throw_type(env, "useEvp: expected a boolean");
+  s->force_evp = on;
+  return NULL;
 }
 
 /* out = DH(sk, pub), or sk's public key when pub is NULL. 1 on success, 0 otherwise (out zeroed). */
@@ -391,6 +446,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_throw_error(env, NULL, "OpenSSL has no BLAKE2s-256");
     return NULL;
   }
+  s->direct = wgts_chapoly_resolve() && direct_agrees(s);
   s->mac = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
   s->macctx = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
   /* The state lives as long as this module instance (one per thread/worker). */
@@ -401,6 +457,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"seal", NULL, seal, NULL, NULL, NULL, napi_enumerable, s},
       {"open", NULL, open_, NULL, NULL, NULL, napi_enumerable, s},
+      {"useEvp", NULL, use_evp, NULL, NULL, NULL, napi_enumerable, s},
       {"x25519", NULL, x25519, NULL, NULL, NULL, napi_enumerable, NULL},
       {"x25519Key", NULL, x25519_key, NULL, NULL, NULL, napi_enumerable, NULL},
       {"x25519Derive", NULL, x25519_derive, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -413,6 +470,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value hasmac;
   napi_get_boolean(env, s->macctx != NULL, &hasmac);
   napi_set_named_property(env, exports, "hasMac", hasmac);
+  napi_value path;
+  napi_create_string_utf8(env, s->direct ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
+  napi_set_named_property(env, exports, "aeadPath", path);
   return exports;
 }
 

@@ -25,7 +25,11 @@ interface CryptoAddon {
   hmac(out: Uint8Array, key: Uint8Array, input: Uint8Array): void;
   kdf(key: Uint8Array, input: Uint8Array, ...outs: Uint8Array[]): void;
   mac(out: Uint8Array, key: Uint8Array, input: Uint8Array): void;
+  /** Route seal/open through EVP (true) or straight to the primitives where they were found. */
+  useEvp(on: boolean): void;
   readonly hasMac: boolean;
+  /** 'direct': ChaCha20-Poly1305 on OpenSSL's primitives (csrc/chapoly.c); 'evp': through EVP. */
+  readonly aeadPath: 'direct' | 'evp';
 }
 
 function makeSuite(a: CryptoAddon): CryptoSuite {
@@ -88,6 +92,26 @@ export function opensslSuite(): CryptoSuite | null {
     }
   }
   return suite;
+}
+
+/**
+ * Which route the addon's ChaCha20-Poly1305 takes, and a way to run code through the EVP route
+ * (tests and benchmarks compare the two). Null when the addon is not built.
+ */
+export function opensslAeadPath(): { readonly path: 'direct' | 'evp'; viaEvp<T>(fn: () => T): T } | null {
+  if (opensslSuite() === null) return null;
+  const a = loadAddon<CryptoAddon>('wgts_crypto');
+  return {
+    path: a.aeadPath,
+    viaEvp<T>(fn: () => T): T {
+      a.useEvp(true);
+      try {
+        return fn();
+      } finally {
+        a.useEvp(false);
+      }
+    },
+  };
 }
 
 /** Suites by name, as WG_TS_CRYPTO selects them: the fastest one present by default. */

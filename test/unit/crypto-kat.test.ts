@@ -18,7 +18,7 @@ import { type CryptoSuite, jsSuite, nobleSuite } from '../../crypto/suite.js';
 import { compareTai64n, TAI64N_LEN, tai64n } from '../../crypto/tai64n.js';
 import { clampPrivateKey, generatePrivateKey, nodeX25519, publicKey, type X25519Provider } from '../../crypto/x25519.js';
 import { nobleX25519 } from '../../crypto/x25519-noble.js';
-import { opensslSuite } from '../../tun/openssl.js';
+import { opensslAeadPath, opensslSuite } from '../../tun/openssl.js';
 import { concat } from '../helpers/whitepaper.js';
 
 const h = (s: string): Uint8Array => {
@@ -172,7 +172,15 @@ function open(p: AeadProvider, key: Uint8Array, nonce: Uint8Array, sealed: Uint8
   return p.open(key, nonce, sealed, aad, out) ? out : null;
 }
 
-const allProviders: AeadProvider[] = [nodeAead, nobleAead, ...(openssl ? [openssl.aead] : [])];
+// The addon's seal/open go straight to OpenSSL's ChaCha20 and Poly1305 primitives when it finds
+// them (csrc/chapoly.c), else through EVP; both routes are tested, EVP's forced per call.
+const evp = openssl ? opensslAeadPath() : null;
+const opensslEvp: AeadProvider | null = evp && {
+  name: 'openssl-evp',
+  seal: (key, nonce, pt, aad, out, padding) => evp.viaEvp(() => openssl!.aead.seal(key, nonce, pt, aad, out, padding)),
+  open: (key, nonce, sealed, aad, out) => evp.viaEvp(() => openssl!.aead.open(key, nonce, sealed, aad, out)),
+};
+const allProviders: AeadProvider[] = [nodeAead, nobleAead, ...(openssl ? [openssl.aead] : []), ...(opensslEvp ? [opensslEvp] : [])];
 
 describe('ChaCha20-Poly1305 (RFC 8439)', () => {
   it('the vectors are internally consistent', () => {
@@ -181,6 +189,13 @@ describe('ChaCha20-Poly1305 (RFC 8439)', () => {
     expect(VA5.ct.length).toBe(265);
     expect(VA5.pt.length).toBe(265);
     expect(allProviders.map((p) => p.name)).toEqual(expect.arrayContaining(['node', 'noble']));
+  });
+
+  it.skipIf(!openssl)('the addon seals on the primitives where Node exports them (its bundled OpenSSL), checked against EVP', () => {
+    // Official Node builds link OpenSSL statically and export it whole; a Node on a shared
+    // system OpenSSL keeps the EVP route (and this says so).
+    const bundled = !/libcrypto/.test(execFileSync('ldd', [process.execPath], { encoding: 'utf8' }));
+    expect(evp!.path).toBe(bundled ? 'direct' : 'evp');
   });
 
   for (const p of allProviders) {
