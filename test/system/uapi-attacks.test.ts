@@ -111,9 +111,11 @@ async function attackAll(impl: string, ns: string, ifname: string, pid: number, 
     const results = await run(sock);
     sampling = false;
     await sampler;
-    // Back within 10 MB of the start: allowed up to 10 s to get there.
+    // Back within 10 MB of the start: allowed up to 30 s to get there. The garbage goes back
+    // to the system when V8's memory reducer runs, which takes longer on a busy machine (the
+    // suite runs files in parallel: once 10 s were not enough, at 94.7 MB against 70.9).
     let after = rssMb(pid);
-    for (let i = 0; i < 40 && after !== null && after > before + 10; i++) {
+    for (let i = 0; i < 120 && after !== null && after > before + 10; i++) {
       await sleep(250);
       after = rssMb(pid);
     }
