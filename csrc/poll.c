@@ -64,30 +64,39 @@ static void poller_stop(struct poller *p, int from_env) {
 
 static void env_cleanup(void *arg) { poller_stop(arg, 1); }
 
-/* Hands one batch to JavaScript: cb(count, errno, fromPoll). */
-static void deliver(struct poller *p, int count, int err, int from_poll) {
+/*
+ * Hands one batch to JavaScript: cb(count, errno, fromPoll). From the event loop through
+ * napi_make_callback (an exception goes to uncaughtException); from pollNow, inside a call from
+ * JavaScript, through napi_call_function, so that an exception propagates to that caller.
+ * Returns 0, or -1 when an exception is pending (sync only).
+ */
+static int deliver(struct poller *p, int count, int err, int from_poll, int sync) {
   napi_env env = p->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  int rc = 0;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return -1;
   napi_value cb, recv, argv[3], result;
   if (napi_get_reference_value(env, p->cb_ref, &cb) == napi_ok && cb != NULL &&
       napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, count, &argv[0]) == napi_ok &&
       napi_create_int32(env, err, &argv[1]) == napi_ok &&
       napi_get_boolean(env, from_poll, &argv[2]) == napi_ok) {
-    napi_status st = napi_make_callback(env, p->actx, recv, cb, 3, argv, &result);
-    bool pending = false;
-    if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-      napi_value exc;
-      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    if (sync) {
+      if (napi_call_function(env, recv, cb, 3, argv, &result) != napi_ok) rc = -1;
+    } else {
+      napi_status st = napi_make_callback(env, p->actx, recv, cb, 3, argv, &result);
+      bool pending = false;
+      if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value exc;
+        if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+      }
     }
   }
   napi_close_handle_scope(env, scope);
+  return rc;
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  struct poller *p = (struct poller *)h;
-  (void)events;
-  if (p->stopped) return;
+/* One wake-up's reading: a batch (more only for a vnet TUN's left-over super-packet), delivered. */
+static void read_and_deliver(struct poller *p, int status, int sync) {
   /* More than one batch only when a vnet TUN's super-packet did not fit in the last one. */
   do {
     int err = 0, count = 0, from_poll = 0;
@@ -108,8 +117,15 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     }
     if (count == 0 && err == 0) continue;
     if (err != 0 && (p->mode == MODE_TUN || p->mode == MODE_TUN_VNET)) uv_poll_stop(&p->handle); /* fatal for a TUN fd */
-    deliver(p, count, err, from_poll);
+    if (deliver(p, count, err, from_poll, sync) < 0) return;
   } while (!p->stopped && p->vnet.pending_len > 0);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct poller *p = (struct poller *)h;
+  (void)events;
+  if (p->stopped) return;
+  read_and_deliver(p, status, 0);
 }
 
 static void box_finalize(napi_env env, void *data, void *hint) {
@@ -254,6 +270,21 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * pollNow(handle): read and deliver one batch now, synchronously, as a wake-up would (nothing
+ * when the fd has nothing). For a reader that expects its fd to have become readable during
+ * the current callback, e.g. a TUN just written to, whose kernel answered at once: it saves
+ * the trip through the event loop. Readers only; an exception from the callback propagates.
+ */
+static napi_value poll_now(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (wgts_get_args(env, info, 1, argv) < 0) return NULL;
+  struct box *b = get_box(env, argv[0]);
+  if (!b) return NULL;
+  if (b->p && !b->p->stopped && b->p->handle.poll_cb == on_poll) read_and_deliver(b->p, 0, 1);
+  return NULL;
+}
+
 /* pollRef(handle, keepLoopAlive). */
 static napi_value poll_ref(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -374,6 +405,7 @@ napi_status wgts_init_poll(napi_env env, napi_value exports) {
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollNow", NULL, poll_now, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollNotify", NULL, poll_notify, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

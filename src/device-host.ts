@@ -221,18 +221,24 @@ export class DeviceHost {
     this.udp?.send(data, to);
   }
 
-  private flush(): void {
-    this.io.tun.flush();
+  /** Writes and sends what was queued; returns the packets written to the TUN. */
+  private flush(): number {
+    const written = this.io.tun.flush();
     this.udp?.flush();
+    return written;
   }
 
   /**
    * After an input batch: send what it produced, then run the timers it may have made due, and
    * send what they produced. The batch's packets go first: the timers' work (and, under load,
    * the queued handshakes tick() processes) is not on their latency path.
+   * Packets written to the TUN are often answered by the kernel within the write (a ping's echo,
+   * the ACK of a local TCP stack): the TUN is read at once, so that the answer is encrypted and
+   * sent in this turn of the event loop rather than the next. That nested batch ends here too;
+   * it writes nothing to the TUN, so it reads no further.
    */
   private afterBatch(): void {
-    this.flush();
+    if (this.flush() > 0) this.io.tun.readNow();
     const next = this.device.tick();
     this.flush();
     if (next === 0) this.soon();

@@ -160,6 +160,8 @@ export interface WgtsAddon {
   ): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, keepLoopAlive: boolean): void;
+  /** A reader's wake-up, now: one batch read and delivered synchronously (exceptions propagate). */
+  pollNow(handle: PollHandle): void;
   /**
    * Notify-mode watcher (reads nothing): cb(events, errno, fromPoll) with events a mask of
    * NOTIFY_READABLE | NOTIFY_DISCONNECT; level-triggered. pollStop / pollRef as for readers.

@@ -308,6 +308,16 @@ export class Tun {
     if (!this.#ref) native().pollRef(this.#poll, false);
   }
 
+  /**
+   * Reads now, synchronously, what the fd holds: one batch, to the reader `start` set, as a
+   * wake-up would deliver it (nothing when there is nothing). For the caller that has just
+   * written packets the kernel answers within the write (an echo, a local TCP stack's ACK): the
+   * answer goes out in the same turn instead of after a trip through the event loop.
+   */
+  readNow(): void {
+    if (this.#poll !== null) native().pollNow(this.#poll);
+  }
+
   /** Stops reading (the device stays); `start` may be called again. */
   stop(): void {
     if (this.#poll) native().pollStop(this.#poll);

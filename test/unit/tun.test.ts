@@ -54,3 +54,53 @@ describe.skipIf(!addonBuilt)('Tun.packetPair (no device, no root)', () => {
     expect(readdirSync('/proc/self/fd').length).toBe(fds);
   });
 });
+
+describe.skipIf(!addonBuilt)('Tun.readNow (no device, no root)', () => {
+  it('delivers what the fd holds within the call, one batch, and nothing when it holds nothing', () => {
+    const [a, b] = Tun.packetPair();
+    const seen: number[] = [];
+    let ends = 0;
+    b.start(
+      (p) => seen.push(p.length),
+      () => ends++,
+    );
+    try {
+      b.readNow();
+      expect([seen, ends]).toEqual([[], 0]);
+      for (const n of [28, 1420]) expect(a.write(new Uint8Array(n))).toBe(true);
+      b.readNow();
+      // Synchronously: no event-loop turn has passed since the writes.
+      expect(seen).toEqual([28, 1420]);
+      expect(ends).toBe(1);
+      b.readNow();
+      expect(ends).toBe(1);
+    } finally {
+      a.close();
+      b.close();
+    }
+    b.readNow(); // closed: nothing, no error
+  });
+
+  it('lets an exception of the reader propagate to its caller, and keeps reading afterwards', async () => {
+    const [a, b] = Tun.packetPair();
+    const seen: number[] = [];
+    b.start(
+      (p) => {
+        if (p.length === 13) throw new Error('reader failed');
+        seen.push(p.length);
+      },
+      () => {},
+    );
+    try {
+      a.write(new Uint8Array(13));
+      expect(() => b.readNow()).toThrow('reader failed');
+      a.write(new Uint8Array(40));
+      const end = Date.now() + 2000;
+      while (seen.length === 0 && Date.now() < end) await sleep(5);
+      expect(seen).toEqual([40]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
