@@ -75,6 +75,8 @@ export class DeviceHost {
   private timer: NodeJS.Timeout | null = null;
   private timerDue = Number.POSITIVE_INFINITY;
   private immediate: NodeJS.Immediate | null = null;
+  /** Inside Tun.readNow from afterBatch: the nested batch's afterBatch only sends. */
+  private readingNow = false;
   private closed = false;
   private readonly routes: RouteMonitor | null = null;
   private readonly sticky: StickyRoutes | null = null;
@@ -234,11 +236,24 @@ export class DeviceHost {
    * the queued handshakes tick() processes) is not on their latency path.
    * Packets written to the TUN are often answered by the kernel within the write (a ping's echo,
    * the ACK of a local TCP stack): the TUN is read at once, so that the answer is encrypted and
-   * sent in this turn of the event loop rather than the next. That nested batch ends here too;
-   * it writes nothing to the TUN, so it reads no further.
+   * sent in this turn of the event loop rather than the next. That nested batch ends here too,
+   * where it only sends: it writes nothing to the TUN, so it reads no further, and the timers
+   * run once, in the outer batch (each tick() is a new turn of the handshake budget, so a
+   * second one would let a flood's queued handshakes hold the event loop twice as long).
    */
   private afterBatch(): void {
-    if (this.flush() > 0) this.io.tun.readNow();
+    if (this.readingNow) {
+      this.flush();
+      return;
+    }
+    if (this.flush() > 0) {
+      this.readingNow = true;
+      try {
+        this.io.tun.readNow();
+      } finally {
+        this.readingNow = false;
+      }
+    }
     const next = this.device.tick();
     this.flush();
     if (next === 0) this.soon();
