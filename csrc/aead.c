@@ -36,6 +36,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdint.h>
@@ -126,6 +127,7 @@ static int evp_seal(aead_state *s, const uint8_t *key, const uint8_t *nonce, con
     off += (size_t)n;
   }
   if (ok) ok = EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out + off);
+  if (!ok) ERR_clear_error(); /* as in x25519_with */
   return ok && off == plen + padding;
 }
 
@@ -141,6 +143,7 @@ static int evp_open(aead_state *s, const uint8_t *key, const uint8_t *nonce, con
   if (ok && alen) ok = EVP_DecryptUpdate(s->dec, NULL, &n, aad, (int)alen);
   if (ok && plen) ok = EVP_DecryptUpdate(s->dec, out, &n, ct, (int)plen);
   if (ok) ok = EVP_DecryptFinal_ex(s->dec, out + (plen ? (size_t)n : 0), &n);
+  if (ok != 1) ERR_clear_error(); /* as in x25519_with */
   return ok == 1;
 }
 
@@ -244,7 +247,12 @@ static int x25519_with(EVP_PKEY *sk, const uint8_t *pub, uint8_t *out) {
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(pk);
   }
-  if (!ok) memset(out, 0, KEY_LEN);
+  if (!ok) {
+    memset(out, 0, KEY_LEN);
+    /* A refusal leaves errors on this thread's OpenSSL queue, where node:crypto would later
+     * find them and fail an unrelated call. */
+    ERR_clear_error();
+  }
   return ok;
 }
 
