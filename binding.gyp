@@ -22,7 +22,7 @@
     },
     {
       "target_name": "wgts_crypto",
-      "sources": ["csrc/aead.c", "csrc/chapoly.c"],
+      "sources": ["csrc/aead.c", "csrc/chapoly.c", "csrc/x25519.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
       "conditions": [

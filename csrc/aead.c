@@ -33,6 +33,7 @@
  */
 #include <node_api.h>
 #include "chapoly.h"
+#include "x25519.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -63,6 +64,12 @@ typedef struct {
 } aead_state;
 
 static const uint8_t ZEROS[TAG_LEN];
+
+/* X25519 straight on the primitives (x25519.c): resolved and checked against EVP at load. */
+static int x25519_direct;
+/* useEvp(true): keys imported and one-shot DHs go through EVP (tests, benchmarks). */
+static int x25519_force_evp;
+
 
 static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
@@ -221,7 +228,10 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* useEvp(bool): route seal/open through EVP (true) or the direct path when it is available (tests, benchmarks). */
+/*
+ * useEvp(bool): route seal/open, X25519 keys imported from now on and one-shot X25519 through
+ * EVP (true), or the direct routes where they are available (tests, benchmarks).
+ */
 static napi_value use_evp(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value a[1];
@@ -230,6 +240,7 @@ static napi_value use_evp(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, a, NULL, (void **)&s) != napi_ok || argc < 1 || napi_get_value_bool(env, a[0], &on) != napi_ok)
     return throw_type(env, "useEvp: expected a boolean");
   s->force_evp = on;
+  x25519_force_evp = on;
   return NULL;
 }
 
@@ -256,10 +267,56 @@ static int x25519_with(EVP_PKEY *sk, const uint8_t *pub, uint8_t *out) {
   return ok;
 }
 
-static void free_pkey(napi_env env, void *data, void *hint) {
+/* A private key imported once: an EVP_PKEY, or (direct route) the raw key and its public key. */
+struct xkey {
+  EVP_PKEY *sk;
+  uint8_t priv[KEY_LEN], pub[KEY_LEN];
+  int has_pub;
+};
+
+
+static void free_xkey(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  EVP_PKEY_free(data);
+  struct xkey *k = data;
+  EVP_PKEY_free(k->sk);
+  OPENSSL_cleanse(k, sizeof *k);
+  free(k);
+}
+
+/* out = DH(k, pub), or k's public key when pub is NULL; 1, or 0 (out zeroed). */
+static int xkey_derive(struct xkey *k, const uint8_t *pub, uint8_t *out) {
+  if (k->sk) return x25519_with(k->sk, pub, out);
+  if (pub) return wgts_x25519(out, k->priv, pub);
+  if (!k->has_pub) {
+    wgts_x25519_public(k->pub, k->priv);
+    k->has_pub = 1;
+  }
+  memcpy(out, k->pub, KEY_LEN);
+  return 1;
+}
+
+/* Whether the direct route gives EVP's public keys and shared secrets, and refuses what EVP refuses. */
+static int x25519_agrees(void) {
+  uint8_t priv[3][KEY_LEN], pubs[3][KEY_LEN], a[KEY_LEN], b[KEY_LEN];
+  static const uint8_t small_order[KEY_LEN]; /* 0: a point of order 1 */
+  for (int k = 0; k < 3; k++) {
+    for (int i = 0; i < KEY_LEN; i++) priv[k][i] = (uint8_t)(i * (17 + 2 * k) + 3 * k + 1);
+    EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv[k], KEY_LEN);
+    int ok = x25519_with(sk, NULL, pubs[k]);
+    wgts_x25519_public(a, priv[k]);
+    int zero_evp = x25519_with(sk, small_order, b), zero_direct = wgts_x25519(b, priv[k], small_order);
+    EVP_PKEY_free(sk);
+    if (!ok || memcmp(a, pubs[k], KEY_LEN) != 0 || zero_evp || zero_direct) return 0;
+  }
+  for (int k = 0; k < 3; k++) {
+    EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv[k], KEY_LEN);
+    int ok = x25519_with(sk, pubs[(k + 1) % 3], a) && wgts_x25519(b, priv[k], pubs[(k + 1) % 3]);
+    EVP_PKEY_free(sk);
+    if (!ok || memcmp(a, b, KEY_LEN) != 0) return 0;
+  }
+  OPENSSL_cleanse(priv, sizeof priv);
+  return 1;
 }
 
 static napi_value x25519_key(napi_env env, napi_callback_info info) {
@@ -269,14 +326,21 @@ static napi_value x25519_key(napi_env env, napi_callback_info info) {
   uint8_t *priv;
   size_t privlen;
   if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519Key: private key must be 32 bytes");
-  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
-  if (!sk) {
+  struct xkey *k = calloc(1, sizeof *k);
+  if (!k) {
+    napi_throw_error(env, NULL, "x25519Key: out of memory");
+    return NULL;
+  }
+  if (x25519_direct && !x25519_force_evp) {
+    memcpy(k->priv, priv, KEY_LEN);
+  } else if (!(k->sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN))) {
+    free(k);
     napi_throw_error(env, NULL, "x25519Key: OpenSSL failure");
     return NULL;
   }
   napi_value handle;
-  if (napi_create_external(env, sk, free_pkey, NULL, &handle) != napi_ok) {
-    EVP_PKEY_free(sk);
+  if (napi_create_external(env, k, free_xkey, NULL, &handle) != napi_ok) {
+    free_xkey(env, k, NULL);
     return NULL;
   }
   return handle;
@@ -287,15 +351,15 @@ static napi_value x25519_derive(napi_env env, napi_callback_info info) {
   napi_value a[3];
   if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "x25519Derive: expected 3 arguments");
   napi_valuetype vt;
-  void *sk = NULL;
-  if (napi_typeof(env, a[0], &vt) != napi_ok || vt != napi_external || napi_get_value_external(env, a[0], &sk) != napi_ok || !sk)
+  void *k = NULL;
+  if (napi_typeof(env, a[0], &vt) != napi_ok || vt != napi_external || napi_get_value_external(env, a[0], &k) != napi_ok || !k)
     return throw_type(env, "x25519Derive: expected a key handle");
   uint8_t *pub, *out;
   size_t publen, outlen;
   if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519Derive: public key must be 32 bytes or undefined");
   if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519Derive: out must be 32 bytes");
   napi_value result;
-  napi_get_boolean(env, x25519_with(sk, pub, out), &result);
+  napi_get_boolean(env, xkey_derive(k, pub, out), &result);
   return result;
 }
 
@@ -308,9 +372,14 @@ static napi_value x25519(napi_env env, napi_callback_info info) {
   if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519: private key must be 32 bytes");
   if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519: public key must be 32 bytes or undefined");
   if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519: out must be 32 bytes");
-  EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
-  int ok = x25519_with(sk, pub, out);
-  EVP_PKEY_free(sk);
+  int ok;
+  if (x25519_direct && !x25519_force_evp) {
+    ok = pub ? wgts_x25519(out, priv, pub) : (wgts_x25519_public(out, priv), 1);
+  } else {
+    EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
+    ok = x25519_with(sk, pub, out);
+    EVP_PKEY_free(sk);
+  }
   napi_value result;
   napi_get_boolean(env, ok, &result);
   return result;
@@ -455,6 +524,7 @@ static napi_value init(napi_env env, napi_value exports) {
     return NULL;
   }
   s->direct = wgts_chapoly_resolve() && direct_agrees(s);
+  x25519_direct = wgts_x25519_resolve() && x25519_agrees();
   s->mac = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
   s->macctx = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
   /* The state lives as long as this module instance (one per thread/worker). */
@@ -481,6 +551,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value path;
   napi_create_string_utf8(env, s->direct ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
   napi_set_named_property(env, exports, "aeadPath", path);
+  napi_create_string_utf8(env, x25519_direct ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
+  napi_set_named_property(env, exports, "x25519Path", path);
   return exports;
 }
 

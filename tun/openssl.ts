@@ -25,11 +25,13 @@ interface CryptoAddon {
   hmac(out: Uint8Array, key: Uint8Array, input: Uint8Array): void;
   kdf(key: Uint8Array, input: Uint8Array, ...outs: Uint8Array[]): void;
   mac(out: Uint8Array, key: Uint8Array, input: Uint8Array): void;
-  /** Route seal/open through EVP (true) or straight to the primitives where they were found. */
+  /** Route seal/open and X25519 (keys imported from now on) through EVP (true), or straight to the primitives where they were found. */
   useEvp(on: boolean): void;
   readonly hasMac: boolean;
   /** 'direct': ChaCha20-Poly1305 on OpenSSL's primitives (csrc/chapoly.c); 'evp': through EVP. */
   readonly aeadPath: 'direct' | 'evp';
+  /** The same for X25519 (csrc/x25519.c). */
+  readonly x25519Path: 'direct' | 'evp';
 }
 
 function makeSuite(a: CryptoAddon): CryptoSuite {
@@ -95,14 +97,15 @@ export function opensslSuite(): CryptoSuite | null {
 }
 
 /**
- * Which route the addon's ChaCha20-Poly1305 takes, and a way to run code through the EVP route
- * (tests and benchmarks compare the two). Null when the addon is not built.
+ * Which routes the addon's ChaCha20-Poly1305 and X25519 take, and a way to run code through the
+ * EVP routes (tests and benchmarks compare them). Null when the addon is not built.
  */
-export function opensslAeadPath(): { readonly path: 'direct' | 'evp'; viaEvp<T>(fn: () => T): T } | null {
+export function opensslRoutes(): { readonly aead: 'direct' | 'evp'; readonly x25519: 'direct' | 'evp'; viaEvp<T>(fn: () => T): T } | null {
   if (opensslSuite() === null) return null;
   const a = loadAddon<CryptoAddon>('wgts_crypto');
   return {
-    path: a.aeadPath,
+    aead: a.aeadPath,
+    x25519: a.x25519Path,
     viaEvp<T>(fn: () => T): T {
       a.useEvp(true);
       try {

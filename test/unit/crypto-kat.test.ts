@@ -18,7 +18,7 @@ import { type CryptoSuite, jsSuite, nobleSuite } from '../../crypto/suite.js';
 import { compareTai64n, TAI64N_LEN, tai64n } from '../../crypto/tai64n.js';
 import { clampPrivateKey, generatePrivateKey, nodeX25519, publicKey, type X25519Provider } from '../../crypto/x25519.js';
 import { nobleX25519 } from '../../crypto/x25519-noble.js';
-import { opensslAeadPath, opensslSuite } from '../../tun/openssl.js';
+import { opensslRoutes, opensslSuite } from '../../tun/openssl.js';
 import { concat } from '../helpers/whitepaper.js';
 
 const h = (s: string): Uint8Array => {
@@ -33,13 +33,21 @@ const range = (n: number, start = 0): Uint8Array => Uint8Array.from({ length: n 
 // Every suite: the addon's (built by npm ci) and the two JavaScript ones.
 const openssl = opensslSuite();
 const allSuites: CryptoSuite[] = [...(openssl ? [openssl] : []), jsSuite, nobleSuite];
-const x25519Providers: X25519Provider[] = [nobleX25519, nodeX25519, ...(openssl ? [openssl.x25519] : [])];
+// The addon's X25519 on the primitives (csrc/x25519.c) and, forced, through EVP: keys imported
+// while useEvp is on are EVP keys (fresh arrays, so that the key cache imports them then).
+const routes = openssl ? opensslRoutes() : null;
+const opensslEvpX25519: X25519Provider | null = routes && {
+  name: 'openssl-evp',
+  publicKey: (k) => routes.viaEvp(() => openssl!.x25519.publicKey(k.slice())),
+  dh: (k, pub) => routes.viaEvp(() => openssl!.x25519.dh(k.slice(), pub)),
+};
+const x25519Providers: X25519Provider[] = [nobleX25519, nodeX25519, ...(openssl ? [openssl.x25519] : []), ...(opensslEvpX25519 ? [opensslEvpX25519] : [])];
 const blake2sProviders: Blake2sProvider[] = [nobleBlake2s, nodeBlake2s, ...(openssl ? [openssl.blake2s] : [])];
 
 // ---------------------------------------------------------------------------------------------
 describe('X25519 providers', () => {
   it('has the native provider (the addon is built by npm ci) besides node and noble', () => {
-    expect(x25519Providers.map((p) => p.name).sort()).toEqual(['noble', 'node', 'openssl']);
+    expect(x25519Providers.map((p) => p.name).sort()).toEqual(['noble', 'node', 'openssl', 'openssl-evp']);
     expect(allSuites.map((x) => x.name)).toEqual(['openssl', 'js', 'noble']);
   });
   it('never reuse a cached key for an array whose contents changed', () => {
@@ -176,7 +184,7 @@ function open(p: AeadProvider, key: Uint8Array, nonce: Uint8Array, sealed: Uint8
 
 // The addon's seal/open go straight to OpenSSL's ChaCha20 and Poly1305 primitives when it finds
 // them (csrc/chapoly.c), else through EVP; both routes are tested, EVP's forced per call.
-const evp = openssl ? opensslAeadPath() : null;
+const evp = routes;
 const opensslEvp: AeadProvider | null = evp && {
   name: 'openssl-evp',
   seal: (key, nonce, pt, aad, out, padding) => evp.viaEvp(() => openssl!.aead.seal(key, nonce, pt, aad, out, padding)),
@@ -197,7 +205,8 @@ describe('ChaCha20-Poly1305 (RFC 8439)', () => {
     // Official Node builds link OpenSSL statically and export it whole; a Node on a shared
     // system OpenSSL keeps the EVP route (and this says so).
     const bundled = !/libcrypto/.test(execFileSync('ldd', [process.execPath], { encoding: 'utf8' }));
-    expect(evp!.path).toBe(bundled ? 'direct' : 'evp');
+    expect(evp!.aead).toBe(bundled ? 'direct' : 'evp');
+    expect(evp!.x25519).toBe(bundled ? 'direct' : 'evp');
   });
 
   for (const p of allProviders) {
