@@ -11,27 +11,13 @@
 # PERF_TRACE=FILE (perf trace: every system call, timed). KEEP=DIR keeps captures and logs.
 set -e
 program=$1; count=${2:-100}; interval=${3:-0.05}
-tag=ps$$; ns0=$tag-0; ns1=$tag-1; ns2=$tag-2; if1=${tag}a; if2=${tag}b
+tag=ps$$
 run=$(mktemp -d)
-cleanup() {
-  set +e
-  for n in $ns0 $ns1 $ns2; do for p in $(ip netns pids $n 2>/dev/null); do kill $p 2>/dev/null; done; done
-  sleep 0.3; ip netns del $ns1; ip netns del $ns2; ip netns del $ns0; rm -rf "$run"
-}
+. "$(dirname "$0")/pair.sh"
+cleanup() { set +e; pair_down; rm -rf "$run"; }
 trap cleanup EXIT
-for n in $ns0 $ns1 $ns2; do ip netns add $n; ip -n $n link set up dev lo; done
-export WG_HIDE_KEYS=never
 [ -n "$PERF_RECORD" ] && export NODE_OPTIONS="--perf-basic-prof"
-ip netns exec $ns0 $program $if1 >"$run/d1.log" 2>&1
-ip netns exec $ns0 $program $if2 >"$run/d2.log" 2>&1
-for i in $(seq 50); do ip -n $ns0 link show $if2 >/dev/null 2>&1 && break; sleep 0.1; done
-daemons=$(ip netns pids $ns0 | paste -sd,)
-ip -n $ns0 link set $if1 netns $ns1; ip -n $ns0 link set $if2 netns $ns2
-k1=$(wg genkey); k2=$(wg genkey); p1=$(wg pubkey <<<"$k1"); p2=$(wg pubkey <<<"$k2")
-ip -n $ns1 addr add 192.168.241.1/24 dev $if1; ip -n $ns2 addr add 192.168.241.2/24 dev $if2
-ip netns exec $ns0 wg set $if1 private-key <(echo "$k1") listen-port 10000 peer "$p2" allowed-ips 192.168.241.2/32 endpoint 127.0.0.1:20000
-ip netns exec $ns0 wg set $if2 private-key <(echo "$k2") listen-port 20000 peer "$p1" allowed-ips 192.168.241.1/32 endpoint 127.0.0.1:10000
-ip -n $ns1 link set up dev $if1; ip -n $ns2 link set up dev $if2
+pair_up
 cap() { ip netns exec "$1" tcpdump -i "$2" -n -tt --time-stamp-precision=nano -U -w "$run/$3.pcap" "$4" 2>"$run/$3.err" & }
 cap $ns1 $if1 t1 icmp; cap $ns2 $if2 t2 icmp; cap $ns0 lo lo udp
 for i in $(seq 100); do [ "$(cat "$run"/*.err | grep -c '^listening')" = 3 ] && break; sleep 0.05; done

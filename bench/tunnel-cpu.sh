@@ -9,25 +9,13 @@
 # report's top symbols are written there.
 set -e
 program=$1; secs=${2:-10}; perfdir=${3:-}
-tag=tc$$; ns0=$tag-0; ns1=$tag-1; ns2=$tag-2
-if1=${tag}a; if2=${tag}b
+tag=tc$$
 run=/tmp/$tag-run; mkdir -p $run
-export WG_HIDE_KEYS=never
+. "$(dirname "$0")/pair.sh"
 [ -n "$perfdir" ] && export NODE_OPTIONS="--perf-basic-prof"
-cleanup() { set +e; for n in $ns0 $ns1 $ns2; do for p in $(ip netns pids $n 2>/dev/null); do kill $p 2>/dev/null; done; done; sleep 0.3; ip -n $ns1 link del $if1 2>/dev/null; ip -n $ns2 link del $if2 2>/dev/null; ip netns del $ns1; ip netns del $ns2; ip netns del $ns0; rm -rf $run; }
+cleanup() { set +e; pair_down; rm -rf $run; }
 trap cleanup EXIT
-ip netns add $ns0; ip netns add $ns1; ip netns add $ns2
-for n in $ns0 $ns1 $ns2; do ip -n $n link set up dev lo; done
-ip netns exec $ns0 $program $if1 >$run/d1.log 2>&1
-ip netns exec $ns0 $program $if2 >$run/d2.log 2>&1
-unset NODE_OPTIONS
-for i in $(seq 50); do ip -n $ns0 link show $if2 >/dev/null 2>&1 && break; sleep 0.1; done
-ip -n $ns0 link set $if1 netns $ns1; ip -n $ns0 link set $if2 netns $ns2
-k1=$(wg genkey); k2=$(wg genkey); p1=$(wg pubkey <<<"$k1"); p2=$(wg pubkey <<<"$k2")
-ip -n $ns1 addr add 192.168.241.1/24 dev $if1; ip -n $ns2 addr add 192.168.241.2/24 dev $if2
-ip netns exec $ns0 wg set $if1 private-key <(echo "$k1") listen-port 10000 peer "$p2" allowed-ips 192.168.241.2/32 endpoint 127.0.0.1:20000
-ip netns exec $ns0 wg set $if2 private-key <(echo "$k2") listen-port 20000 peer "$p1" allowed-ips 192.168.241.1/32 endpoint 127.0.0.1:10000
-ip -n $ns1 link set up dev $if1; ip -n $ns2 link set up dev $if2
+pair_up
 sleep 1
 ip netns exec $ns1 ping -c 3 -i 0.1 -W 1 192.168.241.2 >/dev/null
 pids=$(ip netns pids $ns0 | tr '\n' ' ')
