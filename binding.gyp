@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "wgts",
-      "sources": ["csrc/wgts.c", "csrc/napi.c", "csrc/tun.c", "csrc/udp.c", "csrc/poll.c", "csrc/netns.c", "csrc/netlink.c", "csrc/ctl.c", "csrc/rtmon.c", "csrc/csum.c", "csrc/gso.c", "csrc/gro.c", "csrc/offload.c"],
+      "sources": ["csrc/wgts.c", "csrc/napi.c", "csrc/tun.c", "csrc/udp.c", "csrc/poll.c", "csrc/netns.c", "csrc/netlink.c", "csrc/ctl.c", "csrc/rtmon.c", "csrc/csum.c", "csrc/gso.c", "csrc/gro.c", "csrc/offload-buffers.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-Wall", "-Wextra", "-O2", "-std=gnu11"],
       "cflags!": ["-fno-exceptions"],
