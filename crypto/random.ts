@@ -23,10 +23,11 @@ export const systemRng: Rng = (buf) => {
     randomFillSync(pool);
     poolPos = 0;
   }
-  const end = poolPos + n;
-  buf.set(pool.subarray(poolPos, end));
-  pool.fill(0, poolPos, end);
-  poolPos = end;
+  for (let i = 0; i < n; i++) {
+    buf[i] = pool[poolPos + i]!;
+    pool[poolPos + i] = 0;
+  }
+  poolPos += n;
   return buf;
 };
 

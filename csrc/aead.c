@@ -1,10 +1,10 @@
 /*
- * ChaCha20-Poly1305 (RFC 8439) through the OpenSSL that Node.js itself is built with
- * (its EVP symbols are exported by the node binary; the headers ship with Node).
- *
- * Why: node:crypto builds a Cipher object per call (~14 us per 1420-byte packet here),
- * while reusing one EVP_CIPHER_CTX per thread costs ~2 us. The protocol stays in
- * TypeScript; this is only the AEAD primitive behind crypto/aead.ts's provider seam.
+ * ChaCha20-Poly1305 (RFC 8439) through the OpenSSL that Node.js itself is built with (its
+ * symbols are exported by the node binary; the headers ship with Node): straight on OpenSSL's
+ * ChaCha20 and Poly1305 primitives where they were found and matched EVP at load (chapoly.c),
+ * else through one reused EVP context per thread. node:crypto builds a Cipher object per call
+ * (~14 us per 1420-byte packet here); this costs ~1 us. The protocol stays in TypeScript; this
+ * is only the AEAD primitive behind crypto/aead.ts's provider seam.
  *
  *   seal(key, nonce, plaintext, aad | undefined, out, padding) -> undefined
  *       out.length must be plaintext.length + padding + 16 (ciphertext || tag)
@@ -12,15 +12,14 @@
  *       out.length must be sealed.length - 16
  *
  * and X25519 (RFC 7748), ~40x faster than pure JS here, which keeps handshakes off the
- * latency path of the first packet:
+ * latency path of the first packet; straight on OpenSSL's scalar multiplication on the same
+ * terms (x25519.c), else through EVP_PKEY:
  *
- *   x25519(privateKey, publicKey | undefined, out) -> boolean
- *       out = DH(privateKey, publicKey), or the public key of privateKey when publicKey is
- *       undefined; false when the result is all zeros (a low-order point)
  *   x25519Key(privateKey) -> handle
- *       OpenSSL derives the public key whenever a private key is imported, which doubles the
- *       cost of each DH; a handle imports it once (freed, and cleared by OpenSSL, on GC)
- *   x25519Derive(handle, publicKey | undefined, out) -> boolean   as x25519, with a handle
+ *       the key imported once, its public key derived once (freed and cleansed on GC)
+ *   x25519Derive(handle, publicKey | undefined, out) -> boolean
+ *       out = DH(key, publicKey), or the key's public key when publicKey is undefined; false
+ *       when the result is all zeros (a low-order point)
  *
  * and the BLAKE2s constructions of the handshake (whitepaper 5.4), each a single call instead
  * of several node:crypto objects (a handshake message computes a dozen of them):
@@ -30,6 +29,9 @@
  *   kdf(key, input, out1, out2?, out3?)    KDF1/2/3: t0 = HMAC(key, input),
  *                                          t1 = HMAC(t0, 0x1), ti = HMAC(t0, t(i-1) || i)
  *   mac(out16, key32, input)               MAC: keyed BLAKE2s, 16-byte output (BLAKE2SMAC)
+ *
+ * useEvp(on) puts seal, open and X25519 (keys imported from then on) on EVP or back on the
+ * primitives; aeadPath and x25519Path say which routes were found ("direct" or "evp").
  */
 #include <node_api.h>
 #include "chapoly.h"
@@ -59,17 +61,13 @@ typedef struct {
   EVP_MD_CTX *mdctx;  /* reused for every digest */
   EVP_MAC *mac;       /* BLAKE2SMAC, NULL if this OpenSSL lacks it */
   EVP_MAC_CTX *macctx;
-  int direct;    /* seal/open on the primitives (chapoly.c): resolved and checked against EVP */
-  int force_evp; /* useEvp(true) */
+  /* The primitives' routes (chapoly.c, x25519.c) where they resolved and matched EVP at load;
+   * aead/x25519 are the routes in use, which useEvp(true) turns off for tests and benchmarks. */
+  int aead_found, x25519_found;
+  int aead_direct, x25519_direct;
 } aead_state;
 
 static const uint8_t ZEROS[TAG_LEN];
-
-/* X25519 straight on the primitives (x25519.c): resolved and checked against EVP at load. */
-static int x25519_direct;
-/* useEvp(true): keys imported and one-shot DHs go through EVP (tests, benchmarks). */
-static int x25519_force_evp;
-
 
 static void free_state(napi_env env, void *data, void *hint) {
   (void)env;
@@ -201,7 +199,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
     if (vt != napi_undefined && napi_get_value_uint32(env, a[5], &padding) != napi_ok) return throw_type(env, "seal: padding must be a number");
   }
   if (padding > TAG_LEN || plen > INT32_MAX - TAG_LEN * 2 || olen != plen + padding + TAG_LEN) return throw_type(env, "seal: out must be plaintext + padding + 16 bytes");
-  if (s->direct && !s->force_evp)
+  if (s->aead_direct)
     wgts_chapoly_seal(key, nonce, pt, plen, padding, aad, alen, out);
   else if (!evp_seal(s, key, nonce, pt, plen, padding, aad, alen, out))
     napi_throw_error(env, NULL, "seal: OpenSSL failure");
@@ -223,7 +221,7 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   napi_value result;
   int ok = 0;
   if (clen >= TAG_LEN && clen <= INT32_MAX && olen == clen - TAG_LEN)
-    ok = s->direct && !s->force_evp ? wgts_chapoly_open(key, nonce, ct, clen, aad, alen, out) : evp_open(s, key, nonce, ct, clen, aad, alen, out);
+    ok = s->aead_direct ? wgts_chapoly_open(key, nonce, ct, clen, aad, alen, out) : evp_open(s, key, nonce, ct, clen, aad, alen, out);
   napi_get_boolean(env, ok, &result);
   return result;
 }
@@ -239,8 +237,8 @@ static napi_value use_evp(napi_env env, napi_callback_info info) {
   bool on = false;
   if (napi_get_cb_info(env, info, &argc, a, NULL, (void **)&s) != napi_ok || argc < 1 || napi_get_value_bool(env, a[0], &on) != napi_ok)
     return throw_type(env, "useEvp: expected a boolean");
-  s->force_evp = on;
-  x25519_force_evp = on;
+  s->aead_direct = s->aead_found && !on;
+  s->x25519_direct = s->x25519_found && !on;
   return NULL;
 }
 
@@ -274,6 +272,14 @@ struct xkey {
   int has_pub;
 };
 
+/* k (zeroed) holds priv on the route in use; 0 when OpenSSL refused it. */
+static int xkey_init(aead_state *s, struct xkey *k, const uint8_t *priv) {
+  if (s->x25519_direct) {
+    memcpy(k->priv, priv, KEY_LEN);
+    return 1;
+  }
+  return (k->sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN)) != NULL;
+}
 
 static void free_xkey(napi_env env, void *data, void *hint) {
   (void)env;
@@ -322,7 +328,8 @@ static int x25519_agrees(void) {
 static napi_value x25519_key(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value a[1];
-  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "x25519Key: expected 1 argument");
+  aead_state *s;
+  if (napi_get_cb_info(env, info, &argc, a, NULL, (void **)&s) != napi_ok || argc < 1) return throw_type(env, "x25519Key: expected 1 argument");
   uint8_t *priv;
   size_t privlen;
   if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519Key: private key must be 32 bytes");
@@ -331,9 +338,7 @@ static napi_value x25519_key(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "x25519Key: out of memory");
     return NULL;
   }
-  if (x25519_direct && !x25519_force_evp) {
-    memcpy(k->priv, priv, KEY_LEN);
-  } else if (!(k->sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN))) {
+  if (!xkey_init(s, k, priv)) {
     free(k);
     napi_throw_error(env, NULL, "x25519Key: OpenSSL failure");
     return NULL;
@@ -362,29 +367,6 @@ static napi_value x25519_derive(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, xkey_derive(k, pub, out), &result);
   return result;
 }
-
-static napi_value x25519(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value a[3];
-  if (napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "x25519: expected 3 arguments");
-  uint8_t *priv, *pub, *out;
-  size_t privlen, publen, outlen;
-  if (bytes_of(env, a[0], &priv, &privlen) || privlen != KEY_LEN) return throw_type(env, "x25519: private key must be 32 bytes");
-  if (optional_bytes(env, a[1], &pub, &publen) || (pub && publen != KEY_LEN)) return throw_type(env, "x25519: public key must be 32 bytes or undefined");
-  if (bytes_of(env, a[2], &out, &outlen) || outlen != KEY_LEN) return throw_type(env, "x25519: out must be 32 bytes");
-  int ok;
-  if (x25519_direct && !x25519_force_evp) {
-    ok = pub ? wgts_x25519(out, priv, pub) : (wgts_x25519_public(out, priv), 1);
-  } else {
-    EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, KEY_LEN);
-    ok = x25519_with(sk, pub, out);
-    EVP_PKEY_free(sk);
-  }
-  napi_value result;
-  napi_get_boolean(env, ok, &result);
-  return result;
-}
-
 
 /* ---- BLAKE2s ---------------------------------------------------------------------------- */
 
@@ -523,8 +505,8 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_throw_error(env, NULL, "OpenSSL has no BLAKE2s-256");
     return NULL;
   }
-  s->direct = wgts_chapoly_resolve() && direct_agrees(s);
-  x25519_direct = wgts_x25519_resolve() && x25519_agrees();
+  s->aead_direct = s->aead_found = wgts_chapoly_resolve() && direct_agrees(s);
+  s->x25519_direct = s->x25519_found = wgts_x25519_resolve() && x25519_agrees();
   s->mac = EVP_MAC_fetch(NULL, "BLAKE2SMAC", NULL);
   s->macctx = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
   /* The state lives as long as this module instance (one per thread/worker). */
@@ -536,8 +518,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seal", NULL, seal, NULL, NULL, NULL, napi_enumerable, s},
       {"open", NULL, open_, NULL, NULL, NULL, napi_enumerable, s},
       {"useEvp", NULL, use_evp, NULL, NULL, NULL, napi_enumerable, s},
-      {"x25519", NULL, x25519, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"x25519Key", NULL, x25519_key, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"x25519Key", NULL, x25519_key, NULL, NULL, NULL, napi_enumerable, s},
       {"x25519Derive", NULL, x25519_derive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hash", NULL, hash_, NULL, NULL, NULL, napi_enumerable, s},
       {"hmac", NULL, hmac_, NULL, NULL, NULL, napi_enumerable, s},
@@ -549,9 +530,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_get_boolean(env, s->macctx != NULL, &hasmac);
   napi_set_named_property(env, exports, "hasMac", hasmac);
   napi_value path;
-  napi_create_string_utf8(env, s->direct ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
+  napi_create_string_utf8(env, s->aead_found ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
   napi_set_named_property(env, exports, "aeadPath", path);
-  napi_create_string_utf8(env, x25519_direct ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
+  napi_create_string_utf8(env, s->x25519_found ? "direct" : "evp", NAPI_AUTO_LENGTH, &path);
   napi_set_named_property(env, exports, "x25519Path", path);
   return exports;
 }

@@ -18,6 +18,7 @@
 #include "chapoly.h"
 
 #include <dlfcn.h>
+#include <openssl/crypto.h>
 #include <string.h>
 
 typedef void (*chacha_fn)(unsigned char *out, const unsigned char *in, size_t len, const unsigned int key[8],
@@ -72,20 +73,20 @@ static void start(struct chapoly *c, const uint8_t key[32], const uint8_t nonce[
   uint8_t block[64] = {0};
   chacha(block, block, sizeof block, c->key, c->counter);
   poly_init(c->poly, block);
-  memset(block, 0, sizeof block);
+  OPENSSL_cleanse(block, sizeof block);
 }
 
-/* buf ^= the keystream from block 1 on (RFC 8439 2.8: block 0 went to the MAC key). */
-static void crypt(struct chapoly *c, uint8_t *buf, size_t n) {
+/* out = in ^ the keystream from block `first` on (n bytes; out may be in). */
+static void crypt(struct chapoly *c, uint8_t *out, const uint8_t *in, size_t n, unsigned int first) {
   size_t whole = n & ~(size_t)63;
-  c->counter[0] = 1;
-  if (whole) chacha(buf, buf, whole, c->key, c->counter);
+  c->counter[0] = first;
+  if (whole) chacha(out, in, whole, c->key, c->counter);
   if (n > whole) {
     uint8_t ks[64] = {0};
-    c->counter[0] = 1 + (unsigned int)(whole / 64);
+    c->counter[0] = first + (unsigned int)(whole / 64);
     chacha(ks, ks, sizeof ks, c->key, c->counter);
-    for (size_t i = 0; i < n - whole; i++) buf[whole + i] ^= ks[i];
-    memset(ks, 0, sizeof ks);
+    for (size_t i = 0; i < n - whole; i++) out[whole + i] = in[whole + i] ^ ks[i];
+    OPENSSL_cleanse(ks, sizeof ks);
   }
 }
 
@@ -107,22 +108,24 @@ static void mac(struct chapoly *c, const uint8_t *aad, size_t alen, const uint8_
   poly_final(c->poly, tag);
 }
 
-/* Key, counter and MAC state: what would let anyone forge or decrypt. */
+/* Key and MAC state: what would let anyone forge or decrypt. */
 static void wipe(struct chapoly *c) {
-  volatile unsigned int *w = c->key;
-  for (size_t i = 0; i < 8; i++) w[i] = 0;
-  volatile unsigned char *p = c->poly;
-  for (size_t i = 0; i < poly_size; i++) p[i] = 0;
+  OPENSSL_cleanse(c->key, sizeof c->key);
+  OPENSSL_cleanse(c->poly, poly_size);
 }
 
 void wgts_chapoly_seal(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *pt, size_t plen, size_t padding,
                        const uint8_t *aad, size_t alen, uint8_t *out) {
   struct chapoly c;
   start(&c, key, nonce);
-  if (out != pt) memmove(out, pt, plen);
-  memset(out + plen, 0, padding);
-  size_t n = plen + padding;
-  crypt(&c, out, n);
+  /* Whole blocks straight from the plaintext (RFC 8439 2.8: block 0 went to the MAC key); the
+   * rest of it and its zero padding, under 64 + 16 bytes, through a block of our own. */
+  size_t whole = plen & ~(size_t)63, rest = plen - whole, n = plen + padding;
+  uint8_t tail[64 + 16];
+  memcpy(tail, pt + whole, rest);
+  memset(tail + rest, 0, padding);
+  crypt(&c, out, pt, whole, 1);
+  crypt(&c, out + whole, tail, rest + padding, 1 + (unsigned int)(whole / 64));
   mac(&c, aad, alen, out, n, out + n);
   wipe(&c);
 }
@@ -138,11 +141,7 @@ int wgts_chapoly_open(const uint8_t key[32], const uint8_t nonce[12], const uint
   uint8_t diff = 0;
   for (int i = 0; i < 16; i++) diff |= tag[i] ^ sealed[n + i];
   int ok = diff == 0;
-  if (ok) {
-    if (out != sealed) memmove(out, sealed, n);
-    crypt(&c, out, n);
-  }
+  if (ok) crypt(&c, out, sealed, n, 1);
   wipe(&c);
-  memset(tag, 0, sizeof tag);
   return ok;
 }

@@ -12,8 +12,8 @@
 int wgts_chapoly_resolve(void);
 
 /*
- * out = ChaCha20(pt || `padding` zero bytes) || tag: plen + padding + 16 bytes. `out` may be
- * `pt` itself. Needs a successful wgts_chapoly_resolve().
+ * out = ChaCha20(pt || `padding` zero bytes) || tag: plen + padding + 16 bytes, padding at
+ * most 16. `out` may be `pt` itself. Needs a successful wgts_chapoly_resolve().
  */
 void wgts_chapoly_seal(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *pt, size_t plen, size_t padding,
                        const uint8_t *aad, size_t alen, uint8_t *out);

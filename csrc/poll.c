@@ -281,6 +281,7 @@ static napi_value poll_now(napi_env env, napi_callback_info info) {
   if (wgts_get_args(env, info, 1, argv) < 0) return NULL;
   struct box *b = get_box(env, argv[0]);
   if (!b) return NULL;
+  /* A notifier (on_notify) has no reader to run. */
   if (b->p && !b->p->stopped && b->p->handle.poll_cb == on_poll) read_and_deliver(b->p, 0, 1);
   return NULL;
 }

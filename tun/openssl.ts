@@ -1,8 +1,9 @@
 /**
  * The `openssl` CryptoSuite: ChaCha20-Poly1305, X25519 and the BLAKE2s constructions from the
  * OpenSSL inside Node.js, called through our addon (csrc/aead.c, wgts_crypto.node), one call
- * per operation. The AEAD reuses one EVP context instead of node:crypto's Cipher object per call;
- * X25519 keeps imported keys per private-key array. `npm run bench` shows the gain over the
+ * per operation. The AEAD and X25519 run straight on OpenSSL's primitives where the node binary
+ * exports them (else the AEAD reuses one EVP context instead of node:crypto's Cipher object per
+ * call); X25519 keeps imported keys per private-key array. `npm run bench` shows the gain over the
  * JavaScript suites. Null when the addon is not built: callers fall back to crypto's jsSuite.
  */
 
