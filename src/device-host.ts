@@ -22,6 +22,7 @@ import { Errno } from '../tun/errno.js';
 import type { RouteMonitor } from '../tun/rtmon.js';
 import { DEFAULT_MTU, type Tun } from '../tun/tun.js';
 import type { UdpBind, UdpBindOptions } from '../tun/udp.js';
+import { KeepWarm } from './keep-warm.js';
 import { StickyRoutes } from './sticky-routes.js';
 
 /**
@@ -62,6 +63,8 @@ export interface DeviceHostOptions {
   readonly mtu?: number;
   /** The engine's data-path buffers, shared by every interface of a process (default: its own). */
   readonly scratch?: Scratch;
+  /** The keep-warm tick input batches feed (default: the process's, see keep-warm.ts). */
+  readonly keepWarm?: KeepWarm;
 }
 
 export class DeviceHost {
@@ -84,12 +87,14 @@ export class DeviceHost {
   private stopRoutes: (() => void) | null = null;
   private lastStickyCheck = Number.NEGATIVE_INFINITY;
   private readonly closeWaiters: Array<(reason: string) => void> = [];
+  private readonly keepWarm: KeepWarm;
 
   /** Wires the TUN to the engine and starts reading it; the UDP port is bound by the first configure. */
   constructor(opts: DeviceHostOptions, io: DeviceHostIo) {
     this.name = opts.name;
     this.logger = opts.logger;
     this.io = io;
+    this.keepWarm = opts.keepWarm ?? KeepWarm.process;
     this.device = new Device({
       logger: opts.logger,
       crypto: opts.crypto,
@@ -111,7 +116,7 @@ export class DeviceHost {
     });
     tun.start(
       (pkt) => this.device.sendPacket(pkt),
-      () => this.guarded(this.afterBatch),
+      () => this.guarded(this.afterInput),
     );
     if (io.openRouteMonitor) {
       try {
@@ -206,7 +211,7 @@ export class DeviceHost {
       bind.onError((e) => this.logger.error(`UDP receive: ${e.message}`));
       bind.start(
         (data, from) => this.device.receiveDatagram(data, from),
-        () => this.guarded(this.afterBatch),
+        () => this.guarded(this.afterInput),
       );
       this.logger.verbose(`UDP bind has been updated (port ${bind.port})`);
     }
@@ -228,6 +233,12 @@ export class DeviceHost {
     const written = this.io.tun.flush();
     this.udp?.flush();
     return written;
+  }
+
+  /** After a batch read from the TUN or the UDP socket: traffic flows, so the process stays warm. */
+  private afterInput(): void {
+    this.keepWarm.touch();
+    this.afterBatch();
   }
 
   /**

@@ -33,7 +33,8 @@ export const DATA_WATCHED: readonly Watched[] = [
 /** The same, plus the daemon's glue and the TUN and UDP layers. */
 export const DAEMON_WATCHED: readonly Watched[] = [
   ...DATA_WATCHED,
-  ...w('src/device-host.js', 'afterBatch', 'flush', 'sendDatagram'),
+  ...w('src/device-host.js', 'afterInput', 'afterBatch', 'flush', 'sendDatagram'),
+  ...w('src/keep-warm.js', 'touch'),
   ...w('tun/tun.js', '#onBatch', 'queue'),
   ...w('tun/udp.js', '#onBatch', '#endpoint'),
 ];
