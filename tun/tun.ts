@@ -51,10 +51,11 @@ const WRITE_BATCH = 512;
 const WRITE_AREA = 1 << 20;
 /**
  * How often each fd is probed with TUNGETIFF: removal while the fd is not read (a read fd hears
- * of it at once, by POLLERR), and the current name. One timer probes every Tun of the process,
- * a twentieth of them each PROBE_MS / PROBE_SLICES: a wake-up costs more than the probe (a
- * timer interrupt and a VM exit on this kind of host), and a slice keeps the event loop's
- * pause short with 1000 devices.
+ * of it at once, by POLLERR), and the current name. One timer probes every Tun of the process
+ * in up to PROBE_SLICES slices, one slice per wake-up: a slice keeps the event loop's pause
+ * short with 1000 devices, and there are never more slices than Tuns, because a wake-up costs
+ * more than the probe (a timer interrupt and a VM exit on this kind of host): a daemon with its
+ * one Tun wakes once per PROBE_MS, not PROBE_SLICES times.
  */
 const PROBE_MS = 1000;
 const PROBE_SLICES = 20;
@@ -180,27 +181,40 @@ export class Tun {
   static #turn = 0;
   static #phase = 0;
 
+  /** Slices of the shared probe for the Tuns watched now: one per Tun, PROBE_SLICES at most. */
+  static #slices(): number {
+    return Math.max(1, Math.min(PROBE_SLICES, Tun.#probed.size));
+  }
+
+  static #arm(): void {
+    Tun.#timer = setTimeout(Tun.#probeSlice, PROBE_MS / Tun.#slices());
+    Tun.#timer.unref();
+  }
+
   static #watch(t: Tun): void {
     Tun.#probed.add(t);
-    if (Tun.#timer === null) {
-      Tun.#timer = setInterval(Tun.#probeSlice, PROBE_MS / PROBE_SLICES);
-      Tun.#timer.unref();
-    }
+    if (Tun.#timer === null) Tun.#arm();
   }
 
   static #unwatch(t: Tun): void {
     Tun.#probed.delete(t);
     if (Tun.#probed.size === 0 && Tun.#timer !== null) {
-      clearInterval(Tun.#timer);
+      clearTimeout(Tun.#timer);
       Tun.#timer = null;
     }
   }
 
-  /** One slice of the shared probe: every PROBE_SLICES-th Tun (a Tun may leave the set meanwhile). */
+  /**
+   * One slice of the shared probe: every slices-th Tun (a Tun may leave the set meanwhile, and
+   * the number of slices follows the set's size, so each Tun is probed about once per PROBE_MS).
+   */
   static #probeSlice = (): void => {
-    const slice = Tun.#turn++ % PROBE_SLICES;
+    Tun.#timer = null; // a Tun watched from a probe's callback arms the next slice itself
+    const slices = Tun.#slices();
+    const slice = Tun.#turn++ % slices;
     let k = 0;
-    for (const t of Tun.#probed) if (k++ % PROBE_SLICES === slice) t.#check();
+    for (const t of Tun.#probed) if (k++ % slices === slice) t.#check();
+    if (Tun.#timer === null && Tun.#probed.size > 0) Tun.#arm();
   };
 
   /**
