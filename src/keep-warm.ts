@@ -27,8 +27,7 @@ export class KeepWarm {
   /** Ticks in a row without one. */
   #quiet = 0;
   readonly #maxQuiet: number;
-  /** Ticks so far (for tests). */
-  ticks = 0;
+  #ticks = 0;
 
   constructor(
     readonly enabled = true,
@@ -45,6 +44,11 @@ export class KeepWarm {
   touch(): void {
     this.#active = true;
     if (this.#timer === null && this.enabled) this.#start();
+  }
+
+  /** Ticks so far (for tests and measurements). */
+  get ticks(): number {
+    return this.#ticks;
   }
 
   get running(): boolean {
@@ -65,7 +69,7 @@ export class KeepWarm {
   }
 
   readonly #tick = (): void => {
-    this.ticks++;
+    this.#ticks++;
     if (this.#active) {
       this.#active = false;
       this.#quiet = 0;
